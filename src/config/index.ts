@@ -1,0 +1,136 @@
+/**
+ * The service's configuration: read once from the environment, validated with one zod schema,
+ * frozen. Nothing else in the service reads `process.env`.
+ */
+import { z } from 'zod';
+import { type DatabaseTarget, DatabaseUrlError, parseDatabaseUrl } from './database-url.js';
+
+export { type DatabaseTarget, redactDatabaseUrl } from './database-url.js';
+
+const intIn = (min: number, max: number, fallback: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `must be a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
+    .optional()
+    .transform((v) => v ?? fallback);
+
+const bool = (fallback: boolean) =>
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .refine((v) => ['true', 'false', '1', '0', 'yes', 'no', ''].includes(v), 'must be true or false')
+    .transform((v) => (v === '' ? fallback : ['true', '1', 'yes'].includes(v)))
+    .optional()
+    .transform((v) => v ?? fallback);
+
+const databaseUrl = z
+  .string()
+  .optional()
+  .transform((value, ctx): DatabaseTarget => {
+    try {
+      return parseDatabaseUrl(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof DatabaseUrlError ? err.message : 'invalid' });
+      return z.NEVER;
+    }
+  });
+
+const envSchema = z.object({
+  DATABASE_URL: databaseUrl,
+  PORT: intIn(0, 65535, 50051),
+  HOST: z.string().trim().optional().transform((v) => (v ? v : undefined)),
+  ADMIN_TOKEN: z
+    .string()
+    .optional()
+    .transform((v) => (v ? v : undefined))
+    .refine((v) => v === undefined || v.length >= 16, 'must be at least 16 characters'),
+  MIGRATE_ON_START: bool(true),
+  TENANCY_MODE: z.enum(['row', 'schema'], { message: 'must be row or schema' }).optional().transform((v) => v ?? 'row'),
+  DB_POOL_MAX: intIn(1, 1000, 10),
+  DB_POOL_IDLE_TIMEOUT_MS: intIn(0, 3_600_000, 10_000),
+  DB_CONNECTION_TIMEOUT_MS: intIn(1, 600_000, 5_000),
+  DB_POOL_MAX_LIFETIME_SECONDS: intIn(0, 86_400, 1_800),
+  DB_STATEMENT_TIMEOUT_MS: intIn(0, 3_600_000, 30_000),
+  DB_APP_ROLE: z
+    .string()
+    .trim()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase PostgreSQL role name')
+    .optional()
+    .transform((v) => v ?? 'taskapi_app'),
+  SHUTDOWN_GRACE_MS: intIn(0, 600_000, 10_000),
+  LOG_LEVEL: z
+    .enum(['debug', 'info', 'warn', 'error', 'silent'], { message: 'must be debug, info, warn, error or silent' })
+    .optional()
+    .transform((v) => v ?? 'info'),
+});
+
+export interface Config {
+  readonly database: DatabaseTarget;
+  readonly port: number;
+  readonly host: string | undefined;
+  readonly adminToken: string | undefined;
+  readonly migrateOnStart: boolean;
+  readonly tenancyMode: 'row' | 'schema';
+  readonly pool: {
+    readonly max: number;
+    readonly idleTimeoutMs: number;
+    readonly connectionTimeoutMs: number;
+    readonly maxLifetimeSeconds: number;
+    readonly statementTimeoutMs: number;
+  };
+  /** The role every tenant transaction switches to: not owner, not superuser, not BYPASSRLS. */
+  readonly appRole: string;
+  readonly shutdownGraceMs: number;
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+/** Every bad variable, named; the values themselves are never repeated (they may be secrets). */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Validates an environment into a frozen Config.
+ * @throws ConfigError listing every bad variable.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`);
+    throw new ConfigError([...new Set(problems)]);
+  }
+  const e = parsed.data;
+  const config: Config = {
+    database: e.DATABASE_URL,
+    port: e.PORT,
+    host: e.HOST,
+    adminToken: e.ADMIN_TOKEN,
+    migrateOnStart: e.MIGRATE_ON_START,
+    tenancyMode: e.TENANCY_MODE,
+    pool: {
+      // pglite-socket multiplexes every connection onto one session and interleaves their
+      // statements (STACK.md), so the embedded database gets exactly one pooled connection.
+      max: e.DATABASE_URL.kind === 'pglite' ? 1 : e.DB_POOL_MAX,
+      idleTimeoutMs: e.DB_POOL_IDLE_TIMEOUT_MS,
+      connectionTimeoutMs: e.DB_CONNECTION_TIMEOUT_MS,
+      maxLifetimeSeconds: e.DB_POOL_MAX_LIFETIME_SECONDS,
+      statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
+    },
+    appRole: e.DB_APP_ROLE,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    logLevel: e.LOG_LEVEL,
+  };
+  return Object.freeze({ ...config, pool: Object.freeze(config.pool), database: Object.freeze(config.database) });
+}
+
+/** The process environment, read here and nowhere else. */
+export function loadConfigFromProcess(): Config {
+  return loadConfig(process.env);
+}

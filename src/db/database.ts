@@ -1,0 +1,233 @@
+/**
+ * Transactions, lent only through callbacks. `withTransaction(fn)` and
+ * `withTenantTransaction(tenantId, fn)` open a transaction, hand `fn` a Tx, COMMIT when it
+ * resolves and ROLLBACK when it throws; a client whose connection failed (or whose ROLLBACK
+ * failed) is discarded instead of going back to the pool. Serialization failures and deadlocks
+ * run the whole callback again (bounded, with jittered backoff); a connection found dead before
+ * the transaction did any work is replaced and the transaction retried, which is what
+ * SQLAlchemy's `pool_pre_ping` buys.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type pg from 'pg';
+import { AppError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { DbError, classifyDbError } from './errors.js';
+
+export interface Tx {
+  /** Rows of a statement. */
+  many<R>(text: string, values?: readonly unknown[]): Promise<R[]>;
+  /** The single row of a statement. @throws Error when it returns no row or several. */
+  one<R>(text: string, values?: readonly unknown[]): Promise<R>;
+  /** The row of a statement that returns at most one. @throws Error when it returns several. */
+  maybeOne<R>(text: string, values?: readonly unknown[]): Promise<R | undefined>;
+  /** Runs a statement and returns how many rows it touched. */
+  exec(text: string, values?: readonly unknown[]): Promise<number>;
+  /** The tenant this transaction is bound to (null for system transactions). */
+  readonly tenantId: bigint | null;
+}
+
+export interface TransactionOptions {
+  /** Cancels the transaction: it rolls back instead of committing. */
+  readonly signal?: AbortSignal;
+  /** Bounds every statement of the transaction (statement_timeout, set locally). */
+  readonly timeoutMs?: number;
+  readonly isolation?: 'read committed' | 'repeatable read' | 'serializable';
+  readonly readOnly?: boolean;
+  /** Run as the database owner instead of the app role: migrations and schema changes only. */
+  readonly asOwner?: boolean;
+}
+
+export interface DatabaseOptions {
+  readonly pool: pg.Pool;
+  readonly logger: Logger;
+  /** Role switched to in every transaction (not owner, not BYPASSRLS); null keeps the login role. */
+  readonly appRole: string | null;
+  readonly statementTimeoutMs: number;
+  /** Search path for a tenant's transactions (schema-per-tenant mode); null keeps the default. */
+  readonly tenantSearchPath?: ((tenantId: bigint) => string) | null;
+  readonly maxAttempts?: number;
+}
+
+/** Raised when the caller's signal fired: the transaction was rolled back. */
+export class TransactionCancelledError extends AppError {
+  constructor() {
+    super('cancelled', 'the call was cancelled; nothing was written');
+  }
+}
+
+export class Database {
+  readonly pool: pg.Pool;
+  /** Statements sent, for tests and the benchmark (a page must cost the same for 1 row or 200). */
+  statements = 0;
+  private readonly logger: Logger;
+  private readonly appRole: string | null;
+  private readonly statementTimeoutMs: number;
+  private readonly tenantSearchPath: ((tenantId: bigint) => string) | null;
+  private readonly maxAttempts: number;
+
+  constructor(options: DatabaseOptions) {
+    this.pool = options.pool;
+    this.logger = options.logger;
+    this.appRole = options.appRole;
+    this.statementTimeoutMs = options.statementTimeoutMs;
+    this.tenantSearchPath = options.tenantSearchPath ?? null;
+    this.maxAttempts = options.maxAttempts ?? 4;
+  }
+
+  /**
+   * A transaction that belongs to no tenant: tenant-owned tables return nothing in it.
+   * @throws DbError (classified), TransactionCancelledError, or whatever `fn` throws.
+   */
+  withTransaction<T>(fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    return this.run(null, fn, options);
+  }
+
+  /**
+   * A transaction bound to one tenant: `app.tenant_id` is set locally, so row-level security
+   * shows only that tenant's rows, and the setting ends with the transaction.
+   * @throws DbError (classified), TransactionCancelledError, or whatever `fn` throws.
+   */
+  withTenantTransaction<T>(tenantId: bigint, fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    return this.run(tenantId, fn, options);
+  }
+
+  /** Lends a raw client for work that cannot run in a transaction (migrations). */
+  async withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.connect();
+    let discard: Error | undefined;
+    try {
+      return await fn(client);
+    } catch (err) {
+      if (classifyDbError(err) instanceof DbError) discard = err as Error;
+      throw classifyDbError(err);
+    } finally {
+      client.release(discard);
+    }
+  }
+
+  /** True when the database answers a trivial query within `timeoutMs`. */
+  async ping(timeoutMs = 2_000): Promise<boolean> {
+    try {
+      await this.withTransaction((tx) => tx.one('select 1 as ok'), { timeoutMs, readOnly: true });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  private async connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (err) {
+      throw classifyDbError(err);
+    }
+  }
+
+  private async run<T>(tenantId: bigint | null, fn: (tx: Tx) => Promise<T>, options: TransactionOptions): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      let started = false;
+      try {
+        return await this.attempt(tenantId, fn, options, () => {
+          started = true;
+        });
+      } catch (err) {
+        const retry =
+          err instanceof DbError &&
+          attempt < this.maxAttempts &&
+          !options.signal?.aborted &&
+          (err.retryable || (err.kind === 'connection' && !started));
+        if (!retry) throw err;
+        this.logger.debug('retrying transaction', { kind: err.kind, attempt });
+        // Full jitter on an exponential base: concurrent losers do not collide again in step.
+        if (err.kind !== 'connection') await sleep(Math.random() * 10 * 2 ** attempt);
+      }
+    }
+  }
+
+  private async attempt<T>(
+    tenantId: bigint | null,
+    fn: (tx: Tx) => Promise<T>,
+    options: TransactionOptions,
+    markStarted: () => void,
+  ): Promise<T> {
+    if (options.signal?.aborted) throw new TransactionCancelledError();
+    const client = await this.connect();
+    let discard: Error | undefined;
+    try {
+      await this.begin(client, tenantId, options);
+      markStarted();
+      const result = await fn(this.txFor(client, tenantId, options.signal));
+      if (options.signal?.aborted) throw new TransactionCancelledError();
+      await this.send(client, 'commit');
+      return result;
+    } catch (err) {
+      const classified = classifyDbError(err);
+      if (classified instanceof DbError && classified.kind === 'connection') {
+        discard = classified;
+      } else {
+        try {
+          await client.query('rollback');
+        } catch (rollbackErr) {
+          this.logger.warn('rollback failed; discarding the connection', { err: rollbackErr });
+          discard = rollbackErr as Error;
+        }
+      }
+      throw classified;
+    } finally {
+      client.release(discard);
+    }
+  }
+
+  private async begin(client: pg.PoolClient, tenantId: bigint | null, options: TransactionOptions): Promise<void> {
+    const modes = [
+      options.isolation ? `isolation level ${options.isolation}` : '',
+      options.readOnly ? 'read only' : '',
+    ].filter(Boolean);
+    await this.send(client, modes.length ? `begin ${modes.join(' ')}` : 'begin');
+    const timeout = Math.max(1, Math.ceil(Math.min(options.timeoutMs ?? Infinity, this.statementTimeoutMs || Infinity)));
+    // Everything here is transaction-local (is_local = true), so nothing survives into the next
+    // transaction on this pooled connection, and the service stays PgBouncer-transaction-safe.
+    await this.send(
+      client,
+      `select set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true),
+              set_config('role', $3, true), set_config('search_path', $4, true)`,
+      [
+        tenantId === null ? '' : tenantId.toString(),
+        Number.isFinite(timeout) ? String(timeout) : '0',
+        options.asOwner || this.appRole === null ? 'none' : this.appRole,
+        tenantId !== null && this.tenantSearchPath ? this.tenantSearchPath(tenantId) : '"$user", public',
+      ],
+    );
+  }
+
+  private async send(client: pg.PoolClient, text: string, values?: readonly unknown[]): Promise<pg.QueryResult> {
+    this.statements++;
+    return client.query(text, values as unknown[] | undefined);
+  }
+
+  private txFor(client: pg.PoolClient, tenantId: bigint | null, signal: AbortSignal | undefined): Tx {
+    const query = async (text: string, values?: readonly unknown[]) => {
+      if (signal?.aborted) throw new TransactionCancelledError();
+      return this.send(client, text, values);
+    };
+    return {
+      tenantId,
+      many: async <R>(text: string, values?: readonly unknown[]) => (await query(text, values)).rows as R[],
+      one: async <R>(text: string, values?: readonly unknown[]) => {
+        const { rows } = await query(text, values);
+        if (rows.length !== 1) throw new Error(`expected one row, got ${rows.length}`);
+        return rows[0] as R;
+      },
+      maybeOne: async <R>(text: string, values?: readonly unknown[]) => {
+        const { rows } = await query(text, values);
+        if (rows.length > 1) throw new Error(`expected at most one row, got ${rows.length}`);
+        return rows[0] as R | undefined;
+      },
+      exec: async (text: string, values?: readonly unknown[]) => (await query(text, values)).rowCount ?? 0,
+    };
+  }
+}

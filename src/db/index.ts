@@ -1,0 +1,52 @@
+/**
+ * Opens the configured database: a PostgreSQL server, or embedded PGlite behind pglite-socket.
+ * This folder is the only place that imports `pg`.
+ */
+import type { Config } from '../config/index.js';
+import type { Logger } from '../logger.js';
+import { Database } from './database.js';
+import { startEmbedded } from './embedded.js';
+import { Migrator, quoteIdent, tenantSchema } from './migrate.js';
+import { createPool } from './pool.js';
+
+export { Database, type Tx, type TransactionOptions, TransactionCancelledError } from './database.js';
+export { DbError, type DbErrorKind } from './errors.js';
+export { Migrator, tenantSchema } from './migrate.js';
+
+/** The role tenant transactions switch to; created and granted by the migrations. */
+export const APP_ROLE = 'taskapi_app';
+
+export interface OpenDatabase {
+  readonly db: Database;
+  readonly migrator: Migrator;
+  readonly embedded: boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects (starting the embedded database first when configured). No query is sent yet.
+ * @throws Error when the embedded database cannot start.
+ */
+export async function openDatabase(config: Config, logger: Logger): Promise<OpenDatabase> {
+  const embedded = config.database.kind === 'pglite' ? await startEmbedded(config.database.dataDir) : null;
+  const connectionString = config.database.kind === 'postgres' ? config.database.url : embedded!.url;
+  const pool = createPool({ connectionString, ...config.pool }, logger);
+  const db = new Database({
+    pool,
+    logger,
+    appRole: APP_ROLE,
+    statementTimeoutMs: config.pool.statementTimeoutMs,
+    tenantSearchPath:
+      config.tenancyMode === 'schema' ? (tenantId) => `${quoteIdent(tenantSchema(tenantId))}, public` : null,
+  });
+  const migrator = new Migrator(db, config.tenancyMode, logger);
+  return {
+    db,
+    migrator,
+    embedded: embedded !== null,
+    async close() {
+      await db.close();
+      await embedded?.close();
+    },
+  };
+}
