@@ -138,6 +138,7 @@ create table api_keys (
   constraint api_keys_worker_fkey foreign key (tenant_id, worker_id)
     references workers (tenant_id, id) on delete cascade
 );
+create unique index api_keys_secret_hash_key on api_keys (tenant_id, secret_hash);
 create index api_keys_worker_idx on api_keys (tenant_id, worker_id) where worker_id is not null;
 
 -- Idempotency records of create RPCs: the first response, kept per (tenant, request_id). The

@@ -97,8 +97,11 @@ const MESSAGES: Readonly<Record<DbErrorKind, string>> = {
 export function isDriverError(err: unknown): err is Error & { code?: string; constraint?: string } {
   if (!(err instanceof Error) || err instanceof DbError) return false;
   const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' || kindOf(err) === 'connection';
+  if (typeof code === 'string') return SQLSTATE.test(code) || CONNECTION_CODES.has(code);
+  return CONNECTION_MESSAGES.some((m) => err.message.includes(m));
 }
+
+const SQLSTATE = /^[0-9A-Z]{5}$/;
 
 /** Wraps a driver error in a DbError; anything else is returned as it is. */
 export function classifyDbError(err: unknown): unknown {

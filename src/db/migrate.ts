@@ -75,6 +75,11 @@ export class Migrator {
     return names.map((n) => `${tenantSchema(tenantId)}.${n}`);
   }
 
+  /** Drops a tenant's schema and everything in it (schema mode; undoes migrateTenant). */
+  async dropTenantSchema(tenantId: bigint): Promise<void> {
+    await this.db.withClient((client) => client.query(`drop schema if exists ${quoteIdent(tenantSchema(tenantId))} cascade`));
+  }
+
   /** Applied and pending migrations per schema, like `alembic current` plus what is left. */
   async status(): Promise<{ schema: string; applied: string[]; pending: string[] }[]> {
     const shared = migrationNames(SHARED_DIR);

@@ -1,0 +1,98 @@
+/**
+ * The service put together: database (migrated on start when configured), services, RPC
+ * routes and interceptors, one listening port, and a graceful stop.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { type Config, redactDatabaseUrl } from './config/index.js';
+import { type OpenDatabase, openDatabase } from './db/index.js';
+import type { Logger } from './logger.js';
+import { authInterceptor, errorInterceptor } from './rpc/interceptors.js';
+import { routes } from './rpc/routes.js';
+import { type RpcServer, listen } from './rpc/server.js';
+import { type Services, createServices } from './services/index.js';
+
+/** Requests larger than this are refused with RESOURCE_EXHAUSTED. */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+export interface App {
+  readonly port: number;
+  readonly services: Services;
+  readonly database: OpenDatabase;
+  /** Stops accepting, drains in-flight calls within the grace period, closes the database. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Without ADMIN_TOKEN the embedded (development) mode makes one up and keeps it in a file next
+ * to the data, so that a first-time user can create a tenant right after `npm start`; the
+ * token itself is never logged. With a PostgreSQL server there is no such fallback:
+ * TenantService stays closed until ADMIN_TOKEN is set.
+ */
+function embeddedAdminToken(config: Config, logger: Logger): string | undefined {
+  if (config.adminToken !== undefined || config.database.kind !== 'pglite') return config.adminToken;
+  const dir = config.database.dataDir === null ? resolve('.data') : dirname(resolve(config.database.dataDir));
+  const file = resolve(dir, 'admin-token');
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch {
+    token = randomBytes(24).toString('base64url');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  }
+  logger.info('embedded mode: the TenantService admin token is in a file (set ADMIN_TOKEN to choose one)', {
+    file: relative(process.cwd(), file) || file,
+  });
+  return token;
+}
+
+/** @throws Error when the database cannot be opened or migrated, or the port is taken. */
+export async function startApp(config: Config, logger: Logger): Promise<App> {
+  logger.info('opening database', { database: redactDatabaseUrl(config.database), tenancy: config.tenancyMode });
+  const database = await openDatabase(config, logger);
+  let server: RpcServer | undefined;
+  try {
+    if (config.migrateOnStart) {
+      const applied = await database.migrator.run({ direction: 'up' });
+      logger.info('migrations applied', { count: applied.length, applied });
+    }
+    const services = createServices(database.db, database.migrator, { ...config, adminToken: embeddedAdminToken(config, logger) }, logger);
+    const shutdown = new AbortController();
+    let stopping = false;
+    const handler = connectNodeAdapter({
+      routes: routes(services, { probe: () => database.db.ping(), stopping: () => stopping }),
+      interceptors: [errorInterceptor(logger), authInterceptor(services.auth)],
+      readMaxBytes: MAX_MESSAGE_BYTES,
+      writeMaxBytes: 64 * MAX_MESSAGE_BYTES,
+      shutdownSignal: shutdown.signal,
+      jsonOptions: { ignoreUnknownFields: false },
+    });
+    server = await listen({ port: config.port, host: config.host, handler, logger });
+    const rpc = server;
+    logger.info('listening', { port: rpc.port, protocols: 'gRPC, gRPC-Web, Connect (HTTP/1.1 and HTTP/2)' });
+    let stopped: Promise<void> | undefined;
+    return {
+      port: rpc.port,
+      services,
+      database,
+      stop() {
+        stopped ??= (async () => {
+          stopping = true;
+          await rpc.shutdown(config.shutdownGraceMs, () =>
+            shutdown.abort(new ConnectError('the server is shutting down', Code.Unavailable)),
+          );
+          await database.close();
+          logger.info('stopped');
+        })();
+        return stopped;
+      },
+    };
+  } catch (err) {
+    await database.close().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Entry point: `npm start`. Reads the configuration (exiting with one message naming every bad
+ * variable), starts the service, and stops it gracefully on SIGTERM/SIGINT.
+ */
+import { ConfigError, loadConfigFromProcess } from './config/index.js';
+import { startApp } from './app.js';
+import { createLogger } from './logger.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfigFromProcess();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`task-api: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  // The process must never die of a client's or the database's fault; log what slips through.
+  process.on('unhandledRejection', (err) => logger.error('unhandled rejection', { err }));
+  process.on('uncaughtException', (err) => logger.error('uncaught exception', { err, stack: err.stack }));
+
+  let app;
+  try {
+    app = await startApp(config, logger);
+  } catch (err) {
+    logger.error('could not start', { err });
+    process.exit(1);
+  }
+  let signals = 0;
+  const stop = (signal: string) => {
+    signals++;
+    if (signals > 1) {
+      logger.warn('second signal: exiting now', { signal });
+      process.exit(1);
+    }
+    logger.info('shutting down', { signal });
+    app.stop().then(
+      () => process.exit(0),
+      (err) => {
+        logger.error('shutdown failed', { err });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+void main();

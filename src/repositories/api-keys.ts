@@ -1,0 +1,35 @@
+import type { Tx } from '../db/index.js';
+import { tenantOf } from './tenant-scope.js';
+
+export interface ApiKeyRecord {
+  readonly id: bigint;
+  readonly workerId: bigint | null;
+  readonly revoked: boolean;
+}
+
+export async function insertApiKey(tx: Tx, input: { name: string; workerId: bigint | null; secretHash: Buffer }): Promise<bigint> {
+  const row = await tx.one<{ id: string }>(
+    `insert into api_keys (tenant_id, name, worker_id, secret_hash) values ($1::bigint, $2, $3::bigint, $4) returning id`,
+    [tenantOf(tx), input.name, input.workerId === null ? null : input.workerId.toString(), input.secretHash],
+  );
+  return BigInt(row.id);
+}
+
+/** The key whose secret hashes to `secretHash` (only hashes are stored, never secrets). */
+export async function findApiKeyByHash(tx: Tx, secretHash: Buffer): Promise<ApiKeyRecord | undefined> {
+  const row = await tx.maybeOne<{ id: string; worker_id: string | null; revoked: boolean }>(
+    `select id, worker_id, revoked_at is not null as revoked
+       from api_keys where tenant_id = $1::bigint and secret_hash = $2`,
+    [tenantOf(tx), secretHash],
+  );
+  return row && { id: BigInt(row.id), workerId: row.worker_id === null ? null : BigInt(row.worker_id), revoked: row.revoked };
+}
+
+/** Revokes the key; true when it exists (revoking twice is not an error). */
+export async function revokeApiKey(tx: Tx, id: bigint): Promise<boolean> {
+  const n = await tx.exec(
+    `update api_keys set revoked_at = coalesce(revoked_at, now()) where tenant_id = $1::bigint and id = $2::bigint`,
+    [tenantOf(tx), id.toString()],
+  );
+  return n > 0;
+}

@@ -1,0 +1,30 @@
+import type { Tx } from '../db/index.js';
+import type { Tenant } from '../domain.js';
+import { TENANT_COLUMNS, type TenantRow, toTenant } from './rows.js';
+
+export async function insertTenant(tx: Tx, input: { name: string; subdomain: string }): Promise<Tenant> {
+  const row = await tx.one<TenantRow>(
+    `insert into tenants (name, subdomain) values ($1, $2) returning ${TENANT_COLUMNS}`,
+    [input.name, input.subdomain],
+  );
+  return toTenant(row);
+}
+
+export async function findTenantById(tx: Tx, id: bigint): Promise<Tenant | undefined> {
+  const row = await tx.maybeOne<TenantRow>(`select ${TENANT_COLUMNS} from tenants where id = $1::bigint`, [id.toString()]);
+  return row && toTenant(row);
+}
+
+export async function findTenantBySubdomain(tx: Tx, subdomain: string): Promise<Tenant | undefined> {
+  const row = await tx.maybeOne<TenantRow>(`select ${TENANT_COLUMNS} from tenants where subdomain = $1`, [subdomain]);
+  return row && toTenant(row);
+}
+
+/** Tenants after `afterId` in id order; one more than `limit` tells whether a next page exists. */
+export async function listTenants(tx: Tx, afterId: bigint, limit: number): Promise<Tenant[]> {
+  const rows = await tx.many<TenantRow>(
+    `select ${TENANT_COLUMNS} from tenants where id > $1::bigint order by id limit $2`,
+    [afterId.toString(), limit],
+  );
+  return rows.map(toTenant);
+}

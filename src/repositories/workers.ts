@@ -1,0 +1,71 @@
+import type { Tx } from '../db/index.js';
+import type { Worker, WorkerType } from '../domain.js';
+import { WORKER_COLUMNS, type WorkerRow, idList, toWorker } from './rows.js';
+import { tenantOf } from './tenant-scope.js';
+
+export interface NewWorker {
+  readonly handle: string;
+  readonly type: WorkerType;
+  readonly email: string | null;
+  readonly capabilities: string[];
+}
+
+export async function insertWorker(tx: Tx, w: NewWorker): Promise<Worker> {
+  const row = await tx.one<WorkerRow>(
+    `insert into workers (tenant_id, handle, type, email, capabilities)
+     values ($1::bigint, $2, $3, $4, $5::jsonb) returning ${WORKER_COLUMNS}`,
+    [tenantOf(tx), w.handle, w.type, w.email, JSON.stringify(w.capabilities)],
+  );
+  return toWorker(row);
+}
+
+export async function findWorker(tx: Tx, id: bigint): Promise<Worker | undefined> {
+  const row = await tx.maybeOne<WorkerRow>(
+    `select ${WORKER_COLUMNS} from workers where tenant_id = $1::bigint and id = $2::bigint`,
+    [tenantOf(tx), id.toString()],
+  );
+  return row && toWorker(row);
+}
+
+/** Handles are matched regardless of case, as the unique index compares them. */
+export async function findWorkerByHandle(tx: Tx, handle: string): Promise<Worker | undefined> {
+  const row = await tx.maybeOne<WorkerRow>(
+    `select ${WORKER_COLUMNS} from workers where tenant_id = $1::bigint and lower(handle) = lower($2)`,
+    [tenantOf(tx), handle],
+  );
+  return row && toWorker(row);
+}
+
+/** Every worker of `ids` in one statement, keyed by id. */
+export async function findWorkersByIds(tx: Tx, ids: Iterable<bigint>): Promise<Map<bigint, Worker>> {
+  const list = idList(ids);
+  if (list.length === 0) return new Map();
+  const rows = await tx.many<WorkerRow>(
+    `select ${WORKER_COLUMNS} from workers where tenant_id = $1::bigint and id = any($2::bigint[])`,
+    [tenantOf(tx), list],
+  );
+  return new Map(rows.map((r) => [BigInt(r.id), toWorker(r)]));
+}
+
+export async function listWorkers(tx: Tx, filter: { type: WorkerType | null }, afterId: bigint, limit: number): Promise<Worker[]> {
+  const rows = await tx.many<WorkerRow>(
+    `select ${WORKER_COLUMNS} from workers
+      where tenant_id = $1::bigint and ($2::text is null or type = $2) and id > $3::bigint
+      order by id limit $4`,
+    [tenantOf(tx), filter.type, afterId.toString(), limit],
+  );
+  return rows.map(toWorker);
+}
+
+export async function deleteWorker(tx: Tx, id: bigint): Promise<boolean> {
+  return (await tx.exec(`delete from workers where tenant_id = $1::bigint and id = $2::bigint`, [tenantOf(tx), id.toString()])) > 0;
+}
+
+/** Whether the worker is the creator of any task (such a worker cannot be deleted). */
+export async function workerCreatedTasks(tx: Tx, id: bigint): Promise<boolean> {
+  const row = await tx.one<{ found: boolean }>(
+    `select exists (select 1 from tasks where tenant_id = $1::bigint and created_by_id = $2::bigint) as found`,
+    [tenantOf(tx), id.toString()],
+  );
+  return row.found;
+}

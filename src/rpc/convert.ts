@@ -1,0 +1,101 @@
+/** Domain objects → proto messages, and proto enums ↔ domain values. Only the RPC layer builds messages. */
+import { create } from '@bufbuild/protobuf';
+import { type Timestamp, timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import type * as d from '../domain.js';
+import {
+  type Project,
+  ProjectSchema,
+  ProjectStatus,
+  type Task,
+  TaskPriority,
+  TaskSchema,
+  TaskStatus,
+  type Tenant,
+  TenantSchema,
+  type Worker,
+  WorkerSchema,
+  WorkerType,
+} from '../gen/taskapi/v1/resources_pb.js';
+
+function enumMap<D extends string, P extends number>(pairs: [D, P][]) {
+  const toProto = new Map(pairs);
+  const toDomain = new Map(pairs.map(([a, b]) => [b, a] as const));
+  return { toProto: (v: D) => toProto.get(v)!, toDomain: (v: P): D | undefined => toDomain.get(v) };
+}
+
+export const taskStatus = enumMap<d.TaskStatus, TaskStatus>([
+  ['pending', TaskStatus.PENDING],
+  ['in_progress', TaskStatus.IN_PROGRESS],
+  ['review', TaskStatus.REVIEW],
+  ['completed', TaskStatus.COMPLETED],
+  ['blocked', TaskStatus.BLOCKED],
+]);
+export const taskPriority = enumMap<d.TaskPriority, TaskPriority>([
+  ['low', TaskPriority.LOW],
+  ['medium', TaskPriority.MEDIUM],
+  ['high', TaskPriority.HIGH],
+  ['critical', TaskPriority.CRITICAL],
+]);
+export const workerType = enumMap<d.WorkerType, WorkerType>([
+  ['human', WorkerType.HUMAN],
+  ['agent', WorkerType.AGENT],
+]);
+export const projectStatus = enumMap<d.ProjectStatus, ProjectStatus>([
+  ['active', ProjectStatus.ACTIVE],
+  ['completed', ProjectStatus.COMPLETED],
+  ['archived', ProjectStatus.ARCHIVED],
+]);
+
+const ts = (date: Date | null | undefined): Timestamp | undefined => (date ? timestampFromDate(date) : undefined);
+export const dateOf = (t: Timestamp): Date => timestampDate(t);
+
+export const tenantMessage = (t: d.Tenant): Tenant =>
+  create(TenantSchema, { id: t.id, name: t.name, subdomain: t.subdomain, createdAt: ts(t.createdAt) });
+
+export const workerMessage = (w: d.Worker): Worker =>
+  create(WorkerSchema, {
+    id: w.id,
+    handle: w.handle,
+    type: workerType.toProto(w.type),
+    email: w.email ?? '',
+    capabilities: w.capabilities,
+    createdAt: ts(w.createdAt),
+  });
+
+export const projectMessage = (p: d.Project): Project =>
+  create(ProjectSchema, {
+    id: p.id,
+    name: p.name,
+    description: p.description,
+    status: projectStatus.toProto(p.status),
+    metadata: p.metadata,
+    createdAt: ts(p.createdAt),
+    updatedAt: ts(p.updatedAt),
+    version: p.version,
+  });
+
+export function taskMessage(t: d.Task | d.TaskView): Task {
+  const view = t as Partial<d.TaskView>;
+  return create(TaskSchema, {
+    id: t.id,
+    title: t.title,
+    description: t.description,
+    status: taskStatus.toProto(t.status),
+    priority: taskPriority.toProto(t.priority),
+    tags: t.tags,
+    projectId: t.projectId,
+    assigneeId: t.assigneeId ?? undefined,
+    createdById: t.createdById,
+    parentTaskId: t.parentTaskId ?? undefined,
+    createdAt: ts(t.createdAt),
+    updatedAt: ts(t.updatedAt),
+    dueDate: ts(t.dueDate),
+    version: t.version,
+    leaseExpiresAt: ts(t.leaseExpiresAt),
+    assignee: view.assignee ? workerMessage(view.assignee) : undefined,
+    createdBy: view.createdBy ? workerMessage(view.createdBy) : undefined,
+    project: view.project ? projectMessage(view.project) : undefined,
+    parent: view.parent ? taskMessage(view.parent) : undefined,
+    subtasks: view.subtasks?.map(taskMessage) ?? [],
+  });
+}

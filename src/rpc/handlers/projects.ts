@@ -1,0 +1,75 @@
+import type { ServiceImpl } from '@connectrpc/connect';
+import { z } from 'zod';
+import type { ProjectService } from '../../gen/taskapi/v1/project_pb.js';
+import { invalidArgument } from '../../errors.js';
+import type { ProjectChanges } from '../../repositories/projects.js';
+import type { ProjectService as Projects } from '../../services/projects.js';
+import { callerOf } from '../context.js';
+import { projectMessage, projectStatus, taskMessage } from '../convert.js';
+import { fieldsToWrite } from './update-mask.js';
+import * as v from '../validate.js';
+
+const name = v.requiredText(v.LIMITS.nameChars);
+const create = z.object({
+  name,
+  description: v.description,
+  status: v.enumOf(projectStatus.toDomain, 'active'),
+  metadata: v.metadata,
+  requestId: v.requestId,
+});
+const createWithTasks = z.object({
+  name,
+  description: v.description,
+  metadata: v.metadata,
+  taskTitles: z.array(v.title).max(v.LIMITS.taskTitles, `at most ${v.LIMITS.taskTitles} titles`),
+  createdById: v.optionalId,
+  requestId: v.requestId,
+});
+const list = z.object({ status: v.enumOf(projectStatus.toDomain, null), pageSize: v.pageSize, pageToken: v.pageToken });
+const UPDATABLE = ['name', 'description', 'status', 'metadata'] as const;
+const changes = {
+  name,
+  description: v.description,
+  status: v.enumOf(projectStatus.toDomain, null).refine((s) => s !== null, 'is required when in update_mask'),
+  metadata: v.metadata,
+};
+
+export function projectHandlers(projects: Projects): ServiceImpl<typeof ProjectService> {
+  return {
+    async createProject(req, ctx) {
+      return { project: projectMessage(await projects.create(callerOf(ctx), v.check(create, req))) };
+    },
+    async createProjectWithTasks(req, ctx) {
+      const result = await projects.createWithTasks(callerOf(ctx), v.check(createWithTasks, req));
+      return { project: projectMessage(result.project), tasks: result.tasks.map(taskMessage) };
+    },
+    async getProject(req, ctx) {
+      return { project: projectMessage(await projects.get(callerOf(ctx), v.check(v.id, req.id, 'id'))) };
+    },
+    async listProjects(req, ctx) {
+      const page = await projects.list(callerOf(ctx), v.check(list, req));
+      return { projects: page.items.map(projectMessage), nextPageToken: page.nextPageToken };
+    },
+    async updateProject(req, ctx) {
+      if (!req.project) throw invalidArgument('project', 'is required');
+      const id = v.check(v.id, req.project.id, 'project.id');
+      const fields = fieldsToWrite(req.updateMask?.paths ?? [], UPDATABLE, req.project, { metadata: (p) => p.metadata !== undefined });
+      const picked = Object.fromEntries(fields.map((f) => [f, changes[f]]));
+      const parsed = v.check(z.object(picked), req.project, 'project') as ProjectChanges & { status?: ProjectChanges['status'] | null };
+      const project = await projects.update(callerOf(ctx), {
+        id,
+        changes: { ...parsed, status: parsed.status ?? undefined },
+        expectedVersion: v.check(v.expectedVersion, req.expectedVersion, 'expected_version'),
+      });
+      return { project: projectMessage(project) };
+    },
+    async deleteProject(req, ctx) {
+      await projects.delete(callerOf(ctx), { id: v.check(v.id, req.id, 'id'), force: req.force });
+      return {};
+    },
+    async completeProjectTasks(req, ctx) {
+      const count = await projects.completeTasks(callerOf(ctx), v.check(v.id, req.projectId, 'project_id'));
+      return { completedCount: BigInt(count) };
+    },
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * grpc.health.v1.Health: SERVING only while the database answers (and the server is not
+ * shutting down). The empty service name and every served service share that one status.
+ */
+import type { ServiceImpl } from '@connectrpc/connect';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { create } from '@bufbuild/protobuf';
+import {
+  type Health,
+  HealthCheckResponseSchema,
+  HealthCheckResponse_ServingStatus as Status,
+} from '../gen/grpc/health/v1/health_pb.js';
+
+export interface HealthOptions {
+  /** Fully qualified names of the services this server serves. */
+  readonly services: readonly string[];
+  /** True while the database answers. */
+  readonly probe: () => Promise<boolean>;
+  /** True once shutdown has begun. */
+  readonly stopping: () => boolean;
+  readonly watchIntervalMs?: number;
+}
+
+export function healthService(options: HealthOptions): ServiceImpl<typeof Health> {
+  const known = new Set(['', ...options.services]);
+  const current = async () =>
+    !options.stopping() && (await options.probe()) ? Status.SERVING : Status.NOT_SERVING;
+  return {
+    async check(req) {
+      if (!known.has(req.service)) throw new ConnectError(`unknown service ${req.service}`, Code.NotFound);
+      return { status: await current() };
+    },
+    async list() {
+      const status = await current();
+      return {
+        statuses: Object.fromEntries([...known].map((name) => [name, create(HealthCheckResponseSchema, { status })])),
+      };
+    },
+    async *watch(req, ctx) {
+      if (!known.has(req.service)) {
+        yield { status: Status.SERVICE_UNKNOWN };
+        return;
+      }
+      let last: Status | undefined;
+      while (!ctx.signal.aborted) {
+        const status = await current();
+        if (status !== last) yield { status };
+        last = status;
+        await sleep(options.watchIntervalMs ?? 1_000, undefined, { signal: ctx.signal }).catch(() => {});
+      }
+    },
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * Who is calling, as the services see it: the tenant (always), the worker the API key is bound
+ * to (if any), and the call's deadline and cancellation. Built by the RPC layer's
+ * authentication interceptor; services never see headers.
+ */
+import { createHash } from 'node:crypto';
+import type { Database, TransactionOptions, Tx } from '../db/index.js';
+import { DbError } from '../db/index.js';
+import type { JsonValue } from '../domain.js';
+import { AppError, invalidArgument } from '../errors.js';
+import * as idempotency from '../repositories/idempotency.js';
+import { fromTaggedJson, toTaggedJson } from './tagged-json.js';
+
+export interface Caller {
+  readonly tenantId: bigint;
+  /** The worker an API key is bound to: the actor of its writes. */
+  readonly actorWorkerId: bigint | null;
+  readonly signal?: AbortSignal;
+  /** Time left before the caller's deadline. */
+  readonly timeoutMs?: number;
+}
+
+export function txOptions(caller: Caller, extra: TransactionOptions = {}): TransactionOptions {
+  return { signal: caller.signal, timeoutMs: caller.timeoutMs, ...extra };
+}
+
+/**
+ * What a violated constraint means to the client: the field it is about, and the code. Kept
+ * next to the services because the constraint names are the migrations' and the fields the API's.
+ */
+const CONSTRAINTS: Readonly<Record<string, { code: AppError['code']; field: string; message: string }>> = {
+  tenants_subdomain_key: { code: 'already_exists', field: 'subdomain', message: 'a tenant with this subdomain already exists' },
+  workers_handle_key: { code: 'already_exists', field: 'handle', message: 'a worker with this handle already exists' },
+  tasks_project_fkey: { code: 'failed_precondition', field: 'project_id', message: 'project not found' },
+  tasks_assignee_fkey: { code: 'failed_precondition', field: 'assignee_id', message: 'worker not found' },
+  tasks_created_by_fkey: { code: 'failed_precondition', field: 'created_by_id', message: 'worker not found' },
+  tasks_parent_fkey: { code: 'failed_precondition', field: 'parent_task_id', message: 'parent task not found in this project' },
+  tasks_not_own_parent: { code: 'failed_precondition', field: 'parent_task_id', message: 'a task cannot be its own parent' },
+  api_keys_worker_fkey: { code: 'failed_precondition', field: 'worker_id', message: 'worker not found' },
+  tasks_title_length: { code: 'invalid_argument', field: 'title', message: 'must be 1 to 500 characters' },
+  projects_name_length: { code: 'invalid_argument', field: 'name', message: 'must be 1 to 200 characters' },
+  workers_handle_format: { code: 'invalid_argument', field: 'handle', message: 'must look like @name' },
+  workers_email_format: { code: 'invalid_argument', field: 'email', message: 'is not an email address' },
+  tenants_subdomain_format: { code: 'invalid_argument', field: 'subdomain', message: 'must be a DNS label' },
+};
+
+/** Turns a constraint violation into the client's error; anything else passes unchanged. */
+export function explainDbError(err: unknown): unknown {
+  if (err instanceof DbError && err.constraint) {
+    const known = CONSTRAINTS[err.constraint];
+    if (known) return new AppError(known.code, `${known.field}: ${known.message}`, known.field);
+  }
+  return err;
+}
+
+/**
+ * Runs `fn` in a transaction of the caller's tenant, bounded by the caller's deadline, with
+ * constraint violations explained.
+ */
+export async function inTenant<T>(db: Database, caller: Caller, fn: (tx: Tx) => Promise<T>, extra?: TransactionOptions): Promise<T> {
+  try {
+    return await db.withTenantTransaction(caller.tenantId, fn, txOptions(caller, extra));
+  } catch (err) {
+    throw explainDbError(err);
+  }
+}
+
+/**
+ * Idempotent create: with a request id, the first run's result is stored in the same
+ * transaction and every retry with the same id and request gets it back without writing.
+ * The same id with a different request (or operation) is INVALID_ARGUMENT.
+ */
+export async function idempotent<T>(
+  tx: Tx,
+  requestId: string,
+  operation: string,
+  request: unknown,
+  run: () => Promise<T>,
+): Promise<T> {
+  if (requestId === '') return run();
+  if (requestId.length > 200) throw invalidArgument('request_id', 'must be at most 200 characters');
+  const hash = createHash('sha256').update(operation).update('\0').update(JSON.stringify(toTaggedJson(request))).digest();
+  if (await idempotency.claimRequestId(tx, requestId, hash)) {
+    const result = await run();
+    await idempotency.saveResponse(tx, requestId, toTaggedJson(result));
+    return result;
+  }
+  const record = await idempotency.findRecord(tx, requestId);
+  if (!record || !record.requestHash.equals(hash)) {
+    throw invalidArgument('request_id', 'was already used for a different request');
+  }
+  if (record.response === null) throw new AppError('aborted', 'the first request with this request_id is still running');
+  return fromTaggedJson<T>(record.response as JsonValue);
+}
+
+/** The creator of a write: the key's worker, or the explicit id, which must then agree. */
+export function resolveActor(caller: Caller, explicit: bigint | null, field = 'created_by_id'): bigint {
+  if (caller.actorWorkerId !== null) {
+    if (explicit !== null && explicit !== caller.actorWorkerId) {
+      throw new AppError('permission_denied', `${field}: must be the worker of the API key`, field);
+    }
+    return caller.actorWorkerId;
+  }
+  if (explicit === null) throw invalidArgument(field, 'is required');
+  return explicit;
+}

@@ -1,0 +1,123 @@
+import type { Database } from '../db/index.js';
+import type { JsonObject, Project, ProjectStatus, TaskView } from '../domain.js';
+import { aborted, failedPrecondition, notFound } from '../errors.js';
+import { appendTaskEvents } from '../repositories/events.js';
+import * as projects from '../repositories/projects.js';
+import { completeProjectTasks, insertTasksWithTitles } from '../repositories/tasks.js';
+import { type Caller, idempotent, inTenant, resolveActor } from './caller.js';
+import { type Page, decodePageToken, queryFingerprint, toPage } from './page-token.js';
+import { loadTaskViews } from './task-views.js';
+import { snapshot } from './tasks.js';
+
+export interface CreateProjectInput {
+  readonly name: string;
+  readonly description: string;
+  readonly status: ProjectStatus;
+  readonly metadata: JsonObject;
+  readonly requestId: string;
+}
+
+export interface CreateProjectWithTasksInput {
+  readonly name: string;
+  readonly description: string;
+  readonly metadata: JsonObject;
+  readonly taskTitles: string[];
+  readonly createdById: bigint | null;
+  readonly requestId: string;
+}
+
+export interface ListProjectsInput {
+  readonly status: ProjectStatus | null;
+  readonly pageSize: number;
+  readonly pageToken: string;
+}
+
+export class ProjectService {
+  /** A hook for tests: runs inside CreateProjectWithTasks after the tasks are inserted. */
+  afterTasksInserted: (() => Promise<void>) | null = null;
+
+  constructor(private readonly db: Database) {}
+
+  /** @throws AppError invalid_argument (request_id reuse). */
+  create(caller: Caller, input: CreateProjectInput): Promise<Project> {
+    const { requestId, ...fields } = input;
+    return inTenant(this.db, caller, (tx) =>
+      idempotent(tx, requestId, 'CreateProject', fields, () => projects.insertProject(tx, fields)),
+    );
+  }
+
+  /**
+   * The project and one task per title in one transaction; the tasks in one statement. Any
+   * failure leaves nothing behind.
+   * @throws AppError failed_precondition (created_by_id names no worker), invalid_argument.
+   */
+  createWithTasks(caller: Caller, input: CreateProjectWithTasksInput): Promise<{ project: Project; tasks: TaskView[] }> {
+    const { requestId, ...fields } = input;
+    const createdById = resolveActor(caller, input.createdById);
+    return inTenant(this.db, caller, (tx) =>
+      idempotent(tx, requestId, 'CreateProjectWithTasks', fields, async () => {
+        const project = await projects.insertProject(tx, { ...fields, status: 'active' });
+        const created = await insertTasksWithTitles(tx, project.id, input.taskTitles, createdById);
+        await this.afterTasksInserted?.();
+        await appendTaskEvents(
+          tx,
+          created.map((t) => ({ taskId: t.id, projectId: t.projectId, kind: 'created' as const, actorId: createdById, data: { task: snapshot(t) } })),
+        );
+        return { project, tasks: await loadTaskViews(tx, created, 'basic') };
+      }),
+    );
+  }
+
+  /** @throws AppError not_found. */
+  async get(caller: Caller, id: bigint): Promise<Project> {
+    const project = await inTenant(this.db, caller, (tx) => projects.findProject(tx, id), { readOnly: true });
+    if (!project) throw notFound('project');
+    return project;
+  }
+
+  /** @throws AppError invalid_argument (page_token). */
+  list(caller: Caller, input: ListProjectsInput): Promise<Page<Project>> {
+    const fingerprint = queryFingerprint({ list: 'projects', status: input.status });
+    const after = decodePageToken<bigint>(input.pageToken, fingerprint) ?? 0n;
+    return inTenant(this.db, caller, async (tx) => {
+      const rows = await projects.listProjects(tx, { status: input.status }, after, input.pageSize + 1);
+      return toPage(rows, input.pageSize, fingerprint, (p) => p.id);
+    }, { readOnly: true });
+  }
+
+  /** @throws AppError not_found; aborted (version mismatch). */
+  update(caller: Caller, input: { id: bigint; changes: projects.ProjectChanges; expectedVersion: bigint | null }): Promise<Project> {
+    return inTenant(this.db, caller, async (tx) => {
+      const current = await projects.findProject(tx, input.id, { forUpdate: true });
+      if (!current) throw notFound('project');
+      if (input.expectedVersion !== null && current.version !== input.expectedVersion) {
+        throw aborted(`expected_version: the project is at version ${current.version}, not ${input.expectedVersion}`);
+      }
+      return projects.updateProject(tx, input.id, input.changes);
+    });
+  }
+
+  /**
+   * Deletes the project; with tasks only when `force` (they are deleted with it).
+   * @throws AppError not_found; failed_precondition (tasks without force).
+   */
+  delete(caller: Caller, input: { id: bigint; force: boolean }): Promise<void> {
+    return inTenant(this.db, caller, async (tx) => {
+      const project = await projects.findProject(tx, input.id, { forUpdate: true });
+      if (!project) throw notFound('project');
+      if (!input.force && (await projects.projectHasTasks(tx, input.id))) {
+        throw failedPrecondition('the project has tasks; pass force to delete them too', 'force');
+      }
+      await projects.deleteProject(tx, input.id);
+    });
+  }
+
+  /** Completes every task of the project that is not completed; returns how many. @throws AppError not_found. */
+  completeTasks(caller: Caller, projectId: bigint): Promise<number> {
+    return inTenant(this.db, caller, async (tx) => {
+      const { found, count } = await completeProjectTasks(tx, projectId, caller.actorWorkerId);
+      if (!found) throw notFound('project');
+      return count;
+    });
+  }
+}

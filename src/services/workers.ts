@@ -1,0 +1,80 @@
+import type { Database } from '../db/index.js';
+import type { Worker, WorkerType } from '../domain.js';
+import { failedPrecondition, notFound } from '../errors.js';
+import { appendTaskEvents } from '../repositories/events.js';
+import { unassignWorkerTasks } from '../repositories/tasks.js';
+import * as workers from '../repositories/workers.js';
+import { type Caller, idempotent, inTenant } from './caller.js';
+import { type Page, decodePageToken, queryFingerprint, toPage } from './page-token.js';
+
+export interface CreateWorkerInput {
+  readonly handle: string;
+  readonly type: WorkerType;
+  readonly email: string | null;
+  readonly capabilities: string[];
+  readonly requestId: string;
+}
+
+export interface ListWorkersInput {
+  readonly type: WorkerType | null;
+  readonly pageSize: number;
+  readonly pageToken: string;
+}
+
+export class WorkerService {
+  constructor(private readonly db: Database) {}
+
+  /** @throws AppError already_exists (handle), invalid_argument (request_id reuse). */
+  create(caller: Caller, input: CreateWorkerInput): Promise<Worker> {
+    const { requestId, ...fields } = input;
+    return inTenant(this.db, caller, (tx) =>
+      idempotent(tx, requestId, 'CreateWorker', fields, () => workers.insertWorker(tx, fields)),
+    );
+  }
+
+  /** @throws AppError not_found. */
+  async get(caller: Caller, key: { id: bigint } | { handle: string }): Promise<Worker> {
+    const worker = await inTenant(this.db, caller, (tx) =>
+      'id' in key ? workers.findWorker(tx, key.id) : workers.findWorkerByHandle(tx, key.handle),
+    );
+    if (!worker) throw notFound('worker');
+    return worker;
+  }
+
+  /** @throws AppError invalid_argument (page_token). */
+  list(caller: Caller, input: ListWorkersInput): Promise<Page<Worker>> {
+    const fingerprint = queryFingerprint({ list: 'workers', type: input.type });
+    const after = decodePageToken<bigint>(input.pageToken, fingerprint) ?? 0n;
+    return inTenant(this.db, caller, async (tx) => {
+      const rows = await workers.listWorkers(tx, { type: input.type }, after, input.pageSize + 1);
+      return toPage(rows, input.pageSize, fingerprint, (w) => w.id);
+    }, { readOnly: true });
+  }
+
+  /**
+   * Deletes the worker and unassigns its tasks (each unassignment is a new task version with
+   * its history event).
+   * @throws AppError not_found; failed_precondition when the worker created tasks.
+   */
+  delete(caller: Caller, id: bigint): Promise<void> {
+    return inTenant(this.db, caller, async (tx) => {
+      const worker = await workers.findWorker(tx, id);
+      if (!worker) throw notFound('worker');
+      if (await workers.workerCreatedTasks(tx, id)) {
+        throw failedPrecondition('the worker created tasks and cannot be deleted', 'id');
+      }
+      const unassigned = await unassignWorkerTasks(tx, id);
+      await appendTaskEvents(
+        tx,
+        unassigned.map((t) => ({
+          taskId: t.id,
+          projectId: t.projectId,
+          kind: 'unassigned' as const,
+          actorId: caller.actorWorkerId,
+          data: { changes: { assignee_id: { before: id.toString(), after: null } }, reason: 'worker deleted' },
+        })),
+      );
+      await workers.deleteWorker(tx, id);
+    });
+  }
+}
