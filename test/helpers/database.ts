@@ -1,0 +1,74 @@
+/**
+ * A fresh database for one test file: on PostgreSQL a clone of the migrated template, on
+ * PGlite a new in-memory instance, migrated. Both are opened through the service's own
+ * openDatabase, so tests run the same code path as the service.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { type Config, loadConfig } from '../../src/config/index.js';
+import { type OpenDatabase, openDatabase } from '../../src/db/index.js';
+import { silentLogger } from '../../src/logger.js';
+import { ADMIN_TOKEN, TEST_BACKEND, TEST_DATABASE_URL, TEST_TENANCY, databaseUrl, templateName } from './env.js';
+
+export interface TestDatabase {
+  /** DATABASE_URL of this database. */
+  readonly url: string;
+  readonly backend: 'postgres' | 'pglite';
+  readonly tenancy: 'row' | 'schema';
+  /** Configuration for a service on this database (extra env merged in). */
+  config(extra?: Record<string, string>): Config;
+  /** Opens the database as the service would. */
+  open(extra?: Record<string, string>): Promise<OpenDatabase>;
+  drop(): Promise<void>;
+}
+
+async function adminQuery(sql: string, values: unknown[] = []): Promise<void> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(sql, values);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * @param options.migrated false: an empty database (PostgreSQL only clones the template when true).
+ */
+export async function createTestDatabase(options: { migrated?: boolean; tenancy?: 'row' | 'schema' } = {}): Promise<TestDatabase> {
+  const tenancy = options.tenancy ?? TEST_TENANCY;
+  const migrated = options.migrated ?? true;
+  const baseEnv = { TENANCY_MODE: tenancy, LOG_LEVEL: 'silent', ADMIN_TOKEN, PORT: '0', HOST: '127.0.0.1' };
+  if (TEST_BACKEND === 'pglite') {
+    const url = 'memory://';
+    const env = { ...baseEnv, DATABASE_URL: url, MIGRATE_ON_START: String(migrated) };
+    return {
+      url,
+      backend: 'pglite',
+      tenancy,
+      config: (extra = {}) => loadConfig({ ...env, ...extra }),
+      open: async (extra = {}) => {
+        const db = await openDatabase(loadConfig({ ...env, ...extra }), silentLogger);
+        if (migrated) await db.migrator.run({ direction: 'up' });
+        return db;
+      },
+      drop: async () => {},
+    };
+  }
+  const name = `taskapi_test_${randomBytes(6).toString('hex')}`;
+  await adminQuery(
+    migrated
+      ? `create database ${pg.escapeIdentifier(name)} template ${pg.escapeIdentifier(templateName(tenancy))}`
+      : `create database ${pg.escapeIdentifier(name)}`,
+  );
+  const url = databaseUrl(name);
+  const env = { ...baseEnv, DATABASE_URL: url, MIGRATE_ON_START: 'false' };
+  return {
+    url,
+    backend: 'postgres',
+    tenancy,
+    config: (extra = {}) => loadConfig({ ...env, ...extra }),
+    open: (extra = {}) => openDatabase(loadConfig({ ...env, ...extra }), silentLogger),
+    drop: () => adminQuery(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`),
+  };
+}

@@ -1,0 +1,18 @@
+/** Test settings, read from the environment in one place. */
+export const TEST_BACKEND = (process.env.TEST_BACKEND ?? 'postgres') as 'postgres' | 'pglite';
+export const TEST_TENANCY = (process.env.TEST_TENANCY ?? 'row') as 'row' | 'schema';
+/** The PostgreSQL server tests create their databases on (a maintenance database URL). */
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+export const IN_CI = process.env.CI === 'true';
+export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+
+export function templateName(tenancy: 'row' | 'schema'): string {
+  return `taskapi_test_template_${tenancy}`;
+}
+
+/** A URL of the test server for database `name`. */
+export function databaseUrl(name: string): string {
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}

@@ -1,0 +1,37 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * One `npm test` runs:
+ * - unit: no database;
+ * - postgres / pglite: every integration test against a real PostgreSQL server and against
+ *   embedded PGlite (each test file gets its own database);
+ * - postgres-schema / pglite-schema: the API and isolation suites again in schema-per-tenant mode.
+ */
+const integration = (name: string, backend: 'postgres' | 'pglite', tenancy: 'row' | 'schema', include: string[]) => ({
+  extends: true as const,
+  test: {
+    name,
+    include,
+    env: { TEST_BACKEND: backend, TEST_TENANCY: tenancy },
+    globalSetup: backend === 'postgres' ? ['test/helpers/postgres-setup.ts'] : [],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+  },
+});
+
+const ALL = ['test/integration/**/*.test.ts'];
+const PER_MODE = ['test/integration/api-*.test.ts', 'test/integration/isolation*.test.ts'];
+
+export default defineConfig({
+  test: {
+    pool: 'forks',
+    maxWorkers: 2,
+    projects: [
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      integration('postgres', 'postgres', 'row', ALL),
+      integration('pglite', 'pglite', 'row', ALL),
+      integration('postgres-schema', 'postgres', 'schema', PER_MODE),
+      integration('pglite-schema', 'pglite', 'schema', PER_MODE),
+    ],
+  },
+});
