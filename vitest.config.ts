@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
  * One `npm test` runs:
  * - unit: no database;
  * - postgres / pglite: every integration test against a real PostgreSQL server and against
- *   embedded PGlite (each test file gets its own database);
+ *   embedded PGlite (each test file gets its own database); *.postgres.test.ts only on the server;
  * - postgres-schema / pglite-schema: the API and isolation suites again in schema-per-tenant mode.
  */
 const integration = (name: string, backend: 'postgres' | 'pglite', tenancy: 'row' | 'schema', include: string[]) => ({
@@ -12,6 +12,9 @@ const integration = (name: string, backend: 'postgres' | 'pglite', tenancy: 'row
   test: {
     name,
     include,
+    // *.postgres.test.ts: what only a PostgreSQL server can show (killed connections, locks,
+    // statement_timeout, concurrent migrations).
+    exclude: backend === 'pglite' ? ['**/*.postgres.test.ts', '**/node_modules/**'] : ['**/node_modules/**'],
     env: { TEST_BACKEND: backend, TEST_TENANCY: tenancy },
     globalSetup: backend === 'postgres' ? ['test/helpers/postgres-setup.ts'] : [],
     testTimeout: 60_000,

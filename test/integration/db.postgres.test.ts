@@ -1,0 +1,68 @@
+/**
+ * What only a PostgreSQL server can show (this file is not run against PGlite): deadlines
+ * enforced by statement_timeout, and recovery after the server drops the pool's connections.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { OpenDatabase } from '../../src/db/index.js';
+import { type TestDatabase, createTestDatabase } from '../helpers/database.js';
+import { TEST_DATABASE_URL } from '../helpers/env.js';
+
+let tdb: TestDatabase;
+let open: OpenDatabase;
+let tenantId: bigint;
+
+beforeAll(async () => {
+  tdb = await createTestDatabase({ tenancy: 'row' });
+  open = await tdb.open({ TENANCY_MODE: 'row' });
+  const row = await open.db.withTransaction((tx) =>
+    tx.one<{ id: string }>(`insert into tenants (name, subdomain) values ('Db test', 'dbtest') returning id`),
+  );
+  tenantId = BigInt(row.id);
+});
+
+afterAll(async () => {
+  await open?.close();
+  await tdb?.drop();
+});
+
+const countWorkers = () =>
+  open.db.withTenantTransaction(tenantId, async (tx) => Number((await tx.one<{ n: string }>('select count(*) as n from workers')).n));
+
+describe('deadlines', () => {
+  // PGlite runs single-threaded in WebAssembly and never fires statement_timeout (README,
+  // "Embedded mode"); the deadline is enforced on PostgreSQL.
+  it('bounds statements by the deadline (statement_timeout, set locally)', async () => {
+    const started = Date.now();
+    const err = await open.db
+      .withTenantTransaction(tenantId, (tx) => tx.many('select pg_sleep(5)'), { timeoutMs: 200 })
+      .catch((e) => e);
+    expect(err).toMatchObject({ kind: 'timeout' });
+    expect(Date.now() - started).toBeLessThan(4_000);
+    // The timeout was transaction-local: the next transaction runs with the default.
+    const setting = await open.db.withTransaction((tx) => tx.one<{ v: string }>(`select current_setting('statement_timeout') as v`));
+    expect(setting.v).not.toBe('200ms');
+  });
+});
+
+describe('connections dropped by PostgreSQL', () => {
+  it('recovers on the next call after every pooled connection was terminated', async () => {
+    // Fill the pool with idle connections.
+    await Promise.all(Array.from({ length: 4 }, () => open.db.withTransaction((tx) => tx.many('select pg_sleep(0.05)'))));
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await admin.connect();
+    try {
+      const killed = await admin.query(
+        `select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and application_name = 'task-api'`,
+        [new URL(tdb.url).pathname.slice(1)],
+      );
+      expect(killed.rowCount).toBeGreaterThan(0);
+    } finally {
+      await admin.end();
+    }
+    // Immediately, before the pool may have noticed: the call must still succeed.
+    expect(await countWorkers()).toBeGreaterThanOrEqual(0);
+    const results = await Promise.all(Array.from({ length: 6 }, () => countWorkers()));
+    expect(results.every((n) => n >= 0)).toBe(true);
+  });
+});

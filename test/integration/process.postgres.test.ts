@@ -1,0 +1,125 @@
+/**
+ * The service as a process, the way `npm start` runs it: configuration errors, start on the
+ * embedded database, the pool surviving PostgreSQL killing its connections, and SIGTERM.
+ * (Run once, in the postgres project.)
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { connectClient } from '../helpers/clients.js';
+import { type TestDatabase, createTestDatabase } from '../helpers/database.js';
+import { ADMIN_TOKEN, TEST_DATABASE_URL } from '../helpers/env.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+const children: ChildProcess[] = [];
+const dirs: string[] = [];
+const dbs: TestDatabase[] = [];
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  for (const d of dbs) await d.drop();
+});
+
+interface Run {
+  child: ChildProcess;
+  output: () => string;
+  exit: Promise<number | null>;
+}
+
+function run(env: Record<string, string>): Run {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    // Only what the test gives: no DATABASE_URL or ADMIN_TOKEN from the outer environment.
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (b) => (out += b));
+  child.stderr!.on('data', (b) => (out += b));
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => out, exit };
+}
+
+async function waitForPort(r: Run, timeoutMs = 20_000): Promise<number> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const m = /"msg":"listening","port":(\d+)/.exec(r.output());
+    if (m) return Number(m[1]);
+    if (r.child.exitCode !== null) throw new Error(`exited early:\n${r.output()}`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error(`not listening after ${timeoutMs} ms:\n${r.output()}`);
+}
+
+async function health(port: number): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/grpc.health.v1.Health/Check`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{}',
+  });
+  return ((await res.json()) as { status: string }).status;
+}
+
+describe('bad configuration', () => {
+  it('stops the start with one message naming every bad variable, no stack, no password', async () => {
+    const r = run({ DATABASE_URL: 'sqlite:///tmp/x.db', PORT: '99999', DB_POOL_MAX: 'lots' });
+    expect(await r.exit).not.toBe(0);
+    const out = r.output();
+    expect(out).toContain('DATABASE_URL');
+    expect(out).toContain('PORT');
+    expect(out).toContain('DB_POOL_MAX');
+    expect(out).toContain('postgresql://');
+    expect(out).not.toMatch(/\n\s+at /);
+  });
+
+  it('never prints the password of a rejected DATABASE_URL', async () => {
+    const r = run({ DATABASE_URL: 'mysql://admin:hunter2secret@db.example.com/app', PORT: 'http' });
+    expect(await r.exit).not.toBe(0);
+    expect(r.output()).toContain('DATABASE_URL');
+    expect(r.output()).not.toContain('hunter2secret');
+  });
+});
+
+describe('running', () => {
+  it('starts on the embedded database, answers SERVING, and exits 0 on SIGTERM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'taskapi-embedded-'));
+    dirs.push(dir);
+    const started = Date.now();
+    const r = run({ DATABASE_URL: `pglite://${join(dir, 'pglite')}`, PORT: '0' });
+    const port = await waitForPort(r);
+    expect(await health(port)).toBe('SERVING');
+    expect(Date.now() - started).toBeLessThan(20_000);
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
+  });
+
+  it('survives PostgreSQL terminating every pool connection while idle, then serves the next call', async () => {
+    const tdb = await createTestDatabase({ tenancy: 'row' });
+    dbs.push(tdb);
+    const r = run({ DATABASE_URL: tdb.url, PORT: '0', ADMIN_TOKEN, MIGRATE_ON_START: 'true' });
+    const port = await waitForPort(r);
+    const admin = connectClient(port, { authorization: `Bearer ${ADMIN_TOKEN}` });
+    await Promise.all([0, 1, 2].map((i) => admin.call('TenantService', 'CreateTenant', { name: `T${i}`, subdomain: `kill${i}` })));
+
+    const server = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await server.connect();
+    const killed = await server.query(
+      `select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and application_name = 'task-api'`,
+      [new URL(tdb.url).pathname.slice(1)],
+    );
+    await server.end();
+    expect(killed.rowCount).toBeGreaterThan(0);
+
+    const { tenants } = await admin.call('TenantService', 'ListTenants', {});
+    expect(tenants).toHaveLength(3);
+    expect(await health(port)).toBe('SERVING');
+    expect(r.child.exitCode).toBeNull();
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
+  });
+});
