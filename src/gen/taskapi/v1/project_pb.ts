@@ -230,7 +230,8 @@ export const ListProjectsResponseSchema: GenMessage<ListProjectsResponse> = /*@_
 export type UpdateProjectRequest = Message<"taskapi.v1.UpdateProjectRequest"> & {
   /**
    * `project.id` names the project; the fields in `update_mask` are written.
-   * Updatable: name, description, status, metadata. An empty mask writes all of them.
+   * Updatable: name, description, status, metadata. Without a mask, the fields set to a
+   * non-default value are written (a field can only be cleared through the mask).
    *
    * @generated from field: taskapi.v1.Project project = 1;
    */

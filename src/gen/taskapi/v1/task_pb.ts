@@ -259,7 +259,9 @@ export type UpdateTaskRequest = Message<"taskapi.v1.UpdateTaskRequest"> & {
   /**
    * `task.id` names the task; the fields in `update_mask` are written.
    * Updatable: title, description, status, priority, tags, assignee_id,
-   * parent_task_id, due_date. An empty mask writes all of them.
+   * parent_task_id, due_date.
+   * Without a mask, the fields set to a non-default value are written (a field
+   * can only be cleared through the mask).
    *
    * @generated from field: taskapi.v1.Task task = 1;
    */
