@@ -22,10 +22,25 @@ export interface HealthOptions {
   readonly watchIntervalMs?: number;
 }
 
+/** How long one database probe answers for: load balancers may check many times a second. */
+const PROBE_TTL_MS = 1_000;
+
 export function healthService(options: HealthOptions): ServiceImpl<typeof Health> {
   const known = new Set(['', ...options.services]);
+  let probe: { at: number; result: Promise<boolean> } | undefined;
+  const databaseAnswers = () => {
+    // Concurrent checks share one probe; a failed probe is not cached.
+    if (!probe || Date.now() - probe.at > PROBE_TTL_MS) {
+      const result = options.probe();
+      probe = { at: Date.now(), result };
+      void result.then((ok) => {
+        if (!ok && probe?.result === result) probe = undefined;
+      });
+    }
+    return probe.result;
+  };
   const current = async () =>
-    !options.stopping() && (await options.probe()) ? Status.SERVING : Status.NOT_SERVING;
+    !options.stopping() && (await databaseAnswers()) ? Status.SERVING : Status.NOT_SERVING;
   return {
     async check(req) {
       if (!known.has(req.service)) throw new ConnectError(`unknown service ${req.service}`, Code.NotFound);
