@@ -28,7 +28,7 @@ export function parseDatabaseUrl(raw: string | undefined): DatabaseTarget {
   if (/^pglite:/i.test(value)) {
     const path = value.replace(/^pglite:(\/\/)?/i, '');
     if (path === '' || path === '/') {
-      throw new DatabaseUrlError('pglite URL needs a directory, like pglite:///var/lib/taskapi');
+      throw new DatabaseUrlError(`pglite URL needs a directory, like pglite:///var/lib/taskapi; accepted forms: ${ACCEPTED_DATABASE_URL_FORMS}`);
     }
     return { kind: 'pglite', dataDir: decodeURIComponent(path) };
   }
@@ -47,7 +47,9 @@ export function parseDatabaseUrl(raw: string | undefined): DatabaseTarget {
   const normalized = new URL(value.replace(/^[^:]+:/, 'postgresql:'));
   const socketHost = normalized.searchParams.get('host');
   if (normalized.hostname === '' && !socketHost) {
-    throw new DatabaseUrlError('missing host, like postgresql://user@db.example.com:5432/taskapi');
+    throw new DatabaseUrlError(
+      `missing host, like postgresql://user@db.example.com:5432/taskapi; accepted forms: ${ACCEPTED_DATABASE_URL_FORMS}`,
+    );
   }
   return { kind: 'postgres', url: normalized.toString() };
 }
@@ -57,5 +59,7 @@ export function redactDatabaseUrl(target: DatabaseTarget): string {
   if (target.kind === 'pglite') return target.dataDir === null ? 'memory://' : `pglite://${target.dataDir}`;
   const url = new URL(target.url);
   if (url.password) url.password = '***';
+  // libpq (and pg) also take the password as a query parameter.
+  if (url.searchParams.has('password')) url.searchParams.set('password', '***');
   return url.toString();
 }

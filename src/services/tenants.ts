@@ -15,7 +15,8 @@ export function hashSecret(secret: string): Buffer {
 
 export function parseApiKey(secret: string): { tenantId: bigint } | null {
   const m = /^tk_([1-9]\d{0,18})_[A-Za-z0-9_-]{43}$/.exec(secret);
-  return m ? { tenantId: BigInt(m[1]!) } : null;
+  // An id beyond bigint is no tenant's: it must be "invalid API key", not a database error.
+  return m && BigInt(m[1]!) <= 9223372036854775807n ? { tenantId: BigInt(m[1]!) } : null;
 }
 
 export class TenantService {
