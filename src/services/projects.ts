@@ -4,6 +4,7 @@ import { aborted, failedPrecondition, notFound } from '../errors.js';
 import { appendTaskEvents } from '../repositories/events.js';
 import * as projects from '../repositories/projects.js';
 import { completeProjectTasks, insertTasksWithTitles } from '../repositories/tasks.js';
+import { findWorker } from '../repositories/workers.js';
 import { type Caller, idempotent, inTenant, resolveActor } from './caller.js';
 import { type Page, decodePageToken, queryFingerprint, toPage } from './page-token.js';
 import { loadTaskViews } from './task-views.js';
@@ -56,6 +57,8 @@ export class ProjectService {
     const createdById = resolveActor(caller, input.createdById);
     return inTenant(this.db, caller, (tx) =>
       idempotent(tx, requestId, 'CreateProjectWithTasks', fields, async () => {
+        // Checked here, not left to the tasks' foreign key: with no titles there is no task to refuse it.
+        if (!(await findWorker(tx, createdById))) throw failedPrecondition('worker not found', 'created_by_id');
         const project = await projects.insertProject(tx, { ...fields, status: 'active' });
         const created = await insertTasksWithTitles(tx, project.id, input.taskTitles, createdById);
         await this.afterTasksInserted?.();
