@@ -129,17 +129,20 @@ export class Database {
 
   private async run<T>(tenantId: bigint | null, fn: (tx: Tx) => Promise<T>, options: TransactionOptions): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      let started = false;
+      // Which step failed decides whether running again can help: a connection that dies at
+      // BEGIN was a stale pooled one (retry on a fresh one); a failed connect() was already
+      // fresh, and a connection lost mid-transaction may have done work we cannot see.
+      let stage = 'connect' as 'connect' | 'begin' | 'work';
       try {
-        return await this.attempt(tenantId, fn, options, () => {
-          started = true;
+        return await this.attempt(tenantId, fn, options, (s) => {
+          stage = s;
         });
       } catch (err) {
         const retry =
           err instanceof DbError &&
           attempt < this.maxAttempts &&
           !options.signal?.aborted &&
-          (err.retryable || (err.kind === 'connection' && !started));
+          (err.retryable || (err.kind === 'connection' && stage === 'begin'));
         if (!retry) throw err;
         this.logger.debug('retrying transaction', { kind: err.kind, attempt });
         // Full jitter on an exponential base: concurrent losers do not collide again in step.
@@ -152,14 +155,15 @@ export class Database {
     tenantId: bigint | null,
     fn: (tx: Tx) => Promise<T>,
     options: TransactionOptions,
-    markStarted: () => void,
+    reached: (stage: 'begin' | 'work') => void,
   ): Promise<T> {
     if (options.signal?.aborted) throw new TransactionCancelledError();
     const client = await this.connect();
+    reached('begin');
     let discard: Error | undefined;
     try {
       await this.begin(client, tenantId, options);
-      markStarted();
+      reached('work');
       const result = await fn(this.txFor(client, tenantId, options.signal));
       if (options.signal?.aborted) throw new TransactionCancelledError();
       await this.send(client, 'commit');
