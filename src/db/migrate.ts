@@ -117,6 +117,8 @@ export class Migrator {
   private async runSet(dir: string[], schema: string, options: RunOptions): Promise<string[]> {
     const count = options.count ?? (options.direction === 'up' ? Infinity : 1);
     const done = await this.db.withClient((client) =>
+      // node-pg-migrate sets search_path for the whole session (a tenant's schema in schema
+      // mode): reset it so that the pooled connection does not keep pointing at that schema.
       runner({
         dbClient: client,
         dir,
@@ -136,7 +138,7 @@ export class Migrator {
           warn: (msg: string) => this.logger.warn(msg),
           error: (msg: string) => this.logger.error(msg),
         },
-      }),
+      }).finally(() => client.query('reset search_path').catch(() => {})),
     );
     return done.map((m) => m.name);
   }

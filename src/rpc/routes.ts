@@ -12,6 +12,7 @@ import { projectHandlers } from './handlers/projects.js';
 import { taskHandlers } from './handlers/tasks.js';
 import { tenantHandlers } from './handlers/tenants.js';
 import { workerHandlers } from './handlers/workers.js';
+import { correctResponses } from './grpc-compat.js';
 import { healthService } from './health.js';
 import { reflectionService } from './reflection.js';
 
@@ -27,5 +28,6 @@ export function routes(services: Services, health: { probe: () => Promise<boolea
     router.service(TaskService, taskHandlers(services.tasks));
     router.service(Health, healthService({ services: names, ...health }));
     router.service(ServerReflection, reflectionService(files, [...names, Health.typeName, ServerReflection.typeName]));
+    correctResponses(router.handlers);
   };
 }

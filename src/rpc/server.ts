@@ -45,10 +45,18 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
   const drained = new Set<() => void>();
   const track: NodeHandler = (req, res) => {
     inFlight++;
-    res.once('close', () => {
+    let done = false;
+    const finished = () => {
+      if (done) return;
+      done = true;
       inFlight--;
       if (inFlight === 0) for (const wake of drained) wake();
-    });
+    };
+    // A call is over once its response is complete, even if the client's half of the stream is
+    // still open (a refused oversized message). Http2ServerResponse emits no 'finish' then; its
+    // stream does.
+    ('stream' in res ? res.stream : res).once('finish', finished);
+    res.once('close', finished);
     options.handler(req, res);
   };
 
@@ -62,8 +70,14 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
     session.on('error', (err) => logger.debug('http2 session error', { err }));
   });
   for (const s of [h1, h2] as const) {
-    s.on('clientError' as never, (err: Error, socket: net.Socket) => {
+    s.on('clientError' as never, (err: Error & { code?: string }, socket: net.Socket) => {
       logger.debug('malformed request', { err });
+      // What Node answers without a listener: 431 for oversized headers, 400 for other garbage
+      // (unless a response on this keep-alive socket is already under way).
+      const pending = (socket as net.Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+      if (socket.writable && !pending?.headersSent && err.code !== 'ECONNRESET') {
+        socket.write(err.code === 'HPE_HEADER_OVERFLOW' ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      }
       socket.destroy();
     });
   }
@@ -132,6 +146,13 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
         // in the same tick reaches clients as RST_STREAM / INTERNAL (STACK.md).
         await sleep(100);
       }
+      // Sessions told to close end by themselves once their last stream has flushed; give the
+      // final responses a moment to leave before cutting what is left.
+      const closing = [...sessions].map((session) => new Promise<void>((resolve) => {
+        if (session.destroyed) resolve();
+        else session.once('close', () => resolve());
+      }));
+      await Promise.race([Promise.all(closing), sleep(1_000)]);
       for (const session of sessions) session.destroy();
       for (const socket of sockets) socket.destroy();
       h1.close();

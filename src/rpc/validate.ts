@@ -73,7 +73,15 @@ export const metadata = z
   .optional()
   .transform((v) => v ?? {})
   .refine((v) => Buffer.byteLength(JSON.stringify(v)) <= LIMITS.metadataBytes, `must be at most ${LIMITS.metadataBytes / 1024} KiB as JSON`)
-  .refine((v) => !JSON.stringify(v).includes('\\u0000'), 'must not contain NUL characters');
+  // A NUL in any key or string value (JSON text would also flag a literal backslash-u0000).
+  .refine((v) => !containsNul(v), 'must not contain NUL characters');
+
+function containsNul(v: unknown): boolean {
+  if (typeof v === 'string') return v.includes('\u0000');
+  if (Array.isArray(v)) return v.some(containsNul);
+  if (v !== null && typeof v === 'object') return Object.entries(v).some(([k, x]) => k.includes('\u0000') || containsNul(x));
+  return false;
+}
 
 export const requestId = text(LIMITS.requestIdChars);
 
