@@ -16,7 +16,7 @@ export function callerOf(ctx: HandlerContext): Caller {
   if (!principal) throw new Error(`no principal for ${ctx.method.name}`);
   return {
     tenantId: principal.tenantId,
-    actorWorkerId: principal.actorWorkerId,
+    apiKeyHash: principal.apiKeyHash,
     signal: ctx.signal,
     timeoutMs: ctx.timeoutMs(),
   };

@@ -21,8 +21,8 @@ export interface CallHeaders {
 
 export interface Principal {
   readonly tenantId: bigint;
-  readonly actorWorkerId: bigint | null;
-  readonly apiKeyId: bigint;
+  /** SHA-256 of the API key, verified by the first statement of the call's transaction. */
+  readonly apiKeyHash: Buffer;
 }
 
 const unauthenticated = (message: string) => new AppError('unauthenticated', message);
@@ -70,7 +70,11 @@ export class AuthService {
   }
 
   /**
-   * The tenant a call is for and the API key that authorizes it.
+   * The tenant a call is for and the API key that authorizes it. What can be decided without
+   * the database is decided here; whether a key of the call's own tenant exists and is not
+   * revoked is checked by the first statement of the call's transaction (services/caller.ts),
+   * which saves a transaction per call. A key of another tenant is looked up here, in its own
+   * tenant, to tell PERMISSION_DENIED (a real key) from UNAUTHENTICATED.
    * @throws AppError unauthenticated (no tenant, missing/invalid/revoked key), not_found (unknown
    *   tenant), permission_denied (a key of another tenant), invalid_argument (malformed x-tenant-id).
    */
@@ -80,20 +84,19 @@ export class AuthService {
     if (secret === null) throw unauthenticated('missing API key: send authorization: Bearer <key>');
     const parsed = parseApiKey(secret);
     if (parsed === null) throw unauthenticated('invalid API key');
-    // A key of another tenant is looked up in its own tenant (which must exist: in schema mode
-    // a missing tenant has no tables to look in).
-    if (parsed.tenantId !== tenantId && !(await this.tenantExists(parsed.tenantId))) {
-      throw unauthenticated('invalid API key');
+    const apiKeyHash = hashSecret(secret);
+    if (parsed.tenantId !== tenantId) {
+      // Its tenant must exist: in schema mode a missing tenant has no tables to look in.
+      const key = (await this.tenantExists(parsed.tenantId)) ? await this.findKey(parsed.tenantId, apiKeyHash, signal) : undefined;
+      if (key === undefined) throw unauthenticated('invalid API key');
+      if (key.revoked) throw unauthenticated('the API key was revoked');
+      throw new AppError('permission_denied', 'the API key belongs to another tenant');
     }
-    const key = await this.findKey(parsed.tenantId, secret, signal);
-    if (key === undefined) throw unauthenticated('invalid API key');
-    if (key.revoked) throw unauthenticated('the API key was revoked');
-    if (parsed.tenantId !== tenantId) throw new AppError('permission_denied', 'the API key belongs to another tenant');
-    return { tenantId, actorWorkerId: key.workerId, apiKeyId: key.id };
+    return { tenantId, apiKeyHash };
   }
 
-  private async findKey(tenantId: bigint, secret: string, signal?: AbortSignal) {
-    return this.db.withTenantTransaction(tenantId, (tx) => findApiKeyByHash(tx, hashSecret(secret)), { readOnly: true, signal });
+  private async findKey(tenantId: bigint, apiKeyHash: Buffer, signal?: AbortSignal) {
+    return this.db.withTenantTransaction(tenantId, (tx) => findApiKeyByHash(tx, apiKeyHash), { readOnly: true, signal });
   }
 
   private async tenantExists(id: bigint): Promise<boolean> {

@@ -8,16 +8,28 @@ import type { Database, TransactionOptions, Tx } from '../db/index.js';
 import { DbError } from '../db/index.js';
 import type { JsonValue } from '../domain.js';
 import { AppError, invalidArgument } from '../errors.js';
+import { findApiKeyByHash } from '../repositories/api-keys.js';
 import * as idempotency from '../repositories/idempotency.js';
 import { fromTaggedJson, toTaggedJson } from './tagged-json.js';
 
 export interface Caller {
   readonly tenantId: bigint;
-  /** The worker an API key is bound to: the actor of its writes. */
-  readonly actorWorkerId: bigint | null;
+  /**
+   * SHA-256 of the caller's API key. It is checked (exists, not revoked) by the first statement
+   * of every transaction the call runs, before any tenant data is read: that costs no extra
+   * round trip, and a revoked key fails its very next call. Absent for trusted in-process callers.
+   */
+  readonly apiKeyHash?: Buffer;
+  /** The acting worker of a trusted in-process caller (with a key, the key decides). */
+  readonly actorWorkerId?: bigint | null;
   readonly signal?: AbortSignal;
   /** Time left before the caller's deadline. */
   readonly timeoutMs?: number;
+}
+
+/** Who acts in a transaction: the worker the API key is bound to, if any. */
+export interface Actor {
+  readonly workerId: bigint | null;
 }
 
 export function txOptions(caller: Caller, extra: TransactionOptions = {}): TransactionOptions {
@@ -55,11 +67,31 @@ export function explainDbError(err: unknown): unknown {
 
 /**
  * Runs `fn` in a transaction of the caller's tenant, bounded by the caller's deadline, with
- * constraint violations explained.
+ * constraint violations explained. The caller's API key is verified first, in the same
+ * transaction.
+ * @throws AppError unauthenticated when the key is unknown or revoked.
  */
-export async function inTenant<T>(db: Database, caller: Caller, fn: (tx: Tx) => Promise<T>, extra?: TransactionOptions): Promise<T> {
+export async function inTenant<T>(
+  db: Database,
+  caller: Caller,
+  fn: (tx: Tx, actor: Actor) => Promise<T>,
+  extra?: TransactionOptions,
+): Promise<T> {
   try {
-    return await db.withTenantTransaction(caller.tenantId, fn, txOptions(caller, extra));
+    return await db.withTenantTransaction(
+      caller.tenantId,
+      async (tx) => {
+        let actor: Actor = { workerId: caller.actorWorkerId ?? null };
+        if (caller.apiKeyHash) {
+          const key = await findApiKeyByHash(tx, caller.apiKeyHash);
+          if (!key) throw new AppError('unauthenticated', 'invalid API key');
+          if (key.revoked) throw new AppError('unauthenticated', 'the API key was revoked');
+          actor = { workerId: key.workerId };
+        }
+        return fn(tx, actor);
+      },
+      txOptions(caller, extra),
+    );
   } catch (err) {
     throw explainDbError(err);
   }
@@ -94,12 +126,12 @@ export async function idempotent<T>(
 }
 
 /** The creator of a write: the key's worker, or the explicit id, which must then agree. */
-export function resolveActor(caller: Caller, explicit: bigint | null, field = 'created_by_id'): bigint {
-  if (caller.actorWorkerId !== null) {
-    if (explicit !== null && explicit !== caller.actorWorkerId) {
+export function resolveActor(actor: Actor, explicit: bigint | null, field = 'created_by_id'): bigint {
+  if (actor.workerId !== null) {
+    if (explicit !== null && explicit !== actor.workerId) {
       throw new AppError('permission_denied', `${field}: must be the worker of the API key`, field);
     }
-    return caller.actorWorkerId;
+    return actor.workerId;
   }
   if (explicit === null) throw invalidArgument(field, 'is required');
   return explicit;

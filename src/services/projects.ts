@@ -54,9 +54,9 @@ export class ProjectService {
    */
   createWithTasks(caller: Caller, input: CreateProjectWithTasksInput): Promise<{ project: Project; tasks: TaskView[] }> {
     const { requestId, ...fields } = input;
-    const createdById = resolveActor(caller, input.createdById);
-    return inTenant(this.db, caller, (tx) =>
+    return inTenant(this.db, caller, (tx, actor) =>
       idempotent(tx, requestId, 'CreateProjectWithTasks', fields, async () => {
+        const createdById = resolveActor(actor, input.createdById);
         // Checked here, not left to the tasks' foreign key: with no titles there is no task to refuse it.
         if (!(await findWorker(tx, createdById))) throw failedPrecondition('worker not found', 'created_by_id');
         const project = await projects.insertProject(tx, { ...fields, status: 'active' });
@@ -117,8 +117,8 @@ export class ProjectService {
 
   /** Completes every task of the project that is not completed; returns how many. @throws AppError not_found. */
   completeTasks(caller: Caller, projectId: bigint): Promise<number> {
-    return inTenant(this.db, caller, async (tx) => {
-      const { found, count } = await completeProjectTasks(tx, projectId, caller.actorWorkerId);
+    return inTenant(this.db, caller, async (tx, actor) => {
+      const { found, count } = await completeProjectTasks(tx, projectId, actor.workerId);
       if (!found) throw notFound('project');
       return count;
     });

@@ -13,7 +13,7 @@ import {
 import { aborted, failedPrecondition, notFound } from '../errors.js';
 import { type TaskEventKind, appendTaskEvents } from '../repositories/events.js';
 import * as tasks from '../repositories/tasks.js';
-import { type Caller, idempotent, inTenant, resolveActor } from './caller.js';
+import { type Actor, type Caller, idempotent, inTenant, resolveActor } from './caller.js';
 import { type Page, decodePageToken, queryFingerprint, toPage } from './page-token.js';
 import { loadTaskViews } from './task-views.js';
 
@@ -89,9 +89,9 @@ export class TaskService {
    */
   create(caller: Caller, input: CreateTaskInput): Promise<TaskView> {
     const { requestId, ...fields } = input;
-    const createdById = resolveActor(caller, input.createdById);
-    return inTenant(this.db, caller, (tx) =>
+    return inTenant(this.db, caller, (tx, actor) =>
       idempotent(tx, requestId, 'CreateTask', fields, async () => {
+        const createdById = resolveActor(actor, input.createdById);
         const task = await tasks.insertTask(tx, { ...fields, createdById });
         await appendTaskEvents(tx, [
           { taskId: task.id, projectId: task.projectId, kind: 'created', actorId: createdById, data: { task: snapshot(task) } },
@@ -137,15 +137,15 @@ export class TaskService {
    *   transition, missing worker or parent, parent cycle).
    */
   update(caller: Caller, input: UpdateTaskInput): Promise<TaskView> {
-    return inTenant(this.db, caller, (tx) => this.write(tx, caller, input, 'updated'));
+    return inTenant(this.db, caller, (tx, actor) => this.write(tx, actor, input, 'updated'));
   }
 
   /** Sets or clears the assignee. @throws as update. */
   assign(caller: Caller, input: { id: bigint; workerId: bigint | null; expectedVersion: bigint | null }): Promise<TaskView> {
-    return inTenant(this.db, caller, (tx) =>
+    return inTenant(this.db, caller, (tx, actor) =>
       this.write(
         tx,
-        caller,
+        actor,
         { id: input.id, changes: { assigneeId: input.workerId }, expectedVersion: input.expectedVersion },
         input.workerId === null ? 'unassigned' : 'assigned',
       ),
@@ -154,7 +154,7 @@ export class TaskService {
 
   /** Deletes the task and its subtasks. @throws AppError not_found; aborted (version mismatch). */
   delete(caller: Caller, input: { id: bigint; expectedVersion: bigint | null }): Promise<void> {
-    return inTenant(this.db, caller, async (tx) => {
+    return inTenant(this.db, caller, async (tx, actor) => {
       const task = await this.lock(tx, input.id, input.expectedVersion);
       const deleted = await tasks.deleteTask(tx, task.id);
       await appendTaskEvents(
@@ -163,7 +163,7 @@ export class TaskService {
           taskId: d.id,
           projectId: d.projectId,
           kind: 'deleted' as const,
-          actorId: caller.actorWorkerId,
+          actorId: actor.workerId,
           data: (d.id === task.id ? {} : { cascade_from: task.id.toString() }) as JsonObject,
         })),
       );
@@ -179,7 +179,7 @@ export class TaskService {
     return task;
   }
 
-  private async write(tx: Tx, caller: Caller, input: UpdateTaskInput, kind: TaskEventKind): Promise<TaskView> {
+  private async write(tx: Tx, actor: Actor, input: UpdateTaskInput, kind: TaskEventKind): Promise<TaskView> {
     const before = await this.lock(tx, input.id, input.expectedVersion);
     const { status, parentTaskId } = input.changes;
     if (status !== undefined && status !== before.status && !TASK_TRANSITIONS[before.status].includes(status)) {
@@ -190,7 +190,7 @@ export class TaskService {
     }
     const after = await tasks.updateTask(tx, before.id, input.changes);
     await appendTaskEvents(tx, [
-      { taskId: after.id, projectId: after.projectId, kind, actorId: caller.actorWorkerId, data: diff(before, after) },
+      { taskId: after.id, projectId: after.projectId, kind, actorId: actor.workerId, data: diff(before, after) },
     ]);
     const [view] = await loadTaskViews(tx, [after], 'basic');
     return view!;

@@ -57,7 +57,7 @@ export class WorkerService {
    * @throws AppError not_found; failed_precondition when the worker created tasks.
    */
   delete(caller: Caller, id: bigint): Promise<void> {
-    return inTenant(this.db, caller, async (tx) => {
+    return inTenant(this.db, caller, async (tx, actor) => {
       const worker = await workers.findWorker(tx, id);
       if (!worker) throw notFound('worker');
       if (await workers.workerCreatedTasks(tx, id)) {
@@ -70,7 +70,7 @@ export class WorkerService {
           taskId: t.id,
           projectId: t.projectId,
           kind: 'unassigned' as const,
-          actorId: caller.actorWorkerId,
+          actorId: actor.workerId,
           data: { changes: { assignee_id: { before: id.toString(), after: null } }, reason: 'worker deleted' },
         })),
       );
