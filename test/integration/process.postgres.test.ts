@@ -3,7 +3,8 @@
  * embedded database, the pool surviving PostgreSQL killing its connections, and SIGTERM.
  * (Run once, in the postgres project.)
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,6 +120,46 @@ describe('running', () => {
     expect(tenants).toHaveLength(3);
     expect(await health(port)).toBe('SERVING');
     expect(r.child.exitCode).toBeNull();
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
+  });
+});
+
+describe('tools from outside', () => {
+  const exec = promisify(execFile);
+  const env = (extra: Record<string, string>) => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...extra });
+
+  it('npm run migrate -- status | up | down manages the schema by hand', async () => {
+    const tdb = await createTestDatabase({ migrated: false, tenancy: 'row' });
+    dbs.push(tdb);
+    const migrate = (...args: string[]) =>
+      exec(process.execPath, ['--import', 'tsx', 'src/cli/migrate.ts', ...args], { cwd: ROOT, env: env({ DATABASE_URL: tdb.url }) });
+    const before = await migrate('status');
+    expect(before.stdout).toMatch(/pending\s+1764000000000_tenants/);
+    expect(before.stdout).not.toMatch(/applied\s/);
+    expect((await migrate('up')).stdout).toMatch(/applied\s+1764000000200_row-level-security/);
+    expect((await migrate('status')).stdout).toContain('(up to date)');
+    expect((await migrate('down')).stdout).toMatch(/reverted\s+1764000000200_row-level-security/);
+    expect((await migrate('status')).stdout).toMatch(/pending\s+1764000000200_row-level-security/);
+    await expect(migrate('sideways')).rejects.toMatchObject({ code: 2 });
+  });
+
+  it('buf curl lists and calls the API through server reflection, without .proto files', async () => {
+    const tdb = await createTestDatabase({ tenancy: 'row' });
+    dbs.push(tdb);
+    const r = run({ DATABASE_URL: tdb.url, PORT: '0', ADMIN_TOKEN });
+    const port = await waitForPort(r);
+    const buf = join(ROOT, 'node_modules/.bin/buf');
+    const base = ['curl', '--protocol', 'grpc', '--http2-prior-knowledge'];
+    const listed = await exec(buf, [...base, '--list-methods', `http://127.0.0.1:${port}`], { env: env({}) });
+    expect(listed.stdout).toContain('taskapi.v1.TaskService/GetTask');
+    expect(listed.stdout).toContain('taskapi.v1.TenantService/CreateTenant');
+    const created = await exec(
+      buf,
+      [...base, '-H', `authorization: Bearer ${ADMIN_TOKEN}`, '-d', '{"name":"Via buf","subdomain":"viabuf"}', `http://127.0.0.1:${port}/taskapi.v1.TenantService/CreateTenant`],
+      { env: env({}) },
+    );
+    expect(JSON.parse(created.stdout).tenant).toMatchObject({ name: 'Via buf', subdomain: 'viabuf' });
     r.child.kill('SIGTERM');
     expect(await r.exit).toBe(0);
   });

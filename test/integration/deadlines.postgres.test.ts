@@ -1,0 +1,72 @@
+/**
+ * The client's deadline bounds the database work of its call, and a call that ends early
+ * writes nothing. A table lock held from another connection makes the call's statement wait
+ * as long as the test wants. (PostgreSQL only: PGlite never fires statement_timeout.)
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type TestApp, type TestTenant, PROTOCOLS, startTestApp } from '../helpers/app.js';
+
+let t: TestApp;
+let tenant: TestTenant;
+let projectId: string;
+let workerId: string;
+
+beforeAll(async () => {
+  t = await startTestApp();
+  tenant = await t.tenant();
+  const c = t.client('connect', tenant.headers);
+  projectId = (await c.call('ProjectService', 'CreateProject', { name: 'deadlines' })).project.id;
+  workerId = (await c.call('WorkerService', 'CreateWorker', { handle: '@w' })).worker.id;
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+async function holdLock(sql: string): Promise<() => Promise<void>> {
+  const client = new pg.Client({ connectionString: t.db.url });
+  await client.connect();
+  await client.query('begin');
+  await client.query(sql);
+  return async () => {
+    await client.query('rollback');
+    await client.end();
+  };
+}
+
+const countTasks = async () =>
+  ((await t.client('connect', tenant.headers).call('TaskService', 'ListTasks', { projectId, pageSize: 500 })).tasks ?? []).length;
+
+for (const protocol of PROTOCOLS) {
+  describe(protocol, () => {
+    it('ends a call whose statement outlives the deadline with DEADLINE_EXCEEDED and writes nothing', async () => {
+      const before = await countTasks();
+      // Inserting a task checks its foreign keys with FOR KEY SHARE on workers: block that.
+      const release = await holdLock('lock table workers in access exclusive mode');
+      try {
+        const started = Date.now();
+        const err = await t
+          .client(protocol, tenant.headers)
+          .call('TaskService', 'CreateTask', { projectId, title: 'late', createdById: workerId }, { timeoutMs: 400 })
+          .catch((e) => e);
+        expect(err.code).toBe('DEADLINE_EXCEEDED');
+        expect(Date.now() - started).toBeLessThan(3_000);
+        // Still holding the lock: the server's statement is no longer waiting for it. It was
+        // cancelled by its own statement_timeout, derived from the deadline, and its
+        // transaction rolled back; it was not left running after the client gave up.
+        await new Promise((r) => setTimeout(r, 300));
+        const probe = new pg.Client({ connectionString: t.db.url });
+        await probe.connect();
+        const waiting = await probe.query(
+          `select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and application_name = 'task-api' and wait_event_type = 'Lock'`,
+        );
+        await probe.end();
+        expect(waiting.rows[0].n).toBe(0);
+      } finally {
+        await release();
+      }
+      expect(await countTasks()).toBe(before);
+    });
+  });
+}
