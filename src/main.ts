@@ -2,21 +2,12 @@
  * Entry point: `npm start`. Reads the configuration (exiting with one message naming every bad
  * variable), starts the service, and stops it gracefully on SIGTERM/SIGINT.
  */
-import { ConfigError, loadConfigFromProcess } from './config/index.js';
+import { loadConfigOrExit } from './config/index.js';
 import { startApp } from './app.js';
 import { createLogger } from './logger.js';
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfigFromProcess();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`task-api: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit();
   const logger = createLogger(config.logLevel);
   // The process must never die of a client's or the database's fault; log what slips through.
   process.on('unhandledRejection', (err) => logger.error('unhandled rejection', { err }));

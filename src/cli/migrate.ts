@@ -4,7 +4,7 @@
  * migration (or N), `down` reverts the last one (or N, or all), `status` lists applied and
  * pending migrations per schema.
  */
-import { ConfigError, loadConfigFromProcess, redactDatabaseUrl } from '../config/index.js';
+import { loadConfigOrExit, redactDatabaseUrl } from '../config/index.js';
 import { openDatabase } from '../db/index.js';
 import { createLogger } from '../logger.js';
 
@@ -25,16 +25,7 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
   }
-  let config;
-  try {
-    config = loadConfigFromProcess();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`task-api: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit();
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const db = await openDatabase(config, logger);
   try {

@@ -132,7 +132,19 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   return Object.freeze({ ...config, pool: Object.freeze(config.pool), database: Object.freeze(config.database) });
 }
 
-/** The process environment, read here and nowhere else. */
-export function loadConfigFromProcess(): Config {
-  return loadConfig(process.env);
+/**
+ * The configuration of this process, from its environment (read here and nowhere else). For
+ * the entry points: a bad configuration prints the one message naming every bad variable and
+ * exits with code 2, no stack trace.
+ */
+export function loadConfigOrExit(): Config {
+  try {
+    return loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`task-api: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
 }

@@ -6,7 +6,6 @@ import {
   TASK_TRANSITIONS,
   type Task,
   type TaskPriority,
-  type TaskStatus,
   type TaskView,
   type TaskViewKind,
 } from '../domain.js';
@@ -17,16 +16,8 @@ import { type Actor, type Caller, idempotent, inTenant, resolveActor } from './c
 import { type Page, decodePageToken, queryFingerprint, toPage } from './page-token.js';
 import { loadTaskViews } from './task-views.js';
 
-export interface CreateTaskInput {
-  readonly projectId: bigint;
-  readonly title: string;
-  readonly description: string;
-  readonly status: TaskStatus;
-  readonly priority: TaskPriority;
-  readonly tags: string[];
-  readonly assigneeId: bigint | null;
-  readonly parentTaskId: bigint | null;
-  readonly dueDate: Date | null;
+export interface CreateTaskInput extends Omit<tasks.NewTask, 'createdById'> {
+  /** Optional when the caller's API key is bound to a worker. */
   readonly createdById: bigint | null;
   readonly requestId: string;
 }

@@ -72,3 +72,32 @@ export async function createTestDatabase(options: { migrated?: boolean; tenancy?
     drop: () => adminQuery(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`),
   };
 }
+
+export interface TenantDatabase {
+  readonly tdb: TestDatabase;
+  readonly open: OpenDatabase;
+  readonly tenantId: bigint;
+  countWorkers(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** A migrated row-mode database opened as the service would, with one tenant in it. */
+export async function openTenantDatabase(): Promise<TenantDatabase> {
+  const tdb = await createTestDatabase({ tenancy: 'row' });
+  const open = await tdb.open({ TENANCY_MODE: 'row' });
+  const row = await open.db.withTransaction((tx) =>
+    tx.one<{ id: string }>(`insert into tenants (name, subdomain) values ('Db test', 'dbtest') returning id`),
+  );
+  const tenantId = BigInt(row.id);
+  return {
+    tdb,
+    open,
+    tenantId,
+    countWorkers: () =>
+      open.db.withTenantTransaction(tenantId, async (tx) => Number((await tx.one<{ n: string }>('select count(*) as n from workers')).n)),
+    async close() {
+      await open.close();
+      await tdb.drop();
+    },
+  };
+}

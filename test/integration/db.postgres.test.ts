@@ -5,29 +5,23 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OpenDatabase } from '../../src/db/index.js';
-import { type TestDatabase, createTestDatabase } from '../helpers/database.js';
+import { type TenantDatabase, openTenantDatabase } from '../helpers/database.js';
 import { TEST_DATABASE_URL } from '../helpers/env.js';
 
-let tdb: TestDatabase;
+let t: TenantDatabase;
 let open: OpenDatabase;
 let tenantId: bigint;
 
 beforeAll(async () => {
-  tdb = await createTestDatabase({ tenancy: 'row' });
-  open = await tdb.open({ TENANCY_MODE: 'row' });
-  const row = await open.db.withTransaction((tx) =>
-    tx.one<{ id: string }>(`insert into tenants (name, subdomain) values ('Db test', 'dbtest') returning id`),
-  );
-  tenantId = BigInt(row.id);
+  t = await openTenantDatabase();
+  ({ open, tenantId } = t);
 });
 
 afterAll(async () => {
-  await open?.close();
-  await tdb?.drop();
+  await t?.close();
 });
 
-const countWorkers = () =>
-  open.db.withTenantTransaction(tenantId, async (tx) => Number((await tx.one<{ n: string }>('select count(*) as n from workers')).n));
+const countWorkers = () => t.countWorkers();
 
 describe('deadlines', () => {
   // PGlite runs single-threaded in WebAssembly and never fires statement_timeout (README,
@@ -54,7 +48,7 @@ describe('connections dropped by PostgreSQL', () => {
     try {
       const killed = await admin.query(
         `select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and application_name = 'task-api'`,
-        [new URL(tdb.url).pathname.slice(1)],
+        [new URL(t.tdb.url).pathname.slice(1)],
       );
       expect(killed.rowCount).toBeGreaterThan(0);
     } finally {

@@ -5,30 +5,25 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OpenDatabase, DbError, TransactionCancelledError } from '../../src/db/index.js';
-import { type TestDatabase, createTestDatabase } from '../helpers/database.js';
+import type { Tx } from '../../src/db/index.js';
+import { type TenantDatabase, openTenantDatabase } from '../helpers/database.js';
 
-let tdb: TestDatabase;
+let t: TenantDatabase;
 let open: OpenDatabase;
 let tenantId: bigint;
 
 beforeAll(async () => {
-  tdb = await createTestDatabase({ tenancy: 'row' });
-  open = await tdb.open({ TENANCY_MODE: 'row' });
-  const row = await open.db.withTransaction((tx) =>
-    tx.one<{ id: string }>(`insert into tenants (name, subdomain) values ('Db test', 'dbtest') returning id`),
-  );
-  tenantId = BigInt(row.id);
+  t = await openTenantDatabase();
+  ({ open, tenantId } = t);
 });
 
 afterAll(async () => {
-  await open?.close();
-  await tdb?.drop();
+  await t?.close();
 });
 
-const countWorkers = () =>
-  open.db.withTenantTransaction(tenantId, async (tx) => Number((await tx.one<{ n: string }>('select count(*) as n from workers')).n));
+const countWorkers = () => t.countWorkers();
 
-const insertWorker = (tx: Parameters<Parameters<OpenDatabase['db']['withTransaction']>[0]>[0], handle: string) =>
+const insertWorker = (tx: Tx, handle: string) =>
   tx.exec(`insert into workers (tenant_id, handle) values ($1::bigint, $2)`, [tenantId.toString(), handle]);
 
 describe('transactions', () => {
