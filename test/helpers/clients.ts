@@ -24,8 +24,15 @@ export class RpcError extends Error {
 // biome-ignore lint: responses are free-form JSON in tests
 export type Json = any;
 
+export interface CallOptions {
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+  /** Cancels the call from the client's side. */
+  signal?: AbortSignal;
+}
+
 export interface ApiClient {
-  call(service: string, method: string, request?: Json, options?: { timeoutMs?: number; headers?: Record<string, string> }): Promise<Json>;
+  call(service: string, method: string, request?: Json, options?: CallOptions): Promise<Json>;
   close(): void;
 }
 
@@ -64,6 +71,7 @@ export function connectClient(port: number, baseHeaders: Record<string, string> 
         method: 'POST',
         headers,
         body: typeof request === 'string' ? request : JSON.stringify(request),
+        signal: options.signal,
       });
       const text = await res.text();
       let body: Json;
@@ -175,10 +183,11 @@ export function grpcClient(port: number, baseHeaders: Record<string, string> = {
       const fn = method.charAt(0).toLowerCase() + method.slice(1);
       const callOptions: grpc.CallOptions = options.timeoutMs === undefined ? {} : { deadline: Date.now() + options.timeoutMs };
       return new Promise((resolve, reject) => {
-        stub(service)[fn](toGrpc(request), metadata, callOptions, (err: grpc.ServiceError | null, res: Json) => {
+        const call = stub(service)[fn](toGrpc(request), metadata, callOptions, (err: grpc.ServiceError | null, res: Json) => {
           if (err) reject(new RpcError(CODE_NAMES[err.code] ?? 'UNKNOWN', err.details));
           else resolve(fromGrpc(res) ?? {});
         });
+        options.signal?.addEventListener('abort', () => call.cancel(), { once: true });
       });
     },
     close() {

@@ -68,5 +68,22 @@ for (const protocol of PROTOCOLS) {
       }
       expect(await countTasks()).toBe(before);
     });
+
+    it('rolls back the transaction of a call the client cancels', async () => {
+      const before = await countTasks();
+      const release = await holdLock('lock table workers in access exclusive mode');
+      const controller = new AbortController();
+      const call = t
+        .client(protocol, tenant.headers)
+        .call('TaskService', 'CreateTask', { projectId, title: 'cancelled', createdById: workerId }, { signal: controller.signal })
+        .catch((e) => e);
+      await new Promise((r) => setTimeout(r, 300)); // the insert is waiting for the lock
+      controller.abort();
+      await call;
+      await new Promise((r) => setTimeout(r, 200));
+      await release(); // the insert can go on now, but its call is gone: it must not commit
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await countTasks()).toBe(before);
+    });
   });
 }
