@@ -31,3 +31,14 @@ export async function appendTaskEvents(tx: Tx, events: readonly NewTaskEvent[]):
     ],
   );
 }
+
+/** A 'deleted' event for every task of the project, in one statement (before a forced project delete). */
+export async function appendProjectTasksDeleted(tx: Tx, projectId: bigint, actorId: bigint | null): Promise<void> {
+  await tx.exec(
+    `insert into task_events (tenant_id, task_id, project_id, kind, actor_id, data)
+     select tenant_id, id, project_id, 'deleted', $3::bigint, '{"reason": "project deleted"}'::jsonb
+       from tasks where tenant_id = $1::bigint and project_id = $2::bigint
+      order by id`,
+    [tenantOf(tx), projectId.toString(), actorId === null ? null : actorId.toString()],
+  );
+}

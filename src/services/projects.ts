@@ -1,7 +1,7 @@
 import type { Database } from '../db/index.js';
 import type { JsonObject, Project, ProjectStatus, TaskView } from '../domain.js';
 import { aborted, failedPrecondition, notFound } from '../errors.js';
-import { appendTaskEvents } from '../repositories/events.js';
+import { appendProjectTasksDeleted, appendTaskEvents } from '../repositories/events.js';
 import * as projects from '../repositories/projects.js';
 import { completeProjectTasks, insertTasksWithTitles } from '../repositories/tasks.js';
 import { findWorker } from '../repositories/workers.js';
@@ -105,12 +105,14 @@ export class ProjectService {
    * @throws AppError not_found; failed_precondition (tasks without force).
    */
   delete(caller: Caller, input: { id: bigint; force: boolean }): Promise<void> {
-    return inTenant(this.db, caller, async (tx) => {
+    return inTenant(this.db, caller, async (tx, actor) => {
       const project = await projects.findProject(tx, input.id, { forUpdate: true });
       if (!project) throw notFound('project');
       if (!input.force && (await projects.projectHasTasks(tx, input.id))) {
         throw failedPrecondition('the project has tasks; pass force to delete them too', 'force');
       }
+      // History outlives the tasks: each one deleted with the project gets its event.
+      if (input.force) await appendProjectTasksDeleted(tx, input.id, actor.workerId);
       await projects.deleteProject(tx, input.id);
     });
   }
