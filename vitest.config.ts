@@ -5,7 +5,8 @@ import { defineConfig } from 'vitest/config';
  * - unit: no database;
  * - postgres / pglite: every integration test against a real PostgreSQL server and against
  *   embedded PGlite (each test file gets its own database); *.postgres.test.ts only on the server;
- * - postgres-schema / pglite-schema: the API and isolation suites again in schema-per-tenant mode.
+ * - postgres-schema / pglite-schema: the API and isolation suites again in schema-per-tenant mode,
+ *   with named prepared statements on.
  */
 const integration = (name: string, backend: 'postgres' | 'pglite', tenancy: 'row' | 'schema', include: string[]) => ({
   extends: true as const,
@@ -15,7 +16,7 @@ const integration = (name: string, backend: 'postgres' | 'pglite', tenancy: 'row
     // *.postgres.test.ts: what only a PostgreSQL server can show (killed connections, locks,
     // statement_timeout, concurrent migrations).
     exclude: backend === 'pglite' ? ['**/*.postgres.test.ts', '**/node_modules/**'] : ['**/node_modules/**'],
-    env: { TEST_BACKEND: backend, TEST_TENANCY: tenancy },
+    env: { TEST_BACKEND: backend, TEST_TENANCY: tenancy, TEST_PREPARED_STATEMENTS: String(tenancy === 'schema') },
     globalSetup: backend === 'postgres' ? ['test/helpers/postgres-setup.ts'] : [],
     testTimeout: 60_000,
     hookTimeout: 120_000,

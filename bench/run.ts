@@ -59,7 +59,15 @@ async function main() {
       await c.end();
     };
   }
-  const config = loadConfig({ DATABASE_URL: url, PORT: '0', HOST: '127.0.0.1', ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'silent' });
+  const config = loadConfig({
+    DATABASE_URL: url,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    ADMIN_TOKEN: ADMIN,
+    LOG_LEVEL: 'silent',
+    DB_PREPARED_STATEMENTS: process.env.DB_PREPARED_STATEMENTS,
+    DB_POOL_MAX: process.env.DB_POOL_MAX,
+  });
   const app = await startApp(config, silentLogger);
   const clients: ApiClient[] = [];
   try {
@@ -74,7 +82,10 @@ async function main() {
     for (const t of tasks.slice(0, 50)) await setup.call('TaskService', 'AssignTask', { id: t.id, workerId: worker.id });
     const tenantId = BigInt(tenant.id);
 
-    console.log(`Task API benchmark: ${config.database.kind === 'pglite' ? 'embedded PGlite' : 'PostgreSQL'}, ${CONCURRENCY} concurrent callers, ${SECONDS}s each`);
+    console.log(
+      `Task API benchmark: ${config.database.kind === 'pglite' ? 'embedded PGlite' : 'PostgreSQL'}, ${CONCURRENCY} concurrent callers, ` +
+        `${SECONDS}s each, pool ${config.pool.max}, prepared statements ${config.pool.prepareStatements ? 'on' : 'off'}`,
+    );
     const dbFloor = await measure('db floor: empty tenant transaction (select 1)', () =>
       app.database.db.withTenantTransaction(tenantId, (tx) => tx.one('select 1')),
     );

@@ -55,6 +55,7 @@ const envSchema = z.object({
   DB_CONNECTION_TIMEOUT_MS: intIn(1, 600_000, 5_000),
   DB_POOL_MAX_LIFETIME_SECONDS: intIn(0, 86_400, 1_800),
   DB_STATEMENT_TIMEOUT_MS: intIn(0, 3_600_000, 30_000),
+  DB_PREPARED_STATEMENTS: bool(false),
   DB_APP_ROLE: z
     .string()
     .trim()
@@ -81,6 +82,8 @@ export interface Config {
     readonly connectionTimeoutMs: number;
     readonly maxLifetimeSeconds: number;
     readonly statementTimeoutMs: number;
+    /** Named prepared statements (off for PgBouncer < 1.21 in transaction mode). */
+    readonly prepareStatements: boolean;
   };
   /** The role every tenant transaction switches to: not owner, not superuser, not BYPASSRLS. */
   readonly appRole: string;
@@ -124,6 +127,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       connectionTimeoutMs: e.DB_CONNECTION_TIMEOUT_MS,
       maxLifetimeSeconds: e.DB_POOL_MAX_LIFETIME_SECONDS,
       statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
+      prepareStatements: e.DB_PREPARED_STATEMENTS,
     },
     appRole: e.DB_APP_ROLE,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,

@@ -7,6 +7,7 @@
  * the transaction did any work is replaced and the transaction retried, which is what
  * SQLAlchemy's `pool_pre_ping` buys.
  */
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { AppError } from '../errors.js';
@@ -46,6 +47,11 @@ export interface DatabaseOptions {
   /** Search path for a tenant's transactions (schema-per-tenant mode); null keeps the default. */
   readonly tenantSearchPath?: ((tenantId: bigint) => string) | null;
   readonly maxAttempts?: number;
+  /**
+   * Use named prepared statements (planned once per connection). Off behind a PgBouncer in
+   * transaction mode older than 1.21, which cannot route them.
+   */
+  readonly prepareStatements?: boolean;
 }
 
 /** Raised when the caller's signal fired: the transaction was rolled back. */
@@ -64,6 +70,8 @@ export class Database {
   private readonly statementTimeoutMs: number;
   private readonly tenantSearchPath: ((tenantId: bigint) => string) | null;
   private readonly maxAttempts: number;
+  private readonly prepare: boolean;
+  private readonly statementNames = new Map<string, string>();
 
   constructor(options: DatabaseOptions) {
     this.pool = options.pool;
@@ -72,6 +80,7 @@ export class Database {
     this.statementTimeoutMs = options.statementTimeoutMs;
     this.tenantSearchPath = options.tenantSearchPath ?? null;
     this.maxAttempts = options.maxAttempts ?? 4;
+    this.prepare = options.prepareStatements ?? false;
   }
 
   /**
@@ -210,7 +219,14 @@ export class Database {
 
   private async send(client: pg.PoolClient, text: string, values?: readonly unknown[]): Promise<pg.QueryResult> {
     this.statements++;
-    return client.query(text, values as unknown[] | undefined);
+    if (!this.prepare || values === undefined) return client.query(text, values as unknown[] | undefined);
+    // A named statement is parsed and planned once per connection and then reused.
+    let name = this.statementNames.get(text);
+    if (name === undefined) {
+      name = `taskapi_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
+      this.statementNames.set(text, name);
+    }
+    return client.query({ name, text, values: values as unknown[] });
   }
 
   private txFor(client: pg.PoolClient, tenantId: bigint | null, signal: AbortSignal | undefined): Tx {

@@ -36,6 +36,7 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Open
     logger,
     appRole: APP_ROLE,
     statementTimeoutMs: config.pool.statementTimeoutMs,
+    prepareStatements: config.pool.prepareStatements,
     tenantSearchPath:
       config.tenancyMode === 'schema' ? (tenantId) => `${quoteIdent(tenantSchema(tenantId))}, public` : null,
   });

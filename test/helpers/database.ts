@@ -8,7 +8,7 @@ import pg from 'pg';
 import { type Config, loadConfig } from '../../src/config/index.js';
 import { type OpenDatabase, openDatabase } from '../../src/db/index.js';
 import { silentLogger } from '../../src/logger.js';
-import { ADMIN_TOKEN, TEST_BACKEND, TEST_DATABASE_URL, TEST_TENANCY, databaseUrl, templateName } from './env.js';
+import { ADMIN_TOKEN, TEST_BACKEND, TEST_DATABASE_URL, TEST_PREPARED_STATEMENTS, TEST_TENANCY, databaseUrl, templateName } from './env.js';
 
 export interface TestDatabase {
   /** DATABASE_URL of this database. */
@@ -38,7 +38,14 @@ async function adminQuery(sql: string, values: unknown[] = []): Promise<void> {
 export async function createTestDatabase(options: { migrated?: boolean; tenancy?: 'row' | 'schema' } = {}): Promise<TestDatabase> {
   const tenancy = options.tenancy ?? TEST_TENANCY;
   const migrated = options.migrated ?? true;
-  const baseEnv = { TENANCY_MODE: tenancy, LOG_LEVEL: 'silent', ADMIN_TOKEN, PORT: '0', HOST: '127.0.0.1' };
+  const baseEnv = {
+    TENANCY_MODE: tenancy,
+    LOG_LEVEL: 'silent',
+    ADMIN_TOKEN,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DB_PREPARED_STATEMENTS: TEST_PREPARED_STATEMENTS,
+  };
   if (TEST_BACKEND === 'pglite') {
     const url = 'memory://';
     const env = { ...baseEnv, DATABASE_URL: url, MIGRATE_ON_START: String(migrated) };

@@ -3,7 +3,8 @@ export const TEST_BACKEND = (process.env.TEST_BACKEND ?? 'postgres') as 'postgre
 export const TEST_TENANCY = (process.env.TEST_TENANCY ?? 'row') as 'row' | 'schema';
 /** The PostgreSQL server tests create their databases on (a maintenance database URL). */
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
-export const IN_CI = process.env.CI === 'true';
+/** The schema-mode projects also run with named prepared statements, so both paths are tested. */
+export const TEST_PREPARED_STATEMENTS = process.env.TEST_PREPARED_STATEMENTS ?? 'false';
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 
 export function templateName(tenancy: 'row' | 'schema'): string {
