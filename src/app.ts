@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
-import { type Config, redactDatabaseUrl } from './config/index.js';
+import { type Config, MIN_ADMIN_TOKEN_LENGTH, redactDatabaseUrl } from './config/index.js';
 import { type OpenDatabase, openDatabase } from './db/index.js';
 import type { Logger } from './logger.js';
 import { authInterceptor, errorInterceptor } from './rpc/interceptors.js';
@@ -53,6 +53,9 @@ function embeddedAdminToken(config: Config, logger: Logger): string | undefined 
 /** @throws Error when the database cannot be opened or migrated, or the port is taken. */
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   logger.info('opening database', { database: redactDatabaseUrl(config.database), tenancy: config.tenancyMode });
+  if (config.adminTokenWeak) {
+    logger.warn(`ADMIN_TOKEN is shorter than ${MIN_ADMIN_TOKEN_LENGTH} characters: use a long random token in production`);
+  }
   const database = await openDatabase(config, logger);
   let server: RpcServer | undefined;
   try {

@@ -66,7 +66,9 @@ export const email = z
 
 export const subdomain = z
   .string()
-  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label: lowercase letters, digits and inner hyphens, at most 63');
+  // DNS names are case-insensitive: Acme and acme are one tenant.
+  .transform((s) => s.trim().toLowerCase())
+  .pipe(z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label: lowercase letters, digits and inner hyphens, at most 63'));
 
 export const metadata = z
   .custom<JsonObject>()

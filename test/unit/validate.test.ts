@@ -114,6 +114,14 @@ describe('handle and email', () => {
   });
 });
 
+describe('subdomain', () => {
+  it('a DNS label, lowercased (Acme and acme are one tenant)', () => {
+    expect(v.check(v.subdomain, 'Acme')).toBe('acme');
+    expect(v.check(v.subdomain, 'a-1')).toBe('a-1');
+    for (const bad of ['', '-a', 'a-', 'a.b', 'a_b', 'x'.repeat(64)]) expect(() => v.check(v.subdomain, bad)).toThrow(/DNS label/);
+  });
+});
+
 describe('page_size', () => {
   it('0 → the default of 50; 1..500 as given', () => {
     expect(v.check(v.pageSize, 0)).toBe(50);
