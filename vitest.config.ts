@@ -6,7 +6,7 @@ import { defineConfig } from 'vitest/config';
  * - postgres / pglite: every integration test against a real PostgreSQL server and against
  *   embedded PGlite (each test file gets its own database); *.postgres.test.ts only on the server;
  * - postgres-schema / pglite-schema: the API and isolation suites again in schema-per-tenant mode,
- *   with named prepared statements on.
+ *   with named prepared statements on (PostgreSQL only: embedded mode never prepares).
  */
 const integration = (name: string, backend: 'postgres' | 'pglite', tenancy: 'row' | 'schema', include: string[]) => ({
   extends: true as const,

@@ -57,12 +57,6 @@ const envSchema = z.object({
   DB_POOL_MAX_LIFETIME_SECONDS: intIn(0, 86_400, 1_800),
   DB_STATEMENT_TIMEOUT_MS: intIn(0, 3_600_000, 30_000),
   DB_PREPARED_STATEMENTS: bool(false),
-  DB_APP_ROLE: z
-    .string()
-    .trim()
-    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase PostgreSQL role name')
-    .optional()
-    .transform((v) => v ?? 'taskapi_app'),
   SHUTDOWN_GRACE_MS: intIn(0, 600_000, 10_000),
   LOG_LEVEL: z
     .enum(['debug', 'info', 'warn', 'error', 'silent'], { message: 'must be debug, info, warn, error or silent' })
@@ -88,8 +82,6 @@ export interface Config {
     /** Named prepared statements (off for PgBouncer < 1.21 in transaction mode). */
     readonly prepareStatements: boolean;
   };
-  /** The role every tenant transaction switches to: not owner, not superuser, not BYPASSRLS. */
-  readonly appRole: string;
   readonly shutdownGraceMs: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
@@ -131,9 +123,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       connectionTimeoutMs: e.DB_CONNECTION_TIMEOUT_MS,
       maxLifetimeSeconds: e.DB_POOL_MAX_LIFETIME_SECONDS,
       statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
-      prepareStatements: e.DB_PREPARED_STATEMENTS,
+      // pglite-socket runs every connection on one session, where a named statement outlives the
+      // connection that prepared it: the next connection's Parse of the same name fails (42P05).
+      prepareStatements: e.DATABASE_URL.kind === 'pglite' ? false : e.DB_PREPARED_STATEMENTS,
     },
-    appRole: e.DB_APP_ROLE,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     logLevel: e.LOG_LEVEL,
   };

@@ -56,8 +56,10 @@ export interface DatabaseOptions {
 
 /** Raised when the caller's signal fired: the transaction was rolled back. */
 export class TransactionCancelledError extends AppError {
-  constructor() {
+  /** @param reason The signal's reason (a shutdown or deadline error, as the RPC layer set it). */
+  constructor(reason?: unknown) {
     super('cancelled', 'the call was cancelled; nothing was written');
+    this.cause = reason;
   }
 }
 
@@ -166,7 +168,7 @@ export class Database {
     options: TransactionOptions,
     reached: (stage: 'begin' | 'work') => void,
   ): Promise<T> {
-    if (options.signal?.aborted) throw new TransactionCancelledError();
+    if (options.signal?.aborted) throw new TransactionCancelledError(options.signal.reason);
     const client = await this.connect();
     reached('begin');
     let discard: Error | undefined;
@@ -174,7 +176,7 @@ export class Database {
       await this.begin(client, tenantId, options);
       reached('work');
       const result = await fn(this.txFor(client, tenantId, options.signal));
-      if (options.signal?.aborted) throw new TransactionCancelledError();
+      if (options.signal?.aborted) throw new TransactionCancelledError(options.signal.reason);
       await this.send(client, 'commit');
       return result;
     } catch (err) {
@@ -231,7 +233,7 @@ export class Database {
 
   private txFor(client: pg.PoolClient, tenantId: bigint | null, signal: AbortSignal | undefined): Tx {
     const query = async (text: string, values?: readonly unknown[]) => {
-      if (signal?.aborted) throw new TransactionCancelledError();
+      if (signal?.aborted) throw new TransactionCancelledError(signal.reason);
       return this.send(client, text, values);
     };
     return {

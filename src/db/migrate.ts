@@ -62,9 +62,11 @@ export class Migrator {
       applied.push(...(await this.runSet([`${SHARED_DIR}/*.sql`], 'public', options)));
       for (const id of await this.tenantIds()) applied.push(...(await this.migrateTenant(id, options)));
     } else {
-      // Tenant schemas first: their tables point at public.tenants.
+      // Down steps through the tenant set in every tenant schema (their tables point at
+      // public.tenants); the shared set is reverted only by `down all`, once no tenant table
+      // is left to depend on it.
       for (const id of await this.tenantIds()) applied.push(...(await this.migrateTenant(id, options)));
-      applied.push(...(await this.runSet([`${SHARED_DIR}/*.sql`], 'public', options)));
+      if (options.count === Infinity) applied.push(...(await this.runSet([`${SHARED_DIR}/*.sql`], 'public', options)));
     }
     return applied;
   }

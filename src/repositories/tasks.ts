@@ -108,6 +108,18 @@ export async function findSubtasks(tx: Tx, parentIds: Iterable<bigint>): Promise
   return rows.map(toTask);
 }
 
+/**
+ * Serializes changes to the shape of a project's task tree (re-parenting, deleting subtrees)
+ * until the transaction ends. Row locks alone cannot: two moves that each pass the cycle check
+ * on their own snapshot could together close a loop (A under B while B goes under A's child).
+ */
+export async function lockTaskTree(tx: Tx, projectId: bigint): Promise<void> {
+  await tx.many(`select pg_advisory_xact_lock(hashtextextended('taskapi.task-tree:' || $1 || ':' || $2, 0))`, [
+    tenantOf(tx),
+    projectId.toString(),
+  ]);
+}
+
 /** Whether `candidateId` is `taskId` itself or one of its descendants (a parent cycle). */
 export async function isSelfOrDescendant(tx: Tx, taskId: bigint, candidateId: bigint): Promise<boolean> {
   const row = await tx.one<{ found: boolean }>(
@@ -241,7 +253,7 @@ export async function completeProjectTasks(tx: Tx, projectId: bigint, actorId: b
         select $1::bigint, id, project_id, 'completed', $3::bigint,
                jsonb_build_object('changes', jsonb_build_object(
                  'status', jsonb_build_object('before', old_status, 'after', 'completed'),
-                 'version', jsonb_build_object('before', version - 1, 'after', version)))
+                 'version', jsonb_build_object('before', (version - 1)::text, 'after', version::text)))
           from done
      )
      select exists (select 1 from project) as found, (select count(*) from done) as count`,

@@ -19,9 +19,9 @@ export async function insertWorker(tx: Tx, w: NewWorker): Promise<Worker> {
   return toWorker(row);
 }
 
-export async function findWorker(tx: Tx, id: bigint): Promise<Worker | undefined> {
+export async function findWorker(tx: Tx, id: bigint, options: { forUpdate?: boolean } = {}): Promise<Worker | undefined> {
   const row = await tx.maybeOne<WorkerRow>(
-    `select ${WORKER_COLUMNS} from workers where tenant_id = $1::bigint and id = $2::bigint`,
+    `select ${WORKER_COLUMNS} from workers where tenant_id = $1::bigint and id = $2::bigint${options.forUpdate ? ' for update' : ''}`,
     [tenantOf(tx), id.toString()],
   );
   return row && toWorker(row);

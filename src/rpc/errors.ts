@@ -4,7 +4,7 @@
  * request id that is also in the log.
  */
 import { Code, ConnectError } from '@connectrpc/connect';
-import { DbError, type DbErrorKind } from '../db/index.js';
+import { DbError, type DbErrorKind, TransactionCancelledError } from '../db/index.js';
 import { AppError, type AppErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 
@@ -39,6 +39,9 @@ const DB_CODES: Readonly<Record<DbErrorKind, [Code, string]>> = {
 
 export function toConnectError(err: unknown, logger: Logger, requestId: string): ConnectError {
   if (err instanceof ConnectError) return err;
+  // A transaction stopped by the call's signal reports why the signal fired: UNAVAILABLE when
+  // the server is shutting down, DEADLINE_EXCEEDED when the deadline passed.
+  if (err instanceof TransactionCancelledError && err.cause instanceof ConnectError) return err.cause;
   if (err instanceof AppError) return new ConnectError(err.message, APP_CODES[err.code]);
   if (err instanceof DbError) {
     const [code, message] = DB_CODES[err.kind];

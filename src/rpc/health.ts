@@ -62,6 +62,9 @@ export function healthService(options: HealthOptions): ServiceImpl<typeof Health
         const status = await current();
         if (status !== last) yield { status };
         last = status;
+        // A stopping server says NOT_SERVING once and ends the stream, so that open watches do
+        // not hold the shutdown for its whole grace period.
+        if (options.stopping()) return;
         await sleep(options.watchIntervalMs ?? 1_000, undefined, { signal: ctx.signal }).catch(() => {});
       }
     },

@@ -15,6 +15,7 @@ import type { Logger } from '../logger.js';
 type NodeHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+const ROUTE_TIMEOUT_MS = 10_000;
 
 export interface RpcServer {
   /** The port actually bound (useful with port 0). */
@@ -43,12 +44,21 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
   const maxHeaderBytes = options.maxHeaderBytes ?? 64 * 1024;
   let inFlight = 0;
   const drained = new Set<() => void>();
+  let stopping = false;
+  // HTTP/1.1 responses not yet complete: told `Connection: close` once stopping begins.
+  const h1Responses = new Set<http.ServerResponse>();
   const track: NodeHandler = (req, res) => {
     inFlight++;
+    const h1Response = 'stream' in res ? null : res;
+    if (h1Response) {
+      if (stopping) h1Response.setHeader('connection', 'close');
+      else h1Responses.add(h1Response);
+    }
     let done = false;
     const finished = () => {
       if (done) return;
       done = true;
+      if (h1Response) h1Responses.delete(h1Response);
       inFlight--;
       if (inFlight === 0) for (const wake of drained) wake();
     };
@@ -86,19 +96,19 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', (err) => logger.debug('socket error', { err }));
-    socket.once('readable', function route() {
-      const head: Buffer | null = socket.read(Math.min(HTTP2_PREFACE.length, socket.readableLength));
-      if (head === null) {
-        socket.once('readable', route);
-        return;
-      }
-      const isPrefix = HTTP2_PREFACE.subarray(0, head.length).equals(head);
-      if (isPrefix && head.length < HTTP2_PREFACE.length) {
-        // Not enough bytes to decide yet: put them back and wait for more.
-        socket.unshift(head);
-        socket.once('readable', route);
-        return;
-      }
+    // A connection that never says enough to be routed is not kept forever.
+    socket.setTimeout(ROUTE_TIMEOUT_MS, () => socket.destroy());
+    // The first bytes are collected here, not unshifted while undecided: unshifting buffered
+    // data re-arms 'readable' at once, and a client that sent only "P" (or a preface split in
+    // two writes) would spin the event loop forever.
+    let head = Buffer.alloc(0);
+    const route = () => {
+      for (let chunk: Buffer | null; (chunk = socket.read()) !== null; ) head = Buffer.concat([head, chunk]);
+      const seen = head.subarray(0, HTTP2_PREFACE.length);
+      const isPrefix = HTTP2_PREFACE.subarray(0, seen.length).equals(seen);
+      if (isPrefix && head.length < HTTP2_PREFACE.length) return; // wait for more
+      socket.off('readable', route);
+      socket.setTimeout(0);
       socket.unshift(head);
       if (isPrefix) {
         // The http2 server reads the socket itself; resuming here would lose the preface.
@@ -107,7 +117,8 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
         h1.emit('connection', socket);
         socket.resume();
       }
-    });
+    };
+    socket.on('readable', route);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -118,6 +129,9 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
     });
   });
   tcp.on('error', (err) => logger.error('server error', { err }));
+  // Node starts tracking an http.Server's connections (headersTimeout, requestTimeout, closing
+  // idle keep-alive sockets) on 'listening', which a server fed by hand never emits by itself.
+  h1.emit('listening');
   const address = tcp.address() as net.AddressInfo;
 
   return {
@@ -126,7 +140,9 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
       return inFlight;
     },
     async shutdown(graceMs, abortRest) {
+      stopping = true;
       tcp.close();
+      for (const res of h1Responses) if (!res.headersSent) res.setHeader('connection', 'close');
       // GOAWAY: clients stop opening streams on these sessions; open streams go on.
       for (const session of sessions) session.close();
       h1.closeIdleConnections();

@@ -54,9 +54,9 @@ export class ProjectService {
    */
   createWithTasks(caller: Caller, input: CreateProjectWithTasksInput): Promise<{ project: Project; tasks: TaskView[] }> {
     const { requestId, ...fields } = input;
-    return inTenant(this.db, caller, (tx, actor) =>
-      idempotent(tx, requestId, 'CreateProjectWithTasks', fields, async () => {
-        const createdById = resolveActor(actor, input.createdById);
+    return inTenant(this.db, caller, (tx, actor) => {
+      const createdById = resolveActor(actor, input.createdById);
+      return idempotent(tx, requestId, 'CreateProjectWithTasks', { ...fields, createdById }, async () => {
         // Checked here, not left to the tasks' foreign key: with no titles there is no task to refuse it.
         if (!(await findWorker(tx, createdById))) throw failedPrecondition('worker not found', 'created_by_id');
         const project = await projects.insertProject(tx, { ...fields, status: 'active' });
@@ -67,8 +67,8 @@ export class ProjectService {
           created.map((t) => ({ taskId: t.id, projectId: t.projectId, kind: 'created' as const, actorId: createdById, data: { task: snapshot(t) } })),
         );
         return { project, tasks: await loadTaskViews(tx, created, 'basic') };
-      }),
-    );
+      });
+    });
   }
 
   /** @throws AppError not_found. */

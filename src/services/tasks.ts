@@ -80,17 +80,19 @@ export class TaskService {
    */
   create(caller: Caller, input: CreateTaskInput): Promise<TaskView> {
     const { requestId, ...fields } = input;
-    return inTenant(this.db, caller, (tx, actor) =>
-      idempotent(tx, requestId, 'CreateTask', fields, async () => {
-        const createdById = resolveActor(actor, input.createdById);
+    return inTenant(this.db, caller, (tx, actor) => {
+      const createdById = resolveActor(actor, input.createdById);
+      // The resolved creator is part of the request: two keys of different workers reusing
+      // one request_id with the same body are different requests.
+      return idempotent(tx, requestId, 'CreateTask', { ...fields, createdById }, async () => {
         const task = await tasks.insertTask(tx, { ...fields, createdById });
         await appendTaskEvents(tx, [
           { taskId: task.id, projectId: task.projectId, kind: 'created', actorId: createdById, data: { task: snapshot(task) } },
         ]);
         const [view] = await loadTaskViews(tx, [task], 'basic');
         return view!;
-      }),
-    );
+      });
+    });
   }
 
   /** @throws AppError not_found. */
@@ -147,6 +149,8 @@ export class TaskService {
   delete(caller: Caller, input: { id: bigint; expectedVersion: bigint | null }): Promise<void> {
     return inTenant(this.db, caller, async (tx, actor) => {
       const task = await this.lock(tx, input.id, input.expectedVersion);
+      // No task may move into the subtree while it is collected and deleted.
+      await tasks.lockTaskTree(tx, task.projectId);
       const deleted = await tasks.deleteTask(tx, task.id);
       await appendTaskEvents(
         tx,
@@ -176,8 +180,11 @@ export class TaskService {
     if (status !== undefined && status !== before.status && !TASK_TRANSITIONS[before.status].includes(status)) {
       throw failedPrecondition(`cannot change from ${before.status} to ${status}`, 'status');
     }
-    if (parentTaskId !== undefined && parentTaskId !== null && (await tasks.isSelfOrDescendant(tx, before.id, parentTaskId))) {
-      throw failedPrecondition('the parent cannot be the task itself or one of its subtasks', 'parent_task_id');
+    if (parentTaskId !== undefined && parentTaskId !== before.parentTaskId) {
+      await tasks.lockTaskTree(tx, before.projectId);
+      if (parentTaskId !== null && (await tasks.isSelfOrDescendant(tx, before.id, parentTaskId))) {
+        throw failedPrecondition('the parent cannot be the task itself or one of its subtasks', 'parent_task_id');
+      }
     }
     const after = await tasks.updateTask(tx, before.id, input.changes);
     await appendTaskEvents(tx, [

@@ -58,7 +58,10 @@ export class WorkerService {
    */
   delete(caller: Caller, id: bigint): Promise<void> {
     return inTenant(this.db, caller, async (tx, actor) => {
-      const worker = await workers.findWorker(tx, id);
+      // Locked first: assignments and creations referencing the worker (their foreign key checks
+      // take a key-share lock on it) either finish before this delete looks, or wait and then
+      // fail cleanly; none is silently undone by ON DELETE SET NULL.
+      const worker = await workers.findWorker(tx, id, { forUpdate: true });
       if (!worker) throw notFound('worker');
       if (await workers.workerCreatedTasks(tx, id)) {
         throw failedPrecondition('the worker created tasks and cannot be deleted', 'id');

@@ -66,7 +66,15 @@ describe('schema mode', () => {
     expect(status.map((s) => s.schema)).toEqual(['public', ...ids.map((r) => `tenant_${r.id}`)]);
     expect(status.every((s) => s.pending.length === 0)).toBe(true);
 
-    // Down reverts every tenant schema, then the shared one.
+    // One step down: the last tenant migration in every tenant schema; the shared set stays.
+    const stepped = await open.migrator.run({ direction: 'down' });
+    expect(stepped).toEqual(ids.map((r) => `tenant_${r.id}.1764000000200_row-level-security`));
+    const afterStep = await open.migrator.status();
+    expect(afterStep[0]!.pending).toEqual([]);
+    for (const s of afterStep.slice(1)) expect(s.pending).toEqual(['1764000000200_row-level-security']);
+    expect(await open.migrator.run({ direction: 'up' })).toEqual(stepped);
+
+    // Down all reverts every tenant schema, then the shared one.
     await open.migrator.run({ direction: 'down', count: Infinity });
     for (const { id } of ids) expect(await tablesIn(open, `tenant_${id}`)).toEqual([]);
     expect(await tablesIn(open, 'public')).toEqual([]);

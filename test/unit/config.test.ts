@@ -209,6 +209,11 @@ describe('loadConfig', () => {
     expect(loadConfig({}).adminTokenWeak).toBe(false);
   });
 
+  it('embedded PGlite never uses named prepared statements (they outlive its connections)', () => {
+    expect(loadConfig({ DATABASE_URL: 'memory://', DB_PREPARED_STATEMENTS: 'true' }).pool.prepareStatements).toBe(false);
+    expect(loadConfig({ DATABASE_URL: 'postgresql://db.example.com/x', DB_PREPARED_STATEMENTS: 'true' }).pool.prepareStatements).toBe(true);
+  });
+
   it('embedded PGlite forces a pool of one connection', () => {
     for (const DATABASE_URL of [undefined, 'memory://', 'pglite:///abs/path']) {
       expect(loadConfig({ DATABASE_URL, DB_POOL_MAX: '20' }).pool.max).toBe(1);
