@@ -130,11 +130,35 @@ export class Database {
     await this.pool.end();
   }
 
-  private async connect(): Promise<pg.PoolClient> {
-    try {
-      return await this.pool.connect();
-    } catch (err) {
+  /**
+   * A client from the pool. Waiting for one (pool exhausted) is bounded by the call too: its
+   * cancellation, and its deadline (as a timeout). A client that arrives after the caller gave
+   * up goes straight back to the pool.
+   */
+  private async connect(options: Pick<TransactionOptions, 'signal' | 'timeoutMs'> = {}): Promise<pg.PoolClient> {
+    const pending = this.pool.connect().catch((err: unknown) => {
       throw classifyDbError(err);
+    });
+    const { signal, timeoutMs } = options;
+    if (!signal && timeoutMs === undefined) return pending;
+    let giveUp: (err: Error) => void = () => {};
+    const gaveUp = new Promise<never>((_, reject) => {
+      giveUp = reject;
+    });
+    const onAbort = () => giveUp(new TransactionCancelledError(signal?.reason));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => giveUp(new DbError('timeout', undefined, undefined, 'no database connection before the deadline')), timeoutMs);
+    try {
+      return await Promise.race([pending, gaveUp]);
+    } catch (err) {
+      pending.then((client) => client.release(), () => {});
+      throw err;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      clearTimeout(timer);
     }
   }
 
@@ -169,7 +193,7 @@ export class Database {
     reached: (stage: 'begin' | 'work') => void,
   ): Promise<T> {
     if (options.signal?.aborted) throw new TransactionCancelledError(options.signal.reason);
-    const client = await this.connect();
+    const client = await this.connect(options);
     reached('begin');
     let discard: Error | undefined;
     try {

@@ -87,3 +87,32 @@ for (const protocol of PROTOCOLS) {
     });
   });
 }
+
+describe('waiting for a pooled connection', () => {
+  it('a caller whose deadline passes while it waits does not lose the connection it was waiting for', async () => {
+    const own = await startTestApp({ env: { DB_POOL_MAX: '1', DB_CONNECTION_TIMEOUT_MS: '20000' } });
+    try {
+      const ten = await own.tenant();
+      const cl = own.client('grpc', ten.headers);
+      const { project } = await cl.call('ProjectService', 'CreateProject', { name: 'p' });
+      const locker = new pg.Client({ connectionString: own.db.url });
+      await locker.connect();
+      await locker.query('begin');
+      await locker.query('lock table tasks in access exclusive mode');
+      // The only pooled connection is now busy with a call waiting on the lock.
+      const busy = cl.call('TaskService', 'ListTasks', { projectId: project.id });
+      await new Promise((r) => setTimeout(r, 200));
+      const started = Date.now();
+      const err = await cl.call('ProjectService', 'GetProject', { id: project.id }, { timeoutMs: 300 }).catch((e) => e);
+      expect(err.code).toBe('DEADLINE_EXCEEDED');
+      expect(Date.now() - started).toBeLessThan(3_000);
+      await locker.query('rollback');
+      await locker.end();
+      await busy;
+      // The connection the abandoned call would have got went back to the pool.
+      await expect(cl.call('ProjectService', 'GetProject', { id: project.id }, { timeoutMs: 2_000 })).resolves.toBeDefined();
+    } finally {
+      await own.stop();
+    }
+  });
+});
