@@ -66,7 +66,13 @@ export function reflectionService(files: readonly DescFile[], services: readonly
   return {
     async *serverReflectionInfo(requests) {
       for await (const req of requests) {
-        yield { validHost: req.host, originalRequest: req, messageResponse: answer(req) };
+        // Plain fields, not the message itself: the same implementation serves v1alpha, whose
+        // messages have other type names.
+        yield {
+          validHost: req.host,
+          originalRequest: { host: req.host, messageRequest: req.messageRequest },
+          messageResponse: answer(req),
+        };
       }
     },
   };

@@ -154,6 +154,9 @@ describe('tools from outside', () => {
     const listed = await exec(buf, [...base, '--list-methods', `http://127.0.0.1:${port}`], { env: env({}) });
     expect(listed.stdout).toContain('taskapi.v1.TaskService/GetTask');
     expect(listed.stdout).toContain('taskapi.v1.TenantService/CreateTenant');
+    // The older reflection package, which grpcurl and other older clients ask for.
+    const alpha = await exec(buf, [...base, '--reflect-protocol', 'grpc-v1alpha', '--list-methods', `http://127.0.0.1:${port}`], { env: env({}) });
+    expect(alpha.stdout).toContain('taskapi.v1.ProjectService/CreateProjectWithTasks');
     const created = await exec(
       buf,
       [...base, '-H', `authorization: Bearer ${ADMIN_TOKEN}`, '-d', '{"name":"Via buf","subdomain":"viabuf"}', `http://127.0.0.1:${port}/taskapi.v1.TenantService/CreateTenant`],
