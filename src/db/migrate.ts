@@ -86,7 +86,8 @@ export class Migrator {
   async status(): Promise<{ schema: string; applied: string[]; pending: string[] }[]> {
     const shared = migrationNames(SHARED_DIR);
     const tenant = migrationNames(TENANT_DIR);
-    if (this.mode === 'row') return [await this.statusOf('public', [...shared, ...tenant])];
+    // One list in row mode, in the order node-pg-migrate runs it (by timestamp prefix).
+    if (this.mode === 'row') return [await this.statusOf('public', [...shared, ...tenant].sort())];
     const result = [await this.statusOf('public', shared)];
     for (const id of await this.tenantIds()) result.push(await this.statusOf(tenantSchema(id), tenant));
     return result;
