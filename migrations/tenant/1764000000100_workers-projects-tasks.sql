@@ -13,6 +13,9 @@ create table workers (
   email text,
   capabilities jsonb not null default '[]',
   created_at timestamptz not null default now(),
+  -- Lookups compare this column, not lower(handle): lower() is not LEAKPROOF, so under
+  -- row-level security an index on the expression could not be used.
+  handle_key text generated always as (lower(handle)) stored,
   primary key (tenant_id, id),
   constraint workers_handle_format check (handle ~ '^@[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$'),
   constraint workers_type_check check (type in ('human', 'agent')),
@@ -23,7 +26,7 @@ create table workers (
   )
 );
 -- Handles are unique per tenant regardless of case: @John and @john are one worker.
-create unique index workers_handle_key on workers (tenant_id, lower(handle));
+create unique index workers_handle_key on workers (tenant_id, handle_key);
 create index workers_type_idx on workers (tenant_id, type, id);
 
 create table projects (

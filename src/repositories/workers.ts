@@ -30,7 +30,7 @@ export async function findWorker(tx: Tx, id: bigint, options: { forUpdate?: bool
 /** Handles are matched regardless of case, as the unique index compares them. */
 export async function findWorkerByHandle(tx: Tx, handle: string): Promise<Worker | undefined> {
   const row = await tx.maybeOne<WorkerRow>(
-    `select ${WORKER_COLUMNS} from workers where tenant_id = $1::bigint and lower(handle) = lower($2)`,
+    `select ${WORKER_COLUMNS} from workers where tenant_id = $1::bigint and handle_key = lower($2)`,
     [tenantOf(tx), handle],
   );
   return row && toWorker(row);

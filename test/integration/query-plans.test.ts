@@ -54,4 +54,10 @@ describe('under row-level security', () => {
     expect(text).toContain('tasks_tags_idx');
     expect(text).toMatch(/Index Cond: .*tags @>/s);
   });
+
+  it('a worker is found by handle through the unique index', async () => {
+    const text = await plan(`select id from workers where tenant_id = $1::bigint and handle_key = lower($2)`, [t.tenantId.toString(), '@Planner']);
+    expect(text).toMatch(/Index Scan using workers_handle_key/);
+    expect(text).toMatch(/Index Cond: .*handle_key/s);
+  });
 });
