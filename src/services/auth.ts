@@ -99,9 +99,19 @@ export class AuthService {
     return this.db.withTenantTransaction(tenantId, (tx) => findApiKeyByHash(tx, apiKeyHash), { readOnly: true, signal });
   }
 
+  /** @throws AppError not_found. */
+  private tenantById(id: bigint): Promise<bigint> {
+    return this.cached(`id:${id}`, async () => (await this.db.withTransaction((tx) => findTenantById(tx, id), { readOnly: true }))?.id);
+  }
+
   private async tenantExists(id: bigint): Promise<boolean> {
-    return this.cached(`id:${id}`, async () => (await this.db.withTransaction((tx) => findTenantById(tx, id), { readOnly: true }))?.id)
-      .then(() => true, (err) => (err instanceof AppError && err.code === 'not_found' ? false : Promise.reject(err)));
+    try {
+      await this.tenantById(id);
+      return true;
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'not_found') return false;
+      throw err;
+    }
   }
 
   private async cached(cacheKey: string, lookup: () => Promise<bigint | undefined>): Promise<bigint> {
@@ -115,24 +125,19 @@ export class AuthService {
   }
 
   private async resolveTenant(headers: CallHeaders): Promise<bigint> {
-    let cacheKey: string;
-    let lookup: () => Promise<bigint | undefined>;
-    if (headers.tenantId !== null && headers.tenantId.trim() !== '') {
-      const raw = headers.tenantId.trim();
+    const raw = headers.tenantId?.trim() ?? '';
+    if (raw !== '') {
       if (!/^[1-9]\d{0,18}$/.test(raw) || BigInt(raw) > 9223372036854775807n) {
         throw invalidArgument('x-tenant-id', 'must be a positive integer tenant id');
       }
-      const id = BigInt(raw);
-      cacheKey = `id:${id}`;
-      lookup = async () => (await this.db.withTransaction((tx) => findTenantById(tx, id), { readOnly: true }))?.id;
-    } else {
-      const subdomain = subdomainOf(headers.host);
-      if (subdomain === null) {
-        throw unauthenticated('no tenant: send x-tenant-id, or call <tenant subdomain>.<host>');
-      }
-      cacheKey = `sub:${subdomain}`;
-      lookup = async () => (await this.db.withTransaction((tx) => findTenantBySubdomain(tx, subdomain), { readOnly: true }))?.id;
+      return this.tenantById(BigInt(raw));
     }
-    return this.cached(cacheKey, lookup);
+    const subdomain = subdomainOf(headers.host);
+    if (subdomain === null) {
+      throw unauthenticated('no tenant: send x-tenant-id, or call <tenant subdomain>.<host>');
+    }
+    return this.cached(`sub:${subdomain}`, async () =>
+      (await this.db.withTransaction((tx) => findTenantBySubdomain(tx, subdomain), { readOnly: true }))?.id,
+    );
   }
 }
