@@ -28,3 +28,8 @@ export async function listTenants(tx: Tx, afterId: bigint, limit: number): Promi
   );
   return rows.map(toTenant);
 }
+
+/** Removes a tenant that was just created (schema mode, when its schema could not be made). */
+export async function deleteTenant(tx: Tx, id: bigint): Promise<void> {
+  await tx.exec('delete from tenants where id = $1::bigint', [id.toString()]);
+}

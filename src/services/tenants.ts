@@ -5,7 +5,7 @@ import { notFound } from '../errors.js';
 import type { Logger } from '../logger.js';
 import * as apiKeys from '../repositories/api-keys.js';
 import * as tenants from '../repositories/tenants.js';
-import { explainDbError } from './caller.js';
+import { explainDbError, inTenant } from './caller.js';
 import { type Page, decodePageToken, queryFingerprint, toPage } from './page-token.js';
 
 /** API key secrets: `tk_<tenant id>_<43 random characters>`. The tenant id lets a key of another tenant be told apart. */
@@ -40,7 +40,7 @@ export class TenantService {
       } catch (err) {
         this.logger.error('migrating the new tenant schema failed; removing the tenant', { tenantId: tenant.id, err });
         await this.migrator.dropTenantSchema(tenant.id);
-        await this.system((tx) => tx.exec('delete from tenants where id = $1::bigint', [tenant.id.toString()]));
+        await this.system((tx) => tenants.deleteTenant(tx, tenant.id));
         throw err;
       }
     }
@@ -68,7 +68,7 @@ export class TenantService {
   async createApiKey(input: { tenantId: bigint; workerId: bigint | null; name: string }): Promise<{ id: bigint; secret: string }> {
     await this.get(input.tenantId);
     const secret = `tk_${input.tenantId}_${randomBytes(32).toString('base64url')}`;
-    const id = await this.inTenant(input.tenantId, (tx) =>
+    const id = await inTenant(this.db, { tenantId: input.tenantId }, (tx) =>
       apiKeys.insertApiKey(tx, { name: input.name, workerId: input.workerId, secretHash: hashSecret(secret) }),
     );
     return { id, secret };
@@ -77,21 +77,13 @@ export class TenantService {
   /** @throws AppError not_found (tenant or key). */
   async revokeApiKey(input: { tenantId: bigint; apiKeyId: bigint }): Promise<void> {
     await this.get(input.tenantId);
-    const found = await this.inTenant(input.tenantId, (tx) => apiKeys.revokeApiKey(tx, input.apiKeyId));
+    const found = await inTenant(this.db, { tenantId: input.tenantId }, (tx) => apiKeys.revokeApiKey(tx, input.apiKeyId));
     if (!found) throw notFound('api key');
   }
 
   private async system<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     try {
       return await this.db.withTransaction(fn);
-    } catch (err) {
-      throw explainDbError(err);
-    }
-  }
-
-  private async inTenant<T>(tenantId: bigint, fn: (tx: Tx) => Promise<T>): Promise<T> {
-    try {
-      return await this.db.withTenantTransaction(tenantId, fn);
     } catch (err) {
       throw explainDbError(err);
     }
