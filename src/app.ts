@@ -13,10 +13,13 @@ import type { Logger } from './logger.js';
 import { authInterceptor, errorInterceptor } from './rpc/interceptors.js';
 import { routes } from './rpc/routes.js';
 import { type RpcServer, listen } from './rpc/server.js';
+import { IdempotencyJanitor } from './services/idempotency-janitor.js';
 import { type Services, createServices } from './services/index.js';
 
 /** Requests larger than this are refused with RESOURCE_EXHAUSTED. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** How often expired idempotency records are purged. */
+const JANITOR_INTERVAL_MS = 60 * 60 * 1000;
 
 export interface App {
   readonly port: number;
@@ -75,6 +78,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       jsonOptions: { ignoreUnknownFields: false },
     });
     server = await listen({ port: config.port, host: config.host, handler, logger });
+    const stopJanitor =
+      config.idempotencyTtlSeconds > 0
+        ? new IdempotencyJanitor(database.db, config.idempotencyTtlSeconds, logger).start(JANITOR_INTERVAL_MS)
+        : () => {};
     const rpc = server;
     logger.info('listening', { port: rpc.port, protocols: 'gRPC, gRPC-Web, Connect (HTTP/1.1 and HTTP/2)' });
     let stopped: Promise<void> | undefined;
@@ -85,6 +92,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       stop() {
         stopped ??= (async () => {
           stopping = true;
+          stopJanitor();
           await rpc.shutdown(config.shutdownGraceMs, () =>
             shutdown.abort(new ConnectError('the server is shutting down', Code.Unavailable)),
           );

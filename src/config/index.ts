@@ -58,6 +58,7 @@ const envSchema = z.object({
   DB_STATEMENT_TIMEOUT_MS: intIn(0, 3_600_000, 30_000),
   DB_PREPARED_STATEMENTS: bool(false),
   SHUTDOWN_GRACE_MS: intIn(0, 600_000, 10_000),
+  IDEMPOTENCY_TTL_SECONDS: intIn(0, 31_536_000, 86_400),
   LOG_LEVEL: z
     .enum(['debug', 'info', 'warn', 'error', 'silent'], { message: 'must be debug, info, warn, error or silent' })
     .optional()
@@ -83,6 +84,8 @@ export interface Config {
     readonly prepareStatements: boolean;
   };
   readonly shutdownGraceMs: number;
+  /** How long a create's request_id is remembered; 0 keeps records forever. */
+  readonly idempotencyTtlSeconds: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
 
@@ -128,6 +131,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       prepareStatements: e.DATABASE_URL.kind === 'pglite' ? false : e.DB_PREPARED_STATEMENTS,
     },
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     logLevel: e.LOG_LEVEL,
   };
   return Object.freeze({ ...config, pool: Object.freeze(config.pool), database: Object.freeze(config.database) });

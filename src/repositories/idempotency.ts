@@ -31,3 +31,12 @@ export async function findRecord(tx: Tx, requestId: string): Promise<{ requestHa
   );
   return row && { requestHash: row.request_hash, response: row.response };
 }
+
+/** Deletes the tenant's records older than `maxAgeSeconds`; returns how many. */
+export async function deleteExpiredRecords(tx: Tx, maxAgeSeconds: number): Promise<number> {
+  return tx.exec(
+    `delete from idempotency_records
+      where tenant_id = $1::bigint and created_at < now() - make_interval(secs => $2::double precision)`,
+    [tenantOf(tx), maxAgeSeconds],
+  );
+}
