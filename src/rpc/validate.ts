@@ -76,7 +76,16 @@ export const metadata = z
   .transform((v) => v ?? {})
   .refine((v) => Buffer.byteLength(JSON.stringify(v)) <= LIMITS.metadataBytes, `must be at most ${LIMITS.metadataBytes / 1024} KiB as JSON`)
   // A NUL in any key or string value (JSON text would also flag a literal backslash-u0000).
-  .refine((v) => !containsNul(v), 'must not contain NUL characters');
+  .refine((v) => !containsNul(v), 'must not contain NUL characters')
+  // NaN and Infinity have no JSON form: they would be stored as null without a word.
+  .refine((v) => !containsNonFinite(v), 'numbers must be finite (no NaN or Infinity)');
+
+function containsNonFinite(v: unknown): boolean {
+  if (typeof v === 'number') return !Number.isFinite(v);
+  if (Array.isArray(v)) return v.some(containsNonFinite);
+  if (v !== null && typeof v === 'object') return Object.values(v).some(containsNonFinite);
+  return false;
+}
 
 function containsNul(v: unknown): boolean {
   if (typeof v === 'string') return v.includes('\u0000');

@@ -80,7 +80,7 @@ export class ProjectService {
 
   /** @throws AppError invalid_argument (page_token). */
   list(caller: Caller, input: ListProjectsInput): Promise<Page<Project>> {
-    const fingerprint = queryFingerprint({ list: 'projects', status: input.status });
+    const fingerprint = queryFingerprint({ tenant: caller.tenantId, list: 'projects', status: input.status });
     const after = decodePageToken<bigint>(input.pageToken, fingerprint) ?? 0n;
     return inTenant(this.db, caller, async (tx) => {
       const rows = await projects.listProjects(tx, { status: input.status }, after, input.pageSize + 1);

@@ -3,15 +3,34 @@
  * many tasks it holds (never one per task).
  */
 import type { Tx } from '../db/index.js';
-import type { Task, TaskView, TaskViewKind } from '../domain.js';
+import type { Project, Task, TaskView, TaskViewKind } from '../domain.js';
 import { findProjectsByIds } from '../repositories/projects.js';
 import { findSubtasks, findTasksByIds } from '../repositories/tasks.js';
 import { findWorkersByIds } from '../repositories/workers.js';
 
 export async function loadTaskViews(tx: Tx, tasks: readonly Task[], view: TaskViewKind): Promise<TaskView[]> {
   if (tasks.length === 0) return [];
+  let related: { projects: Map<bigint, Project>; parents: Map<bigint, Task>; children: Map<bigint, Task[]> } | null = null;
+  if (view === 'full') {
+    const parentIds = tasks.flatMap((t) => (t.parentTaskId === null ? [] : [t.parentTaskId]));
+    const [projects, parents, subtasks] = [
+      await findProjectsByIds(tx, tasks.map((t) => t.projectId)),
+      await findTasksByIds(tx, parentIds),
+      await findSubtasks(tx, tasks.map((t) => t.id)),
+    ];
+    const children = new Map<bigint, Task[]>();
+    for (const s of subtasks) {
+      const list = children.get(s.parentTaskId!) ?? [];
+      list.push(s);
+      children.set(s.parentTaskId!, list);
+    }
+    related = { projects, parents, children };
+  }
+  // One statement for the workers of every task shown: the page, and in the full view its
+  // parents and subtasks too (they are Tasks, with assignee and created_by).
+  const all = [...tasks, ...(related ? [...related.parents.values(), ...[...related.children.values()].flat()] : [])];
   const workerIds = new Set<bigint>();
-  for (const t of tasks) {
+  for (const t of all) {
     workerIds.add(t.createdById);
     if (t.assigneeId !== null) workerIds.add(t.assigneeId);
   }
@@ -21,24 +40,15 @@ export async function loadTaskViews(tx: Tx, tasks: readonly Task[], view: TaskVi
     assignee: t.assigneeId === null ? null : (workers.get(t.assigneeId) ?? null),
     createdBy: workers.get(t.createdById) ?? null,
   });
-  if (view === 'basic') return tasks.map(basic);
-
-  const parentIds = tasks.flatMap((t) => (t.parentTaskId === null ? [] : [t.parentTaskId]));
-  const [projects, parents, subtasks] = [
-    await findProjectsByIds(tx, tasks.map((t) => t.projectId)),
-    await findTasksByIds(tx, parentIds),
-    await findSubtasks(tx, tasks.map((t) => t.id)),
-  ];
-  const children = new Map<bigint, Task[]>();
-  for (const s of subtasks) {
-    const list = children.get(s.parentTaskId!) ?? [];
-    list.push(s);
-    children.set(s.parentTaskId!, list);
-  }
-  return tasks.map((t) => ({
-    ...basic(t),
-    project: projects.get(t.projectId) ?? null,
-    parent: t.parentTaskId === null ? null : (parents.get(t.parentTaskId) ?? null),
-    subtasks: children.get(t.id) ?? [],
-  }));
+  if (related === null) return tasks.map(basic);
+  const { projects, parents, children } = related;
+  return tasks.map((t) => {
+    const parent = t.parentTaskId === null ? undefined : parents.get(t.parentTaskId);
+    return {
+      ...basic(t),
+      project: projects.get(t.projectId) ?? null,
+      parent: parent ? basic(parent) : null,
+      subtasks: (children.get(t.id) ?? []).map(basic),
+    };
+  });
 }

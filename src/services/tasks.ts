@@ -9,7 +9,7 @@ import {
   type TaskView,
   type TaskViewKind,
 } from '../domain.js';
-import { aborted, failedPrecondition, notFound } from '../errors.js';
+import { AppError, aborted, failedPrecondition, notFound } from '../errors.js';
 import { type TaskEventKind, appendTaskEvents } from '../repositories/events.js';
 import * as tasks from '../repositories/tasks.js';
 import { type Actor, type Caller, idempotent, inTenant, resolveActor } from './caller.js';
@@ -107,7 +107,7 @@ export class TaskService {
 
   /** @throws AppError invalid_argument (page_token). */
   list(caller: Caller, input: ListTasksInput): Promise<Page<TaskView>> {
-    const fingerprint = queryFingerprint({ list: 'tasks', filter: input.filter, order: input.order });
+    const fingerprint = queryFingerprint({ tenant: caller.tenantId, list: 'tasks', filter: input.filter, order: input.order });
     const position = decodePageToken<tasks.TaskCursor>(input.pageToken, fingerprint);
     return inTenant(this.db, caller, async (tx) => {
       const rows = await tasks.listTasks(tx, input.filter, input.order, position, input.pageSize + 1);
@@ -134,7 +134,10 @@ export class TaskService {
   }
 
   /** Sets or clears the assignee. @throws as update. */
-  assign(caller: Caller, input: { id: bigint; workerId: bigint | null; expectedVersion: bigint | null }): Promise<TaskView> {
+  async assign(caller: Caller, input: { id: bigint; workerId: bigint | null; expectedVersion: bigint | null }): Promise<TaskView> {
+    // The request names the worker `worker_id`; the column (and the shared error) `assignee_id`.
+    const renamed = (err: unknown) =>
+      err instanceof AppError && err.field === 'assignee_id' ? new AppError(err.code, err.message.replace('assignee_id', 'worker_id'), 'worker_id') : err;
     return inTenant(this.db, caller, (tx, actor) =>
       this.write(
         tx,
@@ -142,7 +145,9 @@ export class TaskService {
         { id: input.id, changes: { assigneeId: input.workerId }, expectedVersion: input.expectedVersion },
         input.workerId === null ? 'unassigned' : 'assigned',
       ),
-    );
+    ).catch((err) => {
+      throw renamed(err);
+    });
   }
 
   /** Deletes the task and its subtasks. @throws AppError not_found; aborted (version mismatch). */

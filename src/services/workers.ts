@@ -43,7 +43,7 @@ export class WorkerService {
 
   /** @throws AppError invalid_argument (page_token). */
   list(caller: Caller, input: ListWorkersInput): Promise<Page<Worker>> {
-    const fingerprint = queryFingerprint({ list: 'workers', type: input.type });
+    const fingerprint = queryFingerprint({ tenant: caller.tenantId, list: 'workers', type: input.type });
     const after = decodePageToken<bigint>(input.pageToken, fingerprint) ?? 0n;
     return inTenant(this.db, caller, async (tx) => {
       const rows = await workers.listWorkers(tx, { type: input.type }, after, input.pageSize + 1);

@@ -54,6 +54,7 @@ export function projectHandlers(projects: Projects): ServiceImpl<typeof ProjectS
       if (!req.project) throw invalidArgument('project', 'is required');
       const id = v.check(v.id, req.project.id, 'project.id');
       const fields = fieldsToWrite(req.updateMask?.paths ?? [], UPDATABLE, req.project, { metadata: (p) => p.metadata !== undefined });
+      if (fields.length === 0) throw invalidArgument('update_mask', 'names no field to update');
       const picked = Object.fromEntries(fields.map((f) => [f, changes[f]]));
       const parsed = v.check(z.object(picked), req.project, 'project') as ProjectChanges & { status?: ProjectChanges['status'] | null };
       const project = await projects.update(callerOf(ctx), {
