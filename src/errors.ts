@@ -34,5 +34,4 @@ export const invalidArgument = (field: string, message: string) =>
 export const notFound = (what: string) => new AppError('not_found', `${what} not found`);
 export const failedPrecondition = (message: string, field?: string) =>
   new AppError('failed_precondition', field ? `${field}: ${message}` : message, field);
-export const alreadyExists = (message: string, field?: string) => new AppError('already_exists', message, field);
 export const aborted = (message: string) => new AppError('aborted', message);

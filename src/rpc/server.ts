@@ -20,8 +20,6 @@ const ROUTE_TIMEOUT_MS = 10_000;
 export interface RpcServer {
   /** The port actually bound (useful with port 0). */
   readonly port: number;
-  /** In-flight HTTP requests. */
-  readonly inFlight: number;
   /**
    * Stops accepting, lets in-flight calls finish for up to `graceMs`, then calls `abortRest`
    * (which should fail the rest with UNAVAILABLE) and tears every connection down.
@@ -136,9 +134,6 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
 
   return {
     port: address.port,
-    get inFlight() {
-      return inFlight;
-    },
     async shutdown(graceMs, abortRest) {
       stopping = true;
       tcp.close();

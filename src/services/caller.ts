@@ -32,7 +32,7 @@ export interface Actor {
   readonly workerId: bigint | null;
 }
 
-export function txOptions(caller: Caller, extra: TransactionOptions = {}): TransactionOptions {
+function txOptions(caller: Caller, extra: TransactionOptions = {}): TransactionOptions {
   return { signal: caller.signal, timeoutMs: caller.timeoutMs, ...extra };
 }
 
