@@ -11,6 +11,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../logger.js';
+import type { DirectHandler } from './direct-handler.js';
 
 type NodeHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -31,6 +32,8 @@ export interface ListenOptions {
   readonly port: number;
   readonly host?: string;
   readonly handler: NodeHandler;
+  /** Serves what it recognizes (unary gRPC and Connect calls) before `handler` sees it. */
+  readonly direct?: DirectHandler;
   readonly logger: Logger;
   /** Largest header list accepted; larger requests are refused by the HTTP layer. */
   readonly maxHeaderBytes?: number;
@@ -45,31 +48,45 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
   let stopping = false;
   // HTTP/1.1 responses not yet complete: told `Connection: close` once stopping begins.
   const h1Responses = new Set<http.ServerResponse>();
-  const track: NodeHandler = (req, res) => {
+  /** Counts a call in flight until `done` is called (idempotent). */
+  const begin = () => {
     inFlight++;
-    const h1Response = 'stream' in res ? null : res;
-    if (h1Response) {
-      if (stopping) h1Response.setHeader('connection', 'close');
-      else h1Responses.add(h1Response);
-    }
     let done = false;
-    const finished = () => {
+    return () => {
       if (done) return;
       done = true;
-      if (h1Response) h1Responses.delete(h1Response);
       inFlight--;
       if (inFlight === 0) for (const wake of drained) wake();
     };
+  };
+  const http1Request = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const finished = begin();
+    if (stopping) res.setHeader('connection', 'close');
+    else h1Responses.add(res);
+    const end = () => {
+      h1Responses.delete(res);
+      finished();
+    };
+    res.once('finish', end);
+    res.once('close', end);
+    if (!options.direct?.http1(req, res)) options.handler(req, res);
+  };
+  const http2Stream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
     // A call is over once its response is complete, even if the client's half of the stream is
-    // still open (a refused oversized message). Http2ServerResponse emits no 'finish' then; its
-    // stream does.
-    ('stream' in res ? res.stream : res).once('finish', finished);
-    res.once('close', finished);
-    options.handler(req, res);
+    // still open (a refused oversized message): the stream's 'finish' says so, not 'end'.
+    const finished = begin();
+    stream.once('finish', finished);
+    stream.once('close', finished);
+    if (options.direct?.http2(stream, headers)) return;
+    // What Node's compatibility layer does for a server created with a request listener.
+    options.handler(new http2.Http2ServerRequest(stream, headers, {}, rawHeaders), new http2.Http2ServerResponse(stream));
   };
 
-  const h2 = http2.createServer({ maxSessionMemory: 64, settings: { maxHeaderListSize: maxHeaderBytes } }, track);
-  const h1 = http.createServer({ maxHeaderSize: maxHeaderBytes, keepAliveTimeout: 5_000 }, track);
+  // No request listener: streams are taken here (below), so that unary calls can skip the
+  // compatibility layer; the rest get the same request/response objects it would build.
+  const h2 = http2.createServer({ maxSessionMemory: 64, settings: { maxHeaderListSize: maxHeaderBytes } });
+  h2.on('stream', http2Stream);
+  const h1 = http.createServer({ maxHeaderSize: maxHeaderBytes, keepAliveTimeout: 5_000 }, http1Request);
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<net.Socket>();
   h2.on('session', (session) => {
