@@ -11,9 +11,9 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../logger.js';
+import type { NodeHandler } from './connect-adapter.js';
 import type { DirectHandler } from './direct-handler.js';
 
-type NodeHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const ROUTE_TIMEOUT_MS = 10_000;
