@@ -4,7 +4,7 @@
  * is back the service recovers by itself, with every acknowledged write in place.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WriteLoad, expectLoadIntact, summary, acknowledgedMore } from './support/load.js';
+import { WriteLoad, acknowledgedMore, expectLoadIntact, underLoad } from './support/load.js';
 import { PostgresCluster } from './support/postgres-cluster.js';
 import { waitFor } from './support/processes.js';
 import { ServiceProcess, codeOf } from './support/service.js';
@@ -30,7 +30,7 @@ describe('PostgreSQL down for a while', () => {
   it('answers UNAVAILABLE fast, reports NOT_SERVING, and recovers when the server is back', async () => {
     const tenant = await service.tenant('outage');
     const load = new WriteLoad(service, tenant, 2, 'outage');
-    try {
+    const report = await underLoad(load, `outage`, async () => {
       await acknowledgedMore(load, 10);
       const down = Date.now();
       await cluster.stop('fast');
@@ -60,11 +60,8 @@ describe('PostgreSQL down for a while', () => {
       const recovered = load.firstAckAfter(up)!;
       console.log(`outage: down ${up - down} ms; health SERVING and first acknowledged write ${recovered - up} ms after the server was back`);
       expect(recovered - up).toBeLessThan(5_000);
-    } finally {
-      const report = await load.stop();
-      console.log(`outage: ${summary(report)}`);
-      await expectLoadIntact(cluster, DB, tenant, report);
-    }
+    });
+    await expectLoadIntact(cluster, DB, tenant, report);
     expect(service.crashes()).toEqual([]);
   });
 });

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WriteLoad, acknowledgedMore, expectLoadIntact, summary } from './support/load.js';
+import { WriteLoad, acknowledgedMore, expectLoadIntact, underLoad } from './support/load.js';
 import { PgBouncer } from './support/pgbouncer.js';
 import { PostgresCluster } from './support/postgres-cluster.js';
 import { ServiceProcess } from './support/service.js';
@@ -46,7 +46,7 @@ describe('behind PgBouncer (transaction mode)', () => {
   it('PgBouncer restarted under write load: UNAVAILABLE meanwhile, then recovery, nothing lost', async () => {
     const tenant = await service.tenant('bouncerrestart');
     const load = new WriteLoad(service, tenant, 8, 'bouncer');
-    try {
+    const report = await underLoad(load, `PgBouncer restart`, async () => {
       await acknowledgedMore(load, 40);
       const down = Date.now();
       await bouncer.restart();
@@ -55,11 +55,8 @@ describe('behind PgBouncer (transaction mode)', () => {
       const recovered = load.firstAckAfter(up)!;
       console.log(`PgBouncer restart: down ${up - down} ms; first acknowledged write ${recovered - up} ms after it was back`);
       expect(recovered - up).toBeLessThan(5_000);
-    } finally {
-      const report = await load.stop();
-      console.log(`PgBouncer restart: ${summary(report)}`);
-      await expectLoadIntact(cluster, DB, tenant, report);
-    }
+    });
+    await expectLoadIntact(cluster, DB, tenant, report);
     expect(await service.health()).toBe('SERVING');
     expect(service.crashes()).toEqual([]);
   });
@@ -67,7 +64,7 @@ describe('behind PgBouncer (transaction mode)', () => {
   it('PostgreSQL restarted behind PgBouncer: recovery within server_login_retry', async () => {
     const tenant = await service.tenant('bouncerpg');
     const load = new WriteLoad(service, tenant, 8, 'bouncerpg');
-    try {
+    const report = await underLoad(load, `PostgreSQL restart behind PgBouncer`, async () => {
       await acknowledgedMore(load, 40);
       const down = Date.now();
       await cluster.restart('fast');
@@ -77,11 +74,8 @@ describe('behind PgBouncer (transaction mode)', () => {
       console.log(`PostgreSQL restart behind PgBouncer: down ${up - down} ms; first acknowledged write ${recovered - up} ms after it was back`);
       // server_login_retry = 1 s here; with the default 15 s this would take up to 15 s.
       expect(recovered - up).toBeLessThan(5_000);
-    } finally {
-      const report = await load.stop();
-      console.log(`PostgreSQL restart behind PgBouncer: ${summary(report)}`);
-      await expectLoadIntact(cluster, DB, tenant, report);
-    }
+    });
+    await expectLoadIntact(cluster, DB, tenant, report);
     expect(await service.health()).toBe('SERVING');
     expect(service.crashes()).toEqual([]);
   });

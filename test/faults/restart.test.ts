@@ -4,7 +4,7 @@
  * exactly once with its history event, and the service serves again promptly.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WriteLoad, acknowledgedMore, expectLoadIntact, summary } from './support/load.js';
+import { WriteLoad, acknowledgedMore, expectLoadIntact, underLoad } from './support/load.js';
 import { PostgresCluster } from './support/postgres-cluster.js';
 import { ServiceProcess } from './support/service.js';
 
@@ -26,7 +26,7 @@ describe.each(['fast', 'immediate'] as const)('PostgreSQL restart (%s) under wri
   it('fails calls only with UNAVAILABLE, keeps every acknowledged write, and recovers', async () => {
     const tenant = await service.tenant(`restart${mode}`);
     const load = new WriteLoad(service, tenant, 8, mode);
-    try {
+    const report = await underLoad(load, `restart ${mode}`, async () => {
       await acknowledgedMore(load, 40);
       const before = load.acknowledgedCount;
       const down = Date.now();
@@ -40,11 +40,8 @@ describe.each(['fast', 'immediate'] as const)('PostgreSQL restart (%s) under wri
       );
       // A pool stuck on dead connections would take DB_CONNECTION_TIMEOUT_MS or longer.
       expect(recovered - up).toBeLessThan(5_000);
-    } finally {
-      const report = await load.stop();
-      console.log(`restart ${mode}: ${summary(report)}`);
-      await expectLoadIntact(cluster, 'taskapi', tenant, report);
-    }
+    });
+    await expectLoadIntact(cluster, 'taskapi', tenant, report);
     expect(await service.health()).toBe('SERVING');
     expect(service.crashes()).toEqual([]);
   });

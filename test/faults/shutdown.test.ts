@@ -54,7 +54,7 @@ describe('SIGTERM with calls blocked on a row lock', () => {
       );
       await waitForLockWaiters(cluster, DB, BLOCKED);
       sent = Date.now();
-      service.child.kill('SIGTERM');
+      service.signal('SIGTERM');
       // The process may hang here; the lock is only released after the deadline below.
       const exited = await Promise.race([
         service.exit,

@@ -3,7 +3,7 @@
  * deterministically in the middle of a transaction that holds work not yet committed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WriteLoad, acknowledgedMore, expectLoadIntact, summary } from './support/load.js';
+import { WriteLoad, acknowledgedMore, expectLoadIntact, underLoad } from './support/load.js';
 import { lockTask, waitForLockWaiters } from './support/locks.js';
 import { PostgresCluster } from './support/postgres-cluster.js';
 import { ServiceProcess, codeOf } from './support/service.js';
@@ -37,17 +37,15 @@ describe('backends terminated', () => {
     const tenant = await service.tenant('terminateload');
     const load = new WriteLoad(service, tenant, 8, 'terminate');
     let killed = 0;
-    try {
+    const report = await underLoad(load, `terminate under load`, async () => {
       await acknowledgedMore(load, 20);
       for (let round = 0; round < 5; round++) {
         killed += await terminateServiceBackends();
         await acknowledgedMore(load, 10);
       }
-    } finally {
-      const report = await load.stop();
-      console.log(`terminate under load: ${killed} backends terminated; ${summary(report)}`);
-      await expectLoadIntact(cluster, DB, tenant, report);
-    }
+    });
+    console.log(`terminate under load: ${killed} backends terminated`);
+    await expectLoadIntact(cluster, DB, tenant, report);
     expect(killed).toBeGreaterThan(0);
     expect(service.crashes()).toEqual([]);
   });

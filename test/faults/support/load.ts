@@ -36,7 +36,7 @@ export class WriteLoad {
     loops: number,
     private readonly label: string,
     private readonly callTimeoutMs = 3_000,
-    private readonly giveUpMs = 30_000,
+    private readonly giveUpMs = 15_000,
   ) {
     this.loops = Array.from({ length: loops }, (_, i) => this.loop(service.client(i % 2 === 0 ? 'grpc' : 'connect', tenant.headers), i));
   }
@@ -88,6 +88,22 @@ export class WriteLoad {
     await Promise.all(this.loops);
     return this.report;
   }
+}
+
+/**
+ * Runs `body` while the load runs, then stops the load and returns its report. When `body`
+ * fails, that failure is what the test reports (the load's own check would hide it).
+ */
+export async function underLoad(load: WriteLoad, label: string, body: () => Promise<void>): Promise<LoadReport> {
+  try {
+    await body();
+  } catch (err) {
+    console.log(`${label}: ${summary(await load.stop())}`);
+    throw err;
+  }
+  const report = await load.stop();
+  console.log(`${label}: ${summary(report)}`);
+  return report;
 }
 
 /** Waits until `count` more writes were acknowledged than when it was called. */

@@ -22,6 +22,7 @@ export class ServiceProcess {
   private output = '';
   readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private clients: ApiClient[] = [];
+  private stopping = false;
 
   private constructor(
     readonly child: ChildProcess,
@@ -30,6 +31,12 @@ export class ServiceProcess {
     child.stdout!.on('data', (b) => (this.output += b));
     child.stderr!.on('data', (b) => (this.output += b));
     this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    // A service that dies on its own is the finding: show why, where CI logs can be read.
+    void this.exit.then(({ code, signal }) => {
+      if (!this.stopping) {
+        console.error(`the service exited unexpectedly (code ${code}, signal ${signal}); its last log lines:\n${this.output.split('\n').slice(-40).join('\n')}`);
+      }
+    });
     void this.exit.then(() => child.pid && forget(child.pid));
   }
 
@@ -120,12 +127,20 @@ export class ServiceProcess {
 
   /** SIGTERM (or another signal), then the exit. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    this.stopping = true;
     for (const c of this.clients) c.close();
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
     return this.exit;
   }
 
+  /** Signals the process; its exit is expected from now on. */
+  signal(signal: NodeJS.Signals): void {
+    this.stopping = true;
+    this.child.kill(signal);
+  }
+
   kill(): void {
+    this.stopping = true;
     for (const c of this.clients) c.close();
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
