@@ -63,6 +63,8 @@ export class PgBouncer {
         'auth_type = trust',
         `auth_file = ${join(dir, 'userlist.txt')}`,
         'pool_mode = transaction',
+        // The admin console (database `pgbouncer`): SHOW CLIENTS proves traffic went through it.
+        'admin_users = postgres',
         `default_pool_size = ${options.poolSize ?? 20}`,
         'max_client_conn = 1000',
         `server_login_retry = ${options.serverLoginRetry ?? 15}`,
@@ -81,6 +83,19 @@ export class PgBouncer {
   /** postgresql:// URL of `database` through this PgBouncer. */
   url(database: string): string {
     return `postgresql://postgres@127.0.0.1:${this.port}/${database}`;
+  }
+
+  /** Rows of an admin console command (SHOW CLIENTS, SHOW POOLS, ...). */
+  async show(what: string): Promise<Record<string, unknown>[]> {
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ connectionString: this.url('pgbouncer') });
+    await client.connect();
+    try {
+      // The console speaks only the simple query protocol: no parameters.
+      return (await client.query(`show ${what}`)).rows;
+    } finally {
+      await client.end();
+    }
   }
 
   get log(): string {

@@ -11,8 +11,19 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { RUN_AS, forget, freePort, killOnExit, runAsDbUser } from './processes.js';
 
-/** Where Debian puts the server binaries; PG_BIN overrides it. */
-export const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
+/** The server binaries: PG_BIN, else the newest of Debian's /usr/lib/postgresql/<major>/bin. */
+export const PG_BIN = process.env.PG_BIN ?? debianBinDir() ?? '/usr/lib/postgresql/15/bin';
+
+function debianBinDir(): string | undefined {
+  try {
+    const majors = readdirSync('/usr/lib/postgresql')
+      .filter((v) => /^\d+$/.test(v) && existsSync(join('/usr/lib/postgresql', v, 'bin', 'initdb')))
+      .sort((a, b) => Number(b) - Number(a));
+    return majors[0] === undefined ? undefined : join('/usr/lib/postgresql', majors[0], 'bin');
+  } catch {
+    return undefined;
+  }
+}
 
 /** A directory the database's OS user owns. */
 export function ownedTempDir(prefix: string): string {
