@@ -5,6 +5,12 @@
  * never hang. The Connect client is plain fetch, which does not enforce `connect-timeout-ms`
  * itself: its calls show the SERVER ending them at their deadline. After SIGCONT the service
  * serves again.
+ *
+ * Where the next person trips: connect-node does not end a call at its deadline on its own; it
+ * aborts the handler's signal and waits for the handler (connect-es PR #591: "It is up to the
+ * implementation to honor the AbortSignal"). `statement_timeout` runs on the server, which is
+ * frozen, and TCP keepalive sees a live kernel socket; so a statement already sent is bounded
+ * by nothing unless the service cancels it when the signal fires.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../helpers/clients.js';
