@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PG_BIN, childPids } from './postgres-cluster.js';
 import { PGBOUNCER_BIN } from './pgbouncer.js';
+import { RUN_AS } from './processes.js';
 import { execFileSync } from 'node:child_process';
 
 function killPidFile(file: string, withChildren: boolean): void {
@@ -69,6 +70,13 @@ export function setup(): () => void {
     execFileSync(PGBOUNCER_BIN, ['--version'], { stdio: 'ignore' });
   } catch {
     throw new Error(`pgbouncer not found (${PGBOUNCER_BIN}): apt-get install pgbouncer, or set PGBOUNCER_BIN`);
+  }
+  if (RUN_AS) {
+    try {
+      execFileSync('id', ['-u', RUN_AS], { stdio: 'ignore' });
+    } catch {
+      throw new Error(`running as root, the servers must run as the OS user ${RUN_AS}, which does not exist (install PostgreSQL's package, or run as another user)`);
+    }
   }
   sweepAbandoned();
   const root = mkdtempSync(join(tmpdir(), RUN_PREFIX));
