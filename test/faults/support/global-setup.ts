@@ -5,13 +5,13 @@
  * test worker left running, and remove it all; a run interrupted before its teardown is swept
  * up by the next one (its owner pid is gone).
  */
+import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PG_BIN, childPids } from './postgres-cluster.js';
 import { PGBOUNCER_BIN } from './pgbouncer.js';
+import { PG_BIN, childPids } from './postgres-cluster.js';
 import { RUN_AS } from './processes.js';
-import { execFileSync } from 'node:child_process';
 
 function killPidFile(file: string, withChildren: boolean): void {
   if (!existsSync(file)) return;

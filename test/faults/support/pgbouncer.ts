@@ -7,10 +7,10 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { ownedTempDir } from './postgres-cluster.js';
 import { RUN_AS, forget, freePort, killOnExit, waitFor } from './processes.js';
-import { connect } from 'node:net';
 
 export const PGBOUNCER_BIN = process.env.PGBOUNCER_BIN ?? (existsSync('/usr/sbin/pgbouncer') ? '/usr/sbin/pgbouncer' : 'pgbouncer');
 
@@ -63,7 +63,7 @@ export class PgBouncer {
         'auth_type = trust',
         `auth_file = ${join(dir, 'userlist.txt')}`,
         'pool_mode = transaction',
-        // The admin console (database `pgbouncer`): SHOW CLIENTS proves traffic went through it.
+        // The admin console (database `pgbouncer`): SHOW CLIENTS shows who came through it.
         'admin_users = postgres',
         `default_pool_size = ${options.poolSize ?? 20}`,
         'max_client_conn = 1000',
@@ -83,19 +83,6 @@ export class PgBouncer {
   /** postgresql:// URL of `database` through this PgBouncer. */
   url(database: string): string {
     return `postgresql://postgres@127.0.0.1:${this.port}/${database}`;
-  }
-
-  /** Rows of an admin console command (SHOW CLIENTS, SHOW POOLS, ...). */
-  async show(what: string): Promise<Record<string, unknown>[]> {
-    const { default: pg } = await import('pg');
-    const client = new pg.Client({ connectionString: this.url('pgbouncer') });
-    await client.connect();
-    try {
-      // The console speaks only the simple query protocol: no parameters.
-      return (await client.query(`show ${what}`)).rows;
-    } finally {
-      await client.end();
-    }
   }
 
   get log(): string {

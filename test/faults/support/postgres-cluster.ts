@@ -5,7 +5,7 @@
  * root (CI) every command runs as the `postgres` OS user, who must own the directory.
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -166,9 +166,4 @@ export class PostgresCluster {
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
-}
-
-/** Writes a file into a directory the database's OS user owns (readable by it). */
-export function writeOwnedFile(path: string, text: string): void {
-  writeFileSync(path, text, { mode: 0o644 });
 }
