@@ -28,6 +28,7 @@ import {
   cleanupAll,
   cpuSeconds,
   installSignalHandlers,
+  interrupted,
   onCleanup,
   startNode,
   stopChild,
@@ -64,7 +65,7 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   process.stdout.write(
-    `npm run bench -- [--quick] [--callers 8] [--runs 3] [--duration 3] [--warmup 1] [--complete-reps 2]
+    `npm run bench -- [--quick] [--callers 8] [--runs 3] [--duration 3] [--warmup 0.5] [--complete-reps 2]
                   [--node /usr/bin/node] [--keep] [--pglite] [--no-postgres] [--only GetTask] [--protocols grpc,bare]
                   [--database postgresql://postgres@127.0.0.1:5432/postgres] [--db-name taskapi_bench]
                   [--pool 10] [--prepared]
@@ -83,8 +84,8 @@ const num = (v: string | undefined, fallback: number) => {
 const opts = {
   callers: num(args.callers, 8),
   runs: num(args.runs, quick ? 1 : 3),
-  durationMs: num(args.duration, quick ? 1 : 3) * 1000,
-  warmupMs: num(args.warmup, quick ? 0.3 : 1) * 1000,
+  durationMs: num(args.duration, quick ? 0.5 : 3) * 1000,
+  warmupMs: num(args.warmup, quick ? 0.2 : 0.5) * 1000,
   completeReps: num(args['complete-reps'], quick ? 1 : 2),
   nodeBin: args.node ? resolve(args.node) : process.execPath,
   seed: quick ? QUICK_SEED : FULL_SEED,
@@ -212,6 +213,8 @@ class LoadProcess {
 interface Bench {
   readonly data: BenchData;
   readonly sql: Sql | null;
+  /** Backend pids of the benchmark database (not the owner's own), when the server is local. */
+  readonly dbPids: (() => Promise<number[]>) | null;
   readonly load: LoadProcess;
   readonly floor: LoadProcess | null;
   readonly servicePid: number;
@@ -221,6 +224,26 @@ interface Bench {
 const wanted = (s: Scenario, p: Protocol) =>
   (!opts.only || s.id.toLowerCase().includes(opts.only)) && (!opts.protocols || opts.protocols.includes(p));
 
+/**
+ * CPU of the database's backends (user + system), summed over the backends seen at both reads.
+ * A backend that ends inside the window loses its share, one that starts inside it counts
+ * whole; pools are warm and their idle timeout is longer than a run, so few do either.
+ */
+async function dbCpu(bench: Bench): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  if (!bench.dbPids) return out;
+  for (const pid of await bench.dbPids()) {
+    try {
+      out.set(pid, cpuSeconds(pid));
+    } catch {
+      // ended meanwhile, or not on this machine
+    }
+  }
+  return out;
+}
+const dbCpuDelta = (before: Map<number, number>, after: Map<number, number>) =>
+  [...after].reduce((sum, [pid, cpu]) => sum + cpu - (before.get(pid) ?? 0), 0);
+
 /** One timed run: the server's CPU is read right before and right after the calls. */
 async function timedRun(bench: Bench, scenario: Scenario, protocol: Protocol, round: number): Promise<RunFigures> {
   const worker = protocol === 'floor' ? bench.floor! : bench.load;
@@ -228,15 +251,17 @@ async function timedRun(bench: Bench, scenario: Scenario, protocol: Protocol, ro
   const callers = scenario.callers ?? opts.callers;
   if (scenario.perCallSetup) {
     // Fresh data before each call (untimed); only the call is timed.
-    let ok = 0, errors = 0, cpu = 0, elapsed = 0;
+    let ok = 0, errors = 0, cpu = 0, db = 0, elapsed = 0;
     let firstError: string | undefined;
     const latencies: number[] = [];
     for (let rep = 0; rep < opts.completeReps; rep++) {
       const tenant = bench.data.tenants[(round * opts.completeReps + rep) % bench.data.tenants.length]!;
       const projectId = await projectOfPendingTasks(bench.sql!, tenant);
+      const d0 = await dbCpu(bench);
       const c0 = cpuSeconds(serverPid);
       const r = await worker.run({ scenario: scenario.id, protocol, callers: 1, count: 1, seed: round, params: { tenantId: tenant.id, projectId } });
       cpu += cpuSeconds(serverPid) - c0;
+      db += dbCpuDelta(d0, await dbCpu(bench));
       ok += r.ok;
       errors += r.errors;
       elapsed += r.elapsedMs;
@@ -251,13 +276,16 @@ async function timedRun(bench: Bench, scenario: Scenario, protocol: Protocol, ro
       ok,
       errors,
       cpuUs: (cpu / Math.max(1, ok + errors)) * 1e6,
+      dbCpuUs: bench.dbPids ? (db / Math.max(1, ok + errors)) * 1e6 : Number.NaN,
       firstError,
     };
   }
   await worker.run({ scenario: scenario.id, protocol, callers, durationMs: opts.warmupMs, seed: 100 + round });
+  const d0 = await dbCpu(bench);
   const c0 = cpuSeconds(serverPid);
   const r = await worker.run({ scenario: scenario.id, protocol, callers, durationMs: opts.durationMs, seed: round });
   const cpu = cpuSeconds(serverPid) - c0;
+  const db = dbCpuDelta(d0, await dbCpu(bench));
   return {
     ops: r.ok / (r.elapsedMs / 1000),
     p50: r.p50,
@@ -265,6 +293,7 @@ async function timedRun(bench: Bench, scenario: Scenario, protocol: Protocol, ro
     ok: r.ok,
     errors: r.errors,
     cpuUs: (cpu / Math.max(1, r.ok + r.errors)) * 1e6,
+    dbCpuUs: bench.dbPids ? (db / Math.max(1, r.ok + r.errors)) * 1e6 : Number.NaN,
     firstError: r.firstError,
   };
 }
@@ -285,7 +314,7 @@ async function measureAll(bench: Bench, protocolsAvailable: readonly Protocol[])
       runs.set(key, [...(runs.get(key) ?? []), f]);
       log(
         `  [${round}/${opts.runs}] ${scenario.id} · ${protocol}: ${f.ops.toFixed(f.ops < 100 ? 1 : 0)} ops/s, p50 ${f.p50.toFixed(2)} ms, ` +
-          `p99 ${f.p99.toFixed(2)} ms, ${f.cpuUs.toFixed(0)} µs CPU/call${f.errors ? `, ${f.errors} errors (${f.firstError})` : ''}`,
+          `p99 ${f.p99.toFixed(2)} ms, ${f.cpuUs.toFixed(0)} µs CPU/call, DB ${f.dbCpuUs.toFixed(0)} µs${f.errors ? `, ${f.errors} errors (${f.firstError})` : ''}`,
       );
     }
   }
@@ -367,6 +396,11 @@ async function postgresSection(report: { postgres?: string; seed: Record<string,
   log(`  seeded ${tenants.length} tenants, ${counts.workers} workers, ${counts.projects} projects, ${counts.tasks} tasks in ${seedSeconds.toFixed(1)} s`);
   Object.assign(report.seed, { tenants: tenants.length, ...counts, 'seconds to seed': Number(seedSeconds.toFixed(1)) });
 
+  const local = ['127.0.0.1', 'localhost', '[::1]', ''].includes(url.hostname);
+  const dbPids = local
+    ? async () =>
+        (await owner.query<{ pid: number }>('select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()')).rows.map((r) => r.pid)
+    : null;
   const bare = await startBare(env);
   const load = new LoadProcess(process.execPath);
   const floor = new LoadProcess(opts.nodeBin);
@@ -375,7 +409,7 @@ async function postgresSection(report: { postgres?: string; seed: Record<string,
   log(`  service pid ${service.proc.pid} port ${service.port}, bare server pid ${bare.proc.pid} port ${bare.port}, floor pid ${floor.pid}, load pid ${load.pid}`);
 
   const rows = await measureAll(
-    { data, sql: owner, load, floor, servicePid: service.proc.pid, barePid: bare.proc.pid },
+    { data, sql: owner, dbPids, load, floor, servicePid: service.proc.pid, barePid: bare.proc.pid },
     ['grpc', 'connect-json', 'connect-binary', 'connect-h2', 'floor', 'bare'],
   );
   await Promise.all([load.stop(), floor.stop(), stopChild(bare.proc.child), stopChild(service.proc.child)]);
@@ -418,7 +452,7 @@ async function pgliteSection(report: { seed: Record<string, number | string> }):
   service = await startService(env);
   const load = new LoadProcess(process.execPath);
   await load.setup(data, { service: service.port });
-  const rows = await measureAll({ data, sql: null, load, floor: null, servicePid: service.proc.pid, barePid: null }, [
+  const rows = await measureAll({ data, sql: null, dbPids: null, load, floor: null, servicePid: service.proc.pid, barePid: null }, [
     'grpc',
     'connect-json',
     'connect-binary',
@@ -468,6 +502,7 @@ async function main(): Promise<void> {
 
 main()
   .catch((err: Error) => {
+    if (interrupted()) return;
     log(`benchmark failed: ${err.stack ?? err.message}`);
     process.exitCode = 1;
   })

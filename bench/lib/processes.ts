@@ -48,10 +48,15 @@ export function cleanupAll(): Promise<void> {
   return cleaning;
 }
 
+let interruptedBy: string | undefined;
+/** The signal that stopped the run, if one did (its children's deaths are no failure then). */
+export const interrupted = () => interruptedBy;
+
 /** Ctrl-C or a kill of the benchmark still stops its servers and drops its database. */
 export function installSignalHandlers(): void {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
+      interruptedBy = signal;
       process.stderr.write(`\n${signal}: stopping the benchmark's processes\n`);
       void cleanupAll().finally(() => process.exit(130));
     });

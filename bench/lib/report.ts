@@ -10,6 +10,8 @@ export interface RunFigures {
   readonly errors: number;
   /** Server process CPU (user + system) per call, microseconds. */
   readonly cpuUs: number;
+  /** CPU of the database server's backends per call, microseconds (NaN when not measured). */
+  readonly dbCpuUs: number;
   readonly firstError?: string;
 }
 
@@ -24,6 +26,7 @@ export interface Row {
   readonly p99: number;
   readonly errors: number;
   readonly cpuUs: number;
+  readonly dbCpuUs: number;
   readonly firstError?: string;
   vsFloor?: Ratio;
   vsBare?: Ratio;
@@ -84,6 +87,7 @@ export function summarize(scenario: string, protocol: Protocol, callers: number,
     p99: median(runs.map((r) => r.p99)),
     errors: runs.reduce((a, r) => a + r.errors, 0),
     cpuUs: median(runs.map((r) => r.cpuUs)),
+    dbCpuUs: median(runs.map((r) => r.dbCpuUs)),
     firstError: runs.find((r) => r.firstError)?.firstError,
   };
 }
@@ -130,13 +134,13 @@ export function markdown(report: Report): string {
     const withBaselines = section.rows.some((r) => r.protocol === 'floor' || r.protocol === 'bare');
     out.push(
       withBaselines
-        ? '| call | protocol | callers | ops/s | p50 ms | p99 ms | errors | server CPU µs/call | ops × floor | CPU × floor | ops × bare | CPU × bare |'
+        ? '| call | protocol | callers | ops/s | p50 ms | p99 ms | errors | server CPU µs/call | DB CPU µs/call | ops × floor | CPU × floor | ops × bare | CPU × bare |'
         : '| call | protocol | callers | ops/s | p50 ms | p99 ms | errors | server CPU µs/call |',
-      withBaselines ? '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|' : '|---|---|--:|--:|--:|--:|--:|--:|',
+      withBaselines ? '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|' : '|---|---|--:|--:|--:|--:|--:|--:|',
     );
     for (const r of section.rows) {
       const cells = [r.scenario, PROTOCOL_NAMES[r.protocol], String(r.callers), fmt(r.ops, r.ops < 100 ? 1 : 0), ms(r.p50), ms(r.p99), String(r.errors), fmt(r.cpuUs)];
-      if (withBaselines) cells.push(fmt(r.vsFloor?.ops, 2), fmt(r.vsFloor?.cpu, 2), fmt(r.vsBare?.ops, 2), fmt(r.vsBare?.cpu, 2));
+      if (withBaselines) cells.push(fmt(r.dbCpuUs), fmt(r.vsFloor?.ops, 2), fmt(r.vsFloor?.cpu, 2), fmt(r.vsBare?.ops, 2), fmt(r.vsBare?.cpu, 2));
       out.push(`| ${cells.join(' | ')} |`);
     }
     out.push('');
