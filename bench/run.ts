@@ -306,6 +306,9 @@ async function measureAll(bench: Bench, protocolsAvailable: readonly Protocol[])
   const plan = SCENARIOS.flatMap((s) =>
     s.protocols.filter((p) => protocolsAvailable.includes(p) && wanted(s, p) && (!s.perCallSetup || bench.sql)).map((p) => [s, p] as const),
   );
+  const timed = plan.filter(([s]) => !s.perCallSetup).length;
+  const estimate = opts.runs * (timed * (opts.warmupMs + opts.durationMs) / 1000 + (plan.length - timed) * opts.completeReps * 3);
+  log(`  ${plan.length} figures × ${opts.runs} run(s): about ${Math.round(estimate / 60)} min`);
   const runs = new Map<string, RunFigures[]>();
   for (let round = 1; round <= opts.runs; round++) {
     for (const [scenario, protocol] of plan) {
@@ -314,7 +317,7 @@ async function measureAll(bench: Bench, protocolsAvailable: readonly Protocol[])
       runs.set(key, [...(runs.get(key) ?? []), f]);
       log(
         `  [${round}/${opts.runs}] ${scenario.id} · ${protocol}: ${f.ops.toFixed(f.ops < 100 ? 1 : 0)} ops/s, p50 ${f.p50.toFixed(2)} ms, ` +
-          `p99 ${f.p99.toFixed(2)} ms, ${f.cpuUs.toFixed(0)} µs CPU/call, DB ${f.dbCpuUs.toFixed(0)} µs${f.errors ? `, ${f.errors} errors (${f.firstError})` : ''}`,
+          `p99 ${f.p99.toFixed(2)} ms, ${f.cpuUs.toFixed(0)} µs CPU/call${Number.isNaN(f.dbCpuUs) ? '' : `, DB ${f.dbCpuUs.toFixed(0)} µs`}${f.errors ? `, ${f.errors} errors (${f.firstError})` : ''}`,
       );
     }
   }
