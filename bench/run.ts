@@ -108,7 +108,7 @@ async function startService(env: Record<string, string>): Promise<{ proc: NodePr
   const proc = startNode(
     opts.nodeBin,
     join(ROOT, 'src/main.ts'),
-    { ...env, ADMIN_TOKEN, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', MIGRATE_ON_START: 'true', SHUTDOWN_GRACE_MS: '2000' },
+    { ...env, ADMIN_TOKEN, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', MIGRATE_ON_START: 'true', TENANCY_MODE: 'row', SHUTDOWN_GRACE_MS: '2000' },
     {
       onLine: (line) => {
         // The service's warnings and errors are worth seeing; a flood of them is not.
