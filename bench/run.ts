@@ -495,6 +495,7 @@ async function main(): Promise<void> {
   log(`Task API benchmark (${report.mode}): service on Node ${serviceNode}, load on Node ${process.version}, ${opts.callers} callers`);
   if (!args['no-postgres']) report.sections.push(await postgresSection(report));
   if (args.pglite) report.sections.push(await pgliteSection(report));
+  report.machine.loadavgAtEnd = loadavg();
   const md = markdown(report);
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(join(RESULTS, 'latest.md'), md);

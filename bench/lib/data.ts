@@ -5,7 +5,7 @@ export interface TenantData {
   readonly key: string;
   readonly workerIds: readonly string[];
   readonly projectIds: readonly string[];
-  /** A random sample of the tenant's task ids (top-level tasks and subtasks). */
+  /** A fixed pseudo-random sample of the tenant's task ids (top-level tasks and subtasks). */
   readonly taskIds: readonly string[];
 }
 

@@ -57,7 +57,8 @@ export interface Section {
 export interface Report {
   readonly date: string;
   readonly mode: 'full' | 'quick';
-  readonly machine: { cores: number; cpuModel: string; loadavg: number[] };
+  /** Load averages at the start and at the end: a busy machine shows here. */
+  readonly machine: { cores: number; cpuModel: string; loadavg: number[]; loadavgAtEnd?: number[] };
   readonly node: { service: string; loadGenerator: string };
   readonly postgres?: string;
   readonly callers: number;
@@ -121,7 +122,8 @@ export function markdown(report: Report): string {
   const out: string[] = [];
   out.push(`# Task API benchmark (${report.mode} run)`, '');
   out.push(
-    `${report.date} · ${report.machine.cores} cores, ${report.machine.cpuModel} (load average at start ${report.machine.loadavg.map((l) => l.toFixed(2)).join(', ')}) · ` +
+    `${report.date} · ${report.machine.cores} cores, ${report.machine.cpuModel} (load average ${report.machine.loadavg.map((l) => l.toFixed(2)).join(', ')} at the start, ` +
+      `${(report.machine.loadavgAtEnd ?? []).map((l) => l.toFixed(2)).join(', ')} at the end) · ` +
       `service and baselines on Node ${report.node.service}, load generator on Node ${report.node.loadGenerator}` +
       (report.postgres ? ` · ${report.postgres}` : ''),
     '',
