@@ -4,7 +4,7 @@
  * run on it as on a PostgreSQL server.
  *
  * pglite-socket runs every connection on ONE database session and, with two connections busy,
- * interleaves their statements and returns wrong rows (open upstream bug, STACK.md). The pool
+ * interleaves their statements and returns wrong rows (open upstream bug, docs/stack-notes.md). The pool
  * is therefore limited to one connection in embedded mode (src/config), and everything that
  * talks to the database (migrations included) borrows that connection.
  */
