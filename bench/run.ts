@@ -15,7 +15,7 @@ import pg from 'pg';
 import { startApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
 import { silentLogger } from '../src/logger.js';
-import { type ApiClient, connectClient, grpcClient } from '../test/helpers/clients.js';
+import { type ApiClient, TaskView, WorkerType, connectClient, grpcClient } from '../test/helpers/clients.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
@@ -72,14 +72,14 @@ async function main() {
   const clients: ApiClient[] = [];
   try {
     const admin = connectClient(app.port, { authorization: `Bearer ${ADMIN}` });
-    const { tenant } = await admin.call('TenantService', 'CreateTenant', { name: 'Bench', subdomain: 'bench' });
-    const { secret } = await admin.call('TenantService', 'CreateApiKey', { tenantId: tenant.id });
-    const headers = { 'x-tenant-id': tenant.id, authorization: `Bearer ${secret}` };
+    const { tenant } = await admin.TenantService.createTenant({ name: 'Bench', subdomain: 'bench' });
+    const { secret } = await admin.TenantService.createApiKey({ tenantId: tenant.id });
+    const headers = { 'x-tenant-id': String(tenant.id), authorization: `Bearer ${secret}` };
     const setup = connectClient(app.port, headers);
-    const { worker } = await setup.call('WorkerService', 'CreateWorker', { handle: '@bench', type: 'WORKER_TYPE_AGENT' });
+    const { worker } = await setup.WorkerService.createWorker({ handle: '@bench', type: WorkerType.AGENT });
     const titles = Array.from({ length: 1000 }, (_, i) => `task ${i}`);
-    const { project, tasks } = await setup.call('ProjectService', 'CreateProjectWithTasks', { name: 'bench', taskTitles: titles, createdById: worker.id });
-    for (const t of tasks.slice(0, 50)) await setup.call('TaskService', 'AssignTask', { id: t.id, workerId: worker.id });
+    const { project, tasks } = await setup.ProjectService.createProjectWithTasks({ name: 'bench', taskTitles: titles, createdById: worker.id });
+    for (const t of tasks.slice(0, 50)) await setup.TaskService.assignTask({ id: t.id, workerId: worker.id });
     const tenantId = BigInt(tenant.id);
 
     console.log(
@@ -99,23 +99,23 @@ async function main() {
       const run = async (name: string, fn: (i: number) => Promise<unknown>, concurrency?: number) => {
         results.push([`${protocol} ${name}`, await measure(name, fn, concurrency), rpcFloor]);
       };
-      await run('GetTask (assignee + creator)', (i) => c.call('TaskService', 'GetTask', { id: tasks[i % 50].id }));
-      await run('GetTask TASK_VIEW_FULL', (i) => c.call('TaskService', 'GetTask', { id: tasks[i % 50].id, view: 'TASK_VIEW_FULL' }));
-      await run('ListTasks page of 50 with relations', () => c.call('TaskService', 'ListTasks', { projectId: project.id, pageSize: 50 }));
-      await run('CreateTask', (i) => c.call('TaskService', 'CreateTask', { projectId: project.id, title: `new ${i}`, createdById: worker.id }));
+      await run('GetTask (assignee + creator)', (i) => c.TaskService.getTask({ id: tasks[i % 50]!.id }));
+      await run('GetTask TASK_VIEW_FULL', (i) => c.TaskService.getTask({ id: tasks[i % 50]!.id, view: TaskView.FULL }));
+      await run('ListTasks page of 50 with relations', () => c.TaskService.listTasks({ projectId: project.id, pageSize: 50 }));
+      await run('CreateTask', (i) => c.TaskService.createTask({ projectId: project.id, title: `new ${i}`, createdById: worker.id }));
       await run('UpdateTask (title)', (i) =>
-        c.call('TaskService', 'UpdateTask', { task: { id: tasks[100 + (i % 100)].id, title: `renamed ${i}` }, updateMask: 'title' }),
+        c.TaskService.updateTask({ task: { id: tasks[100 + (i % 100)]!.id, title: `renamed ${i}` }, updateMask: { paths: ['title'] } }),
       );
     }
     console.log('set-based writes:');
     const client = clients[0]!;
     const batch = Array.from({ length: 200 }, (_, i) => `batch ${i}`);
     const setBased = (await measure('CreateProjectWithTasks, 200 titles (calls/s)', async () => {
-      await client.call('ProjectService', 'CreateProjectWithTasks', { name: 'b', taskTitles: batch, createdById: worker.id });
+      await client.ProjectService.createProjectWithTasks({ name: 'b', taskTitles: batch, createdById: worker.id });
     }, 2)) * batch.length;
     console.log(`  ${'  = tasks/s'.padEnd(58)} ${setBased.toFixed(0).padStart(7)} tasks/s`);
     const oneByOne = await measure('CreateTask one by one (tasks/s)', (i) =>
-      client.call('TaskService', 'CreateTask', { projectId: project.id, title: `single ${i}`, createdById: worker.id }), 2);
+      client.TaskService.createTask({ projectId: project.id, title: `single ${i}`, createdById: worker.id }), 2);
 
     console.log('\nratios (higher is better; each call against the floors of the same run):');
     for (const [name, rate, rpcFloor] of results) {

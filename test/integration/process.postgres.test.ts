@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectClient } from '../helpers/clients.js';
+import { ServingStatus, healthStatus } from '../helpers/health.js';
 import { type TestDatabase, createTestDatabase } from '../helpers/database.js';
 import { ADMIN_TOKEN, TEST_DATABASE_URL } from '../helpers/env.js';
 
@@ -62,15 +63,6 @@ async function waitForPort(r: Run, timeoutMs = 100_000): Promise<number> {
   throw new Error(`not listening after ${timeoutMs} ms:\n${r.output()}`);
 }
 
-async function health(port: number): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${port}/grpc.health.v1.Health/Check`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: '{}',
-  });
-  return ((await res.json()) as { status: string }).status;
-}
-
 describe('bad configuration', () => {
   it('stops the start with one message naming every bad variable, no stack, no password', async () => {
     const r = run({ DATABASE_URL: 'sqlite:///tmp/x.db', PORT: '99999', DB_POOL_MAX: 'lots' });
@@ -91,16 +83,15 @@ describe('bad configuration', () => {
   });
 });
 
-describe('running', () => {
-  it('starts on the embedded database, answers SERVING, keeps npm run migrate off its data, and exits 0 on SIGTERM', {
-    timeout: 240_000,
-  }, async () => {
+// Each test starts the service as a process: bounded by waitForPort, not by the default 60 s.
+describe('running', { timeout: 240_000 }, () => {
+  it('starts on the embedded database, answers SERVING, keeps npm run migrate off its data, and exits 0 on SIGTERM', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'taskapi-embedded-'));
     dirs.push(dir);
     const databaseUrl = `pglite://${join(dir, 'pglite')}`;
     const r = run({ DATABASE_URL: databaseUrl, PORT: '0' });
     const port = await waitForPort(r);
-    expect(await health(port)).toBe('SERVING');
+    expect(await healthStatus('grpc', port)).toBe(ServingStatus.SERVING);
 
     const migrate = () =>
       promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/migrate.ts', 'status'], {
@@ -126,7 +117,7 @@ describe('running', () => {
     const r = run({ DATABASE_URL: tdb.url, PORT: '0', ADMIN_TOKEN, MIGRATE_ON_START: 'true' });
     const port = await waitForPort(r);
     const admin = connectClient(port, { authorization: `Bearer ${ADMIN_TOKEN}` });
-    await Promise.all([0, 1, 2].map((i) => admin.call('TenantService', 'CreateTenant', { name: `T${i}`, subdomain: `kill${i}` })));
+    await Promise.all([0, 1, 2].map((i) => admin.TenantService.createTenant({ name: `T${i}`, subdomain: `kill${i}` })));
 
     const server = new pg.Client({ connectionString: TEST_DATABASE_URL });
     await server.connect();
@@ -137,16 +128,16 @@ describe('running', () => {
     await server.end();
     expect(killed.rowCount).toBeGreaterThan(0);
 
-    const { tenants } = await admin.call('TenantService', 'ListTenants', {});
+    const { tenants } = await admin.TenantService.listTenants({});
     expect(tenants).toHaveLength(3);
-    expect(await health(port)).toBe('SERVING');
+    expect(await healthStatus('grpc', port)).toBe(ServingStatus.SERVING);
     expect(r.child.exitCode).toBeNull();
     r.child.kill('SIGTERM');
     expect(await r.exit).toBe(0);
   });
 });
 
-describe('tools from outside', () => {
+describe('tools from outside', { timeout: 240_000 }, () => {
   const exec = promisify(execFile);
   const env = (extra: Record<string, string>) => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...extra });
 
