@@ -13,7 +13,7 @@
  * by nothing unless the service cancels it when the signal fires.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiClient } from '../helpers/clients.js';
+import type { ApiClient } from '../helpers/legacy/clients.js';
 import { PostgresCluster } from './support/postgres-cluster.js';
 import { waitFor } from './support/processes.js';
 import { ServiceProcess, type ServiceTenant, codeOf } from './support/service.js';

@@ -5,7 +5,7 @@
  * (none lost, none doubled), each with its history event (nothing half-written).
  */
 import { expect } from 'vitest';
-import type { ApiClient } from '../../helpers/clients.js';
+import type { ApiClient } from '../../helpers/legacy/clients.js';
 import type { PostgresCluster } from './postgres-cluster.js';
 import { type ServiceProcess, type ServiceTenant, codeOf } from './service.js';
 

@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ApiClient, RpcError, connectClient, grpcClient } from '../../helpers/clients.js';
+import { type ApiClient, RpcError, connectClient, grpcClient } from '../../helpers/legacy/clients.js';
 import { forget, killOnExit, waitFor } from './processes.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
