@@ -64,7 +64,9 @@ const CHANGES: Record<Updatable, [keyof TaskChanges, z.ZodType]> = {
   due_date: ['dueDate', v.timestamp],
 };
 
-export function taskHandlers(tasks: Tasks): ServiceImpl<typeof TaskService> {
+// Partial: the methods not implemented here answer UNIMPLEMENTED (connect-node's default) until
+// their handlers land; a method listed here must be complete.
+export function taskHandlers(tasks: Tasks): Partial<ServiceImpl<typeof TaskService>> {
   return {
     async createTask(req, ctx) {
       return { task: taskMessage(await tasks.create(callerOf(ctx), v.check(create, req))) };
