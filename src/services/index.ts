@@ -2,6 +2,7 @@ import type { Config } from '../config/index.js';
 import type { Database, Migrator } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { AuthService } from './auth.js';
+import { LeaseReaper } from './lease-reaper.js';
 import { ProjectService } from './projects.js';
 import { TaskService } from './tasks.js';
 import { TenantService } from './tenants.js';
@@ -13,14 +14,19 @@ export interface Services {
   readonly workers: WorkerService;
   readonly projects: ProjectService;
   readonly tasks: TaskService;
+  readonly leases: LeaseReaper;
 }
 
 export function createServices(db: Database, migrator: Migrator, config: Pick<Config, 'adminToken' | 'tenancyMode'>, logger: Logger): Services {
+  const tasks = new TaskService(db);
+  const leases = new LeaseReaper(db, logger);
+  tasks.onLease = (tenantId) => leases.watch(tenantId);
   return {
     auth: new AuthService(db, config.adminToken),
     tenants: new TenantService(db, migrator, config.tenancyMode, logger),
     workers: new WorkerService(db),
     projects: new ProjectService(db),
-    tasks: new TaskService(db),
+    tasks,
+    leases,
   };
 }
