@@ -195,6 +195,15 @@ class LoadProcess {
     await this.request({ type: 'setup', data, targets });
   }
 
+  /** @returns a line for the report. */
+  async compare(scenario: string, a: Protocol, b: Protocol, count: number): Promise<string> {
+    const m = await this.request({ type: 'compare', scenario, a, b, count });
+    if (m.type !== 'compared') throw new Error(`unexpected ${m.type}`);
+    return m.mismatches === 0
+      ? `${scenario}: the bare server's answers equal the service's (${a}) on ${m.compared} sampled requests`
+      : `**${scenario}: ${m.mismatches} of ${m.compared} answers of the bare server differ from the service's**; first:\n\n\`\`\`\n${m.first}\n\`\`\``;
+  }
+
   async run(spec: RunSpec): Promise<RunResult> {
     const m = await this.request({ type: 'run', spec });
     if (m.type !== 'result') throw new Error(`unexpected ${m.type}`);
@@ -410,6 +419,12 @@ async function postgresSection(report: { postgres?: string; seed: Record<string,
   await load.setup(data, { service: service.port, bare: bare.port });
   await floor.setup(data, { floorEnv: env });
   log(`  service pid ${service.proc.pid} port ${service.port}, bare server pid ${bare.proc.pid} port ${bare.port}, floor pid ${floor.pid}, load pid ${load.pid}`);
+  // A baseline that answered less than the service would flatter it: same requests, same answers.
+  const notes: string[] = [];
+  for (const scenario of SCENARIOS.filter((s) => s.protocols.includes('bare') && s.method !== Health.method.check)) {
+    notes.push(await load.compare(scenario.id, 'grpc', 'bare', 20));
+  }
+  for (const n of notes) log(`  ${n}`);
 
   const rows = await measureAll(
     { data, sql: owner, dbPids, load, floor, servicePid: service.proc.pid, barePid: bare.proc.pid },
@@ -420,7 +435,7 @@ async function postgresSection(report: { postgres?: string; seed: Record<string,
     title: `${report.postgres}, row tenancy, pool ${args.pool}, prepared statements ${args.prepared ? 'on' : 'off'}`,
     rows,
     targets: targets(rows),
-    notes: [],
+    notes,
   };
 }
 
