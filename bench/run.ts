@@ -292,8 +292,10 @@ async function timedRun(bench: Bench, scenario: Scenario, protocol: Protocol, ro
   await worker.run({ scenario: scenario.id, protocol, callers, durationMs: opts.warmupMs, seed: 100 + round });
   const d0 = await dbCpu(bench);
   const c0 = cpuSeconds(serverPid);
+  const l0 = cpuSeconds(worker.pid);
   const r = await worker.run({ scenario: scenario.id, protocol, callers, durationMs: opts.durationMs, seed: round });
   const cpu = cpuSeconds(serverPid) - c0;
+  const client = cpuSeconds(worker.pid) - l0;
   const db = dbCpuDelta(d0, await dbCpu(bench));
   return {
     ops: r.ok / (r.elapsedMs / 1000),
@@ -303,6 +305,7 @@ async function timedRun(bench: Bench, scenario: Scenario, protocol: Protocol, ro
     errors: r.errors,
     cpuUs: (cpu / Math.max(1, r.ok + r.errors)) * 1e6,
     dbCpuUs: bench.dbPids ? (db / Math.max(1, r.ok + r.errors)) * 1e6 : Number.NaN,
+    clientCpuUs: (client / Math.max(1, r.ok + r.errors)) * 1e6,
     firstError: r.firstError,
   };
 }
