@@ -65,7 +65,7 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   process.stdout.write(
-    `npm run bench -- [--quick] [--callers 8] [--runs 3] [--duration 3] [--warmup 0.5] [--complete-reps 2]
+    `npm run bench -- [--quick] [--callers 8] [--runs 3] [--duration 2.5] [--warmup 0.5] [--complete-reps 2]
                   [--node /usr/bin/node] [--keep] [--pglite] [--no-postgres] [--only GetTask] [--protocols grpc,bare]
                   [--database postgresql://postgres@127.0.0.1:5432/postgres] [--db-name taskapi_bench]
                   [--pool 10] [--prepared]
@@ -84,7 +84,7 @@ const num = (v: string | undefined, fallback: number) => {
 const opts = {
   callers: num(args.callers, 8),
   runs: num(args.runs, quick ? 1 : 3),
-  durationMs: num(args.duration, quick ? 0.5 : 3) * 1000,
+  durationMs: num(args.duration, quick ? 0.5 : 2.5) * 1000,
   warmupMs: num(args.warmup, quick ? 0.2 : 0.5) * 1000,
   completeReps: num(args['complete-reps'], quick ? 1 : 2),
   nodeBin: args.node ? resolve(args.node) : process.execPath,
@@ -320,7 +320,7 @@ async function measureAll(bench: Bench, protocolsAvailable: readonly Protocol[])
   );
   const timed = plan.filter(([s]) => !s.perCallSetup).length;
   const estimate = opts.runs * (timed * (opts.warmupMs + opts.durationMs) / 1000 + (plan.length - timed) * opts.completeReps * 3);
-  log(`  ${plan.length} figures × ${opts.runs} run(s): about ${Math.round(estimate / 60)} min`);
+  log(`  ${plan.length} figures × ${opts.runs} run(s): about ${Math.round(estimate / 60)} min of measuring`);
   const runs = new Map<string, RunFigures[]>();
   for (let round = 1; round <= opts.runs; round++) {
     for (const [scenario, protocol] of plan) {
