@@ -15,6 +15,7 @@ import type { Services } from '../services/index.js';
 import { projectHandlers } from './handlers/projects.js';
 import { taskHandlers } from './handlers/tasks.js';
 import { tenantHandlers } from './handlers/tenants.js';
+import { watchHandlers } from './handlers/watch.js';
 import { workerHandlers } from './handlers/workers.js';
 import { correctResponses } from './grpc-compat.js';
 import { healthService } from './health.js';
@@ -29,7 +30,7 @@ export function routes(services: Services, health: { probe: () => Promise<boolea
     router.service(TenantService, tenantHandlers(services.tenants));
     router.service(WorkerService, workerHandlers(services.workers));
     router.service(ProjectService, projectHandlers(services.projects));
-    router.service(TaskService, taskHandlers(services.tasks));
+    router.service(TaskService, { ...taskHandlers(services.tasks), ...watchHandlers(services.watch) });
     router.service(Health, healthService({ services: names, ...health }));
     const reflection = reflectionService(files, [...names, Health.typeName, ServerReflection.typeName, ServerReflectionV1Alpha.typeName]);
     router.service(ServerReflection, reflection);

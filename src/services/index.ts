@@ -2,9 +2,11 @@ import type { Config } from '../config/index.js';
 import type { Database, Migrator } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { AuthService } from './auth.js';
+import { ChangeFeed } from './change-feed.js';
 import { ProjectService } from './projects.js';
 import { TaskService } from './tasks.js';
 import { TenantService } from './tenants.js';
+import { WatchService } from './watch.js';
 import { WorkerService } from './workers.js';
 
 export interface Services {
@@ -13,10 +15,16 @@ export interface Services {
   readonly workers: WorkerService;
   readonly projects: ProjectService;
   readonly tasks: TaskService;
+  /** Wake-ups of streams and waiting claims; fed by the database listener (src/app.ts). */
+  readonly feed: ChangeFeed;
+  readonly watch: WatchService;
 }
 
 export function createServices(db: Database, migrator: Migrator, config: Pick<Config, 'adminToken' | 'tenancyMode'>, logger: Logger): Services {
+  const feed = new ChangeFeed();
   return {
+    feed,
+    watch: new WatchService(db, feed),
     auth: new AuthService(db, config.adminToken),
     tenants: new TenantService(db, migrator, config.tenancyMode, logger),
     workers: new WorkerService(db),
