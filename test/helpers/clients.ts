@@ -96,9 +96,23 @@ export function loadPackage() {
   return grpc.loadPackageDefinition(packageDefinition) as Json;
 }
 
-// Fields that are google.protobuf well-known types in the API, by name.
-const TIMESTAMP_FIELDS = new Set(['dueDate', 'dueBefore', 'dueAfter', 'createdAt', 'updatedAt', 'leaseExpiresAt']);
-const STRUCT_FIELDS = new Set(['metadata', 'data']);
+/**
+ * Names of the API's fields of a well-known type, read from the .proto files (so a new
+ * Timestamp or Struct field needs no change here). Field names are unique enough in this API:
+ * no name is a Timestamp in one message and something else in another.
+ */
+function fieldsOfType(typeName: string): Set<string> {
+  loadPackage();
+  const names = new Set<string>();
+  for (const [name, def] of Object.entries(packageDefinition!)) {
+    if (!name.startsWith('taskapi.')) continue;
+    for (const f of (def as Json).type?.field ?? []) if (f.typeName === typeName) names.add(f.name);
+  }
+  return names;
+}
+let wellKnown: { timestamps: Set<string>; structs: Set<string> } | undefined;
+const wellKnownFields = () =>
+  (wellKnown ??= { timestamps: fieldsOfType('google.protobuf.Timestamp'), structs: fieldsOfType('google.protobuf.Struct') });
 
 function toStructValue(v: Json): Json {
   if (v === null) return { nullValue: 'NULL_VALUE' };
@@ -129,6 +143,7 @@ const fromStruct = (s: Json) => Object.fromEntries(Object.entries(s.fields ?? {}
 /** Proto-JSON-style request → grpc-js object. */
 export function toGrpc(value: Json, key = ''): Json {
   if (value === null || value === undefined) return value;
+  const { timestamps: TIMESTAMP_FIELDS, structs: STRUCT_FIELDS } = wellKnownFields();
   if (TIMESTAMP_FIELDS.has(key) && typeof value === 'string') {
     const ms = Date.parse(value);
     return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 };
@@ -143,6 +158,7 @@ export function toGrpc(value: Json, key = ''): Json {
 /** grpc-js response object → proto-JSON-style (defaults omitted like Connect does). */
 export function fromGrpc(value: Json, key = ''): Json {
   if (value === null || value === undefined) return undefined;
+  const { timestamps: TIMESTAMP_FIELDS, structs: STRUCT_FIELDS } = wellKnownFields();
   if (TIMESTAMP_FIELDS.has(key) && typeof value === 'object') {
     const ms = Number(value.seconds) * 1000 + Math.floor((value.nanos ?? 0) / 1e6);
     return new Date(ms).toISOString();

@@ -68,10 +68,10 @@ describe('schema mode', () => {
 
     // One step down: the last tenant migration in every tenant schema; the shared set stays.
     const stepped = await open.migrator.run({ direction: 'down' });
-    expect(stepped).toEqual(ids.map((r) => `tenant_${r.id}.1764000000200_row-level-security`));
+    expect(stepped).toEqual(ids.map((r) => `tenant_${r.id}.1764100000000_agent-work`));
     const afterStep = await open.migrator.status();
     expect(afterStep[0]!.pending).toEqual([]);
-    for (const s of afterStep.slice(1)) expect(s.pending).toEqual(['1764000000200_row-level-security']);
+    for (const s of afterStep.slice(1)) expect(s.pending).toEqual(['1764100000000_agent-work']);
     expect(await open.migrator.run({ direction: 'up' })).toEqual(stepped);
 
     // Down all reverts every tenant schema, then the shared one.

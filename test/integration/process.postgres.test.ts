@@ -137,10 +137,10 @@ describe('tools from outside', () => {
     const before = await migrate('status');
     expect(before.stdout).toMatch(/pending\s+1764000000000_tenants/);
     expect(before.stdout).not.toMatch(/applied\s/);
-    expect((await migrate('up')).stdout).toMatch(/applied\s+1764000000200_row-level-security\n/);
+    expect((await migrate('up')).stdout).toMatch(/applied\s+1764100000000_agent-work\n/);
     expect((await migrate('status')).stdout).toContain('(up to date)');
-    expect((await migrate('down')).stdout).toMatch(/reverted\s+1764000000300_leakproof-jsonb-contains/);
-    expect((await migrate('status')).stdout).toMatch(/pending\s+1764000000300_leakproof-jsonb-contains/);
+    expect((await migrate('down')).stdout).toMatch(/reverted\s+1764100000000_agent-work/);
+    expect((await migrate('status')).stdout).toMatch(/pending\s+1764100000000_agent-work/);
     await expect(migrate('sideways')).rejects.toMatchObject({ code: 2 });
   });
 
