@@ -70,7 +70,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     const services = createServices(database.db, database.migrator, { ...config, adminToken: embeddedAdminToken(config, logger) }, logger);
     // One listener per process, whatever the number of streams (after the migrations: the
     // notifying trigger must exist before anything waits for it).
-    const listener = await startChangeListener(config.changeFeed, database.db, logger, (tenantId) => services.feed.notify(tenantId));
+    const listener = await startChangeListener(config.changeFeed, database.db, logger, (tenantId, claimable) => services.feed.notify(tenantId, claimable));
     stopListener = () => listener.close();
     const shutdown = new AbortController();
     let stopping = false;

@@ -47,15 +47,22 @@ begin
 end
 $migration$;
 
--- Wakes the streams and waiting claims of the tenant, one notification per tenant and
--- transaction (PostgreSQL folds identical payloads). Only a wake-up: the table is the truth.
+-- Wakes the streams and waiting claims of the tenant: one notification per tenant and
+-- transaction (PostgreSQL folds identical payloads), "<tenant id>", with ":claimable" when one
+-- of the events may have made a task claimable (a claim, a heartbeat, a completion or a delete
+-- cannot), so that waiting ClaimTask calls sleep through the rest. Only a wake-up: the table is
+-- the truth.
 create function task_events_notify() returns trigger
 language plpgsql volatile as $body$
 declare
   tenant bigint;
+  claimable boolean;
 begin
-  for tenant in select distinct i.tenant_id from inserted i loop
-    perform pg_notify('taskapi_task_events', tenant::text);
+  for tenant, claimable in
+    select i.tenant_id, bool_or(i.kind not in ('claimed', 'heartbeat', 'completed', 'deleted'))
+      from inserted i group by i.tenant_id
+  loop
+    perform pg_notify('taskapi_task_events', tenant::text || case when claimable then ':claimable' else '' end);
   end loop;
   return null;
 end
@@ -70,8 +77,13 @@ create trigger task_events_notify after insert on task_events
 create index task_events_feed_idx on task_events (tenant_id, feed_xact, id);
 create index task_events_project_feed_idx on task_events (tenant_id, project_id, feed_xact, id);
 
+-- A waiting ClaimTask sets a timer for the earliest retry time (not_before) among the tasks it
+-- could claim (src/repositories/claim-wait.ts); lease expiries have tasks_lease_running_idx.
+create index tasks_not_before_idx on tasks (tenant_id, not_before) where status = 'pending' and not_before is not null;
+
 -- Down Migration
 
+drop index tasks_not_before_idx;
 drop index task_events_project_feed_idx;
 drop index task_events_feed_idx;
 drop trigger task_events_notify on task_events;

@@ -31,8 +31,11 @@ export type ChangeFeedMode =
   | { readonly mode: 'listen'; readonly url: string; readonly pollIntervalMs: number }
   | { readonly mode: 'embedded' | 'poll'; readonly pollIntervalMs: number };
 
-/** `tenantId` null: anything may have changed (timer, reconnect). */
-export type ChangeHandler = (tenantId: bigint | null) => void;
+/**
+ * `tenantId` null: anything may have changed (timer, reconnect). `claimable`: one of the events
+ * may have made a task claimable (always true when unknown).
+ */
+export type ChangeHandler = (tenantId: bigint | null, claimable: boolean) => void;
 
 export interface ChangeListener {
   /** Whether notifications are expected to arrive now (false while reconnecting, or polling). */
@@ -40,8 +43,10 @@ export interface ChangeListener {
   close(): Promise<void>;
 }
 
-function tenantOfPayload(payload: string | undefined): bigint | null {
-  return payload && /^\d{1,19}$/.test(payload) ? BigInt(payload) : null;
+/** The trigger's payload: "<tenant id>" or "<tenant id>:claimable". */
+function parsePayload(payload: string | undefined): [bigint | null, boolean] {
+  const match = /^(\d{1,19})(:claimable)?$/.exec(payload ?? '');
+  return match ? [BigInt(match[1]!), match[2] !== undefined] : [null, true];
 }
 
 /**
@@ -57,9 +62,9 @@ export async function startChangeListener(
   let closed = false;
   let listening = false;
   let timer: NodeJS.Timeout | undefined;
-  const safeOnChange: ChangeHandler = (tenantId) => {
+  const safeOnChange: ChangeHandler = (tenantId, claimable) => {
     try {
-      onChange(tenantId);
+      onChange(tenantId, claimable);
     } catch (err) {
       logger.error('change handler failed', { err });
     }
@@ -69,7 +74,7 @@ export async function startChangeListener(
     if (closed) return;
     const interval = listening ? config.pollIntervalMs * SAFETY_FACTOR : config.pollIntervalMs;
     timer = setTimeout(() => {
-      safeOnChange(null);
+      safeOnChange(null, true);
       arm();
     }, interval);
     timer.unref();
@@ -82,7 +87,7 @@ export async function startChangeListener(
       if (seen.has(client)) return;
       seen.add(client);
       client.on('notification', (n) => {
-        if (n.channel === TASK_EVENTS_CHANNEL) safeOnChange(tenantOfPayload(n.payload));
+        if (n.channel === TASK_EVENTS_CHANNEL) safeOnChange(...parsePayload(n.payload));
       });
     };
     db.pool.on('connect', hook);
@@ -131,7 +136,7 @@ export async function startChangeListener(
       c.on('error', fail);
       c.on('end', () => fail());
       c.on('notification', (n) => {
-        if (n.channel === TASK_EVENTS_CHANNEL) safeOnChange(tenantOfPayload(n.payload));
+        if (n.channel === TASK_EVENTS_CHANNEL) safeOnChange(...parsePayload(n.payload));
       });
       try {
         await c.connect();
@@ -149,7 +154,7 @@ export async function startChangeListener(
       listening = true;
       arm();
       // Whatever was written while nobody listened.
-      safeOnChange(null);
+      safeOnChange(null, true);
     };
     await connect();
     stopListening = async () => {

@@ -5,7 +5,7 @@
  * it in that order, so resuming from the last delivered position never skips anything.
  */
 import type { Tx } from '../db/index.js';
-import type { JsonObject } from '../domain.js';
+import type { JsonObject, TaskEvent, TaskEventKind } from '../domain.js';
 import { tenantOf } from './tenant-scope.js';
 
 export interface FeedPosition {
@@ -19,15 +19,8 @@ export interface FeedPosition {
   readonly seen?: string;
 }
 
-export interface FeedEvent {
-  readonly id: bigint;
-  readonly taskId: bigint;
-  readonly projectId: bigint;
-  readonly kind: string;
-  readonly actorId: bigint | null;
-  readonly taskVersion: bigint;
-  readonly data: JsonObject;
-  readonly createdAt: Date;
+/** A task event with its place in the feed. */
+export interface FeedEvent extends TaskEvent {
   readonly position: FeedPosition;
 }
 
@@ -49,7 +42,7 @@ const toFeedEvent = (r: FeedEventRow, seen: string | undefined): FeedEvent => ({
   id: BigInt(r.id),
   taskId: BigInt(r.task_id),
   projectId: BigInt(r.project_id),
-  kind: r.kind,
+  kind: r.kind as TaskEventKind,
   actorId: r.actor_id === null ? null : BigInt(r.actor_id),
   taskVersion: BigInt(r.task_version),
   data: r.data,

@@ -30,7 +30,7 @@ export function routes(services: Services, health: { probe: () => Promise<boolea
     router.service(TenantService, tenantHandlers(services.tenants));
     router.service(WorkerService, workerHandlers(services.workers));
     router.service(ProjectService, projectHandlers(services.projects));
-    router.service(TaskService, { ...taskHandlers(services.tasks), ...watchHandlers(services.watch) });
+    router.service(TaskService, { ...taskHandlers(services.tasks, services.claimWait), ...watchHandlers(services.watch) });
     router.service(Health, healthService({ services: names, ...health }));
     const reflection = reflectionService(files, [...names, Health.typeName, ServerReflection.typeName, ServerReflectionV1Alpha.typeName]);
     router.service(ServerReflection, reflection);

@@ -24,6 +24,8 @@ export class Subscription {
 
   constructor(
     readonly tenantId: bigint,
+    /** Woken only by changes that may have made a task claimable (a waiting ClaimTask). */
+    readonly claimsOnly: boolean,
     private readonly feed: ChangeFeed,
   ) {}
 
@@ -88,8 +90,8 @@ export class ChangeFeed {
     return n;
   }
 
-  subscribe(tenantId: bigint): Subscription {
-    const sub = new Subscription(tenantId, this);
+  subscribe(tenantId: bigint, options: { claimsOnly?: boolean } = {}): Subscription {
+    const sub = new Subscription(tenantId, options.claimsOnly ?? false, this);
     let set = this.byTenant.get(tenantId);
     if (!set) this.byTenant.set(tenantId, (set = new Set()));
     set.add(sub);
@@ -104,13 +106,15 @@ export class ChangeFeed {
     if (set.size === 0) this.byTenant.delete(sub.tenantId);
   }
 
-  /** Something of `tenantId` may have changed (null: of anyone). */
-  notify(tenantId: bigint | null): void {
-    if (tenantId === null) {
-      for (const set of this.byTenant.values()) for (const sub of [...set]) sub.notify('changed');
-      return;
+  /**
+   * Something of `tenantId` may have changed (null: of anyone); `claimable`: possibly so that a
+   * task became claimable.
+   */
+  notify(tenantId: bigint | null, claimable = true): void {
+    const sets = tenantId === null ? [...this.byTenant.values()] : [this.byTenant.get(tenantId) ?? new Set<Subscription>()];
+    for (const set of sets) {
+      for (const sub of [...set]) if (claimable || !sub.claimsOnly) sub.notify('changed');
     }
-    for (const sub of [...(this.byTenant.get(tenantId) ?? [])]) sub.notify('changed');
   }
 
   /** Ends every wait now and every future one at once (server shutdown). */

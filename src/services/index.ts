@@ -3,6 +3,7 @@ import type { Database, Migrator } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { AuthService } from './auth.js';
 import { ChangeFeed } from './change-feed.js';
+import { ClaimWaitService } from './claim-wait.js';
 import { ProjectService } from './projects.js';
 import { TaskService } from './tasks.js';
 import { TenantService } from './tenants.js';
@@ -18,17 +19,21 @@ export interface Services {
   /** Wake-ups of streams and waiting claims; fed by the database listener (src/app.ts). */
   readonly feed: ChangeFeed;
   readonly watch: WatchService;
+  /** ClaimTask with wait_seconds: TaskService.claim, retried as claimable tasks may appear. */
+  readonly claimWait: ClaimWaitService;
 }
 
 export function createServices(db: Database, migrator: Migrator, config: Pick<Config, 'adminToken' | 'tenancyMode'>, logger: Logger): Services {
   const feed = new ChangeFeed();
+  const tasks = new TaskService(db);
   return {
-    feed,
-    watch: new WatchService(db, feed),
     auth: new AuthService(db, config.adminToken),
     tenants: new TenantService(db, migrator, config.tenancyMode, logger),
     workers: new WorkerService(db),
     projects: new ProjectService(db),
-    tasks: new TaskService(db),
+    tasks,
+    feed,
+    watch: new WatchService(db, feed),
+    claimWait: new ClaimWaitService(db, feed, tasks),
   };
 }

@@ -141,7 +141,10 @@ describe('WatchTasks on PostgreSQL', () => {
 
     await s.until((m) => has(updated!.id)(m) && has(completed!.id)(m));
     const ofB = eventsOf(s.messages).filter((e) => e.taskId === taskB.id);
-    expect(ofB.map((e) => e.kind)).toEqual(['updated', 'completed']);
+    expect(ofB.map((e) => [e.kind, e.taskVersion])).toEqual([
+      ['updated', '2'],
+      ['completed', '3'],
+    ]);
     // And a client that resumes after the update gets the completion.
     const resumed = watch({ projectId: project.id, afterEventId: updated!.id });
     await resumed.until(has(completed!.id));
