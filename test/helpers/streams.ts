@@ -39,7 +39,7 @@ function collector() {
     messages.push(m);
     for (const check of [...checks]) check();
   };
-  const until = (predicate: (messages: Json[]) => boolean, timeoutMs = 15_000) =>
+  const until = (predicate: (messages: Json[]) => boolean, timeoutMs = 30_000) =>
     new Promise<Json[]>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const check = () => {
@@ -67,6 +67,20 @@ export function serverStream(protocol: Protocol, port: number, service: string, 
   return protocol === 'grpc' ? grpcStream(port, service, method, request, headers) : connectStream(port, service, method, request, headers);
 }
 
+/**
+ * proto-loader (oneofs: true) names the set member of each proto3 `optional` field in a
+ * synthetic oneof (`_actorId: 'actorId'`); Connect JSON has no such key.
+ */
+function withoutSyntheticOneofs(value: Json): Json {
+  if (Array.isArray(value)) return value.map(withoutSyntheticOneofs);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([k, v]) => !(k.startsWith('_') && typeof v === 'string' && v === k.slice(1)))
+      .map(([k, v]) => [k, withoutSyntheticOneofs(v)]),
+  );
+}
+
 function grpcStream(port: number, service: string, method: string, request: Json, headers: Record<string, string>): ServerStream {
   const c = collector();
   const Stub = loadPackage().taskapi.v1[service];
@@ -74,7 +88,7 @@ function grpcStream(port: number, service: string, method: string, request: Json
   const metadata = new grpc.Metadata();
   for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
   const call = client[method.charAt(0).toLowerCase() + method.slice(1)](toGrpc(request), metadata) as grpc.ClientReadableStream<Json>;
-  call.on('data', (m: Json) => c.push(fromGrpc(m) ?? {}));
+  call.on('data', (m: Json) => c.push(withoutSyntheticOneofs(fromGrpc(m) ?? {})));
   call.on('error', (err: grpc.ServiceError) => {
     c.finish(new RpcError(CODE_NAMES[err.code] ?? 'UNKNOWN', err.details));
     client.close();

@@ -58,13 +58,22 @@ function expectPerTaskOrder(events: Json[]) {
  * moment the server reads its position, which the client cannot observe otherwise.
  */
 async function streamIsLive(s: ServerStream, projectId: string, client = c, createdById: string | undefined = workerId) {
+  const markers = new Set<string>();
   for (let i = 0; ; i++) {
     const { task } = await client.call('TaskService', 'CreateTask', { projectId, title: `marker ${i}`, createdById });
+    markers.add(task.id);
     try {
-      return await s.until((m) => m.some((x) => x.event.taskId === task.id), 1_000);
+      return await s.until((m) => m.some((x) => markers.has(x.event.taskId)), 2_000);
     } catch (err) {
-      if (i >= 20 || s.done) throw err;
+      if (i >= 15 || s.done) throw err;
     }
+  }
+}
+
+async function untilSubscribers(n: number) {
+  for (let i = 0; t.app.services.feed.size > n; i++) {
+    if (i > 500) throw new Error(`${t.app.services.feed.size} subscriptions left`);
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
 
@@ -142,6 +151,7 @@ describe.each(PROTOCOLS)('WatchTasks over %s', (protocol) => {
   });
 
   it('misses nothing when the client reconnects with its last id while 4 writers run', async () => {
+    const subscribersBefore = t.app.services.feed.size;
     const project = await newProject(`reconnect ${protocol}`);
     const tasks = await Promise.all([0, 1, 2, 3].map((i) => newTask(project.id, `shared ${i}`)));
     const start = (await tableEvents()).at(-1)!.id;
@@ -172,8 +182,16 @@ describe.each(PROTOCOLS)('WatchTasks over %s', (protocol) => {
     }
     stop = true;
     await Promise.all(writers);
-    // Once the writers are done, a last reconnect catches up with everything they wrote.
-    const expected = (await tableEvents(tenant.id, project.id)).filter((e) => BigInt(e.id) > BigInt(start));
+    // Once the writers are done, a last reconnect catches up with everything they wrote, as
+    // ListTaskEvents pages through it.
+    const expected: Json[] = [];
+    let pageToken = '';
+    do {
+      const page = await c.call('TaskService', 'ListTaskEvents', { projectId: project.id, pageSize: 500, pageToken });
+      expected.push(...(page.events ?? []).filter((e: Json) => BigInt(e.id) > BigInt(start)));
+      pageToken = page.nextPageToken ?? '';
+    } while (pageToken !== '');
+    expect(expected.map((e) => e.id)).toEqual((await tableEvents(tenant.id, project.id)).filter((e) => BigInt(e.id) > BigInt(start)).map((e) => e.id));
     const seenAll = (m: Json[]) => {
       const seen = new Set([...received, ...eventsOf(m)].map((e) => e.id));
       return expected.every((e) => seen.has(e.id));
@@ -188,6 +206,13 @@ describe.each(PROTOCOLS)('WatchTasks over %s', (protocol) => {
     // Resuming from the last id received repeats nothing and keeps every task's order.
     expect(new Set(received.map((e) => e.id)).size).toBe(received.length);
     expectPerTaskOrder(received);
+    // Every event arrived whole, as ListTaskEvents has it.
+    const byId = new Map(received.map((e) => [e.id, e]));
+    for (const e of expected) expect(byId.get(e.id)).toEqual(e);
+    // The cancelled streams let go of their subscriptions on the server.
+    s.cancel();
+    await s.ended;
+    await untilSubscribers(subscribersBefore);
   });
 });
 
