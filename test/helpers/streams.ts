@@ -63,8 +63,18 @@ function collector() {
   return { messages, ended, push, finish, until, isDone: () => done };
 }
 
-export function serverStream(protocol: Protocol, port: number, service: string, method: string, request: Json, headers: Record<string, string>): ServerStream {
-  return protocol === 'grpc' ? grpcStream(port, service, method, request, headers) : connectStream(port, service, method, request, headers);
+export function serverStream(
+  protocol: Protocol,
+  port: number,
+  service: string,
+  method: string,
+  request: Json,
+  headers: Record<string, string>,
+  options: { timeoutMs?: number } = {},
+): ServerStream {
+  return protocol === 'grpc'
+    ? grpcStream(port, service, method, request, headers, options.timeoutMs)
+    : connectStream(port, service, method, request, options.timeoutMs === undefined ? headers : { ...headers, 'connect-timeout-ms': String(options.timeoutMs) });
 }
 
 /**
@@ -81,13 +91,14 @@ function withoutSyntheticOneofs(value: Json): Json {
   );
 }
 
-function grpcStream(port: number, service: string, method: string, request: Json, headers: Record<string, string>): ServerStream {
+function grpcStream(port: number, service: string, method: string, request: Json, headers: Record<string, string>, timeoutMs?: number): ServerStream {
   const c = collector();
   const Stub = loadPackage().taskapi.v1[service];
   const client = new Stub(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Json>;
   const metadata = new grpc.Metadata();
   for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
-  const call = client[method.charAt(0).toLowerCase() + method.slice(1)](toGrpc(request), metadata) as grpc.ClientReadableStream<Json>;
+  const options: grpc.CallOptions = timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
+  const call = client[method.charAt(0).toLowerCase() + method.slice(1)](toGrpc(request), metadata, options) as grpc.ClientReadableStream<Json>;
   call.on('data', (m: Json) => c.push(withoutSyntheticOneofs(fromGrpc(m) ?? {})));
   call.on('error', (err: grpc.ServiceError) => {
     c.finish(new RpcError(CODE_NAMES[err.code] ?? 'UNKNOWN', err.details));

@@ -26,8 +26,8 @@ afterAll(async () => {
   await t?.stop();
 });
 
-function watch(protocol: (typeof PROTOCOLS)[number], request: Json, headers = tenant.headers, app = t): ServerStream {
-  const s = serverStream(protocol, app.port, 'TaskService', 'WatchTasks', request, headers);
+function watch(protocol: (typeof PROTOCOLS)[number], request: Json, headers = tenant.headers, app = t, timeoutMs?: number): ServerStream {
+  const s = serverStream(protocol, app.port, 'TaskService', 'WatchTasks', request, headers, { timeoutMs });
   streams.push(s);
   return s;
 }
@@ -141,6 +141,22 @@ describe.each(PROTOCOLS)('WatchTasks over %s', (protocol) => {
     const ids = new Set((await tableEvents()).map((e) => e.id));
     expect(eventsOf(s.messages).map((e) => e.taskId)).toContain(mine.id);
     for (const e of eventsOf(s.messages)) expect(ids.has(e.id), `event ${e.id} is not this tenant's`).toBe(true);
+  });
+
+  it('ends with DEADLINE_EXCEEDED at the call’s deadline', async () => {
+    const s = watch(protocol, {}, tenant.headers, t, 1_000);
+    expect((await s.ended)?.code).toBe('DEADLINE_EXCEEDED');
+  });
+
+  it('ends with UNAUTHENTICATED at its next read once its API key is revoked', async () => {
+    const admin = t.client('connect', { authorization: `Bearer ${t.adminToken}` });
+    const key = await admin.call('TenantService', 'CreateApiKey', { tenantId: tenant.id, name: 'short-lived' });
+    const project = await newProject(`revoked ${protocol}`);
+    const s = watch(protocol, { projectId: project.id }, { 'x-tenant-id': tenant.id, authorization: `Bearer ${key.secret}` });
+    await streamIsLive(s, project.id);
+    await admin.call('TenantService', 'RevokeApiKey', { tenantId: tenant.id, apiKeyId: key.apiKeyId });
+    await newTask(project.id, 'after the revocation');
+    expect((await s.ended)?.code).toBe('UNAUTHENTICATED');
   });
 
   it('rejects a malformed request with INVALID_ARGUMENT naming the field', async () => {
