@@ -59,16 +59,16 @@ async function setup(name: string, titles: string[]) {
 }
 
 /**
- * Waits until a backend of this database waits for a lock (a blocked writer). From a
+ * Waits until `n` backends of this database wait for a lock (blocked writers). From a
  * connection of its own: within a transaction pg_stat_activity is read once and then frozen.
  */
-async function untilSomeoneWaitsForALock() {
+async function untilSomeoneWaitsForALock(n = 1) {
   const observer = await superuser();
   for (let i = 0; i < 500; i++) {
     const { rows } = await observer.query(
       `select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
     );
-    if (rows.length > 0) return;
+    if (rows.length >= n) return;
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error('no backend started waiting for a lock');
@@ -148,6 +148,41 @@ describe('WatchTasks on PostgreSQL', () => {
     // And a client that resumes after the update gets the completion.
     const resumed = watch({ projectId: project.id, afterEventId: updated!.id });
     await resumed.until(has(completed!.id));
+  });
+});
+
+describe('WatchTasks on PostgreSQL: a forced project delete racing a task write', () => {
+  it('records the delete after the write it waited for, with the task’s latest version', async () => {
+    const { project, tasks, lastEventId, admin } = await setup('delete race', ['X']);
+    const [task] = tasks;
+    const other = (await c.call('WorkerService', 'CreateWorker', { handle: '@other-assignee' })).worker.id;
+    const s = watch({ projectId: project.id, afterEventId: lastEventId });
+    // The assignment locks the task, then waits (holding that lock) for the worker's row, which
+    // the test holds; the forced delete then has to wait for the task.
+    await admin.query('begin');
+    let assigning: Promise<Json>;
+    let deleting: Promise<Json>;
+    try {
+      await admin.query(`select id from workers where tenant_id = $1 and id = $2 for update`, [tenant.id, other]);
+      assigning = c.call('TaskService', 'AssignTask', { id: task.id, workerId: other });
+      await untilSomeoneWaitsForALock();
+      deleting = c.call('ProjectService', 'DeleteProject', { id: project.id, force: true });
+      await untilSomeoneWaitsForALock(2);
+    } finally {
+      await admin.query('rollback');
+    }
+    const assigned = (await assigning).task;
+    await deleting;
+    const { rows } = await admin.query<{ id: string }>(
+      `select e.id::text as id from task_events e where e.task_id = $1 and e.kind = 'deleted'`,
+      [task.id],
+    );
+    await s.until(has(rows[0]!.id));
+    const ofTask = eventsOf(s.messages).filter((e) => e.taskId === task.id);
+    expect(ofTask.map((e) => [e.kind, e.taskVersion])).toEqual([
+      ['assigned', assigned.version],
+      ['deleted', assigned.version],
+    ]);
   });
 });
 
