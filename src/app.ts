@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { type Config, MIN_ADMIN_TOKEN_LENGTH, redactDatabaseUrl } from './config/index.js';
-import { type OpenDatabase, openDatabase } from './db/index.js';
+import { type OpenDatabase, openDatabase, startChangeListener } from './db/index.js';
 import type { Logger } from './logger.js';
 import { authInterceptor, errorInterceptor } from './rpc/interceptors.js';
 import { connectHandler } from './rpc/connect-adapter.js';
@@ -65,12 +65,17 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   }
   const database = await openDatabase(config, logger);
   let server: RpcServer | undefined;
+  let stopListener = async () => {};
   try {
     if (config.migrateOnStart) {
       const applied = await database.migrator.run({ direction: 'up' });
       logger.info('migrations applied', { count: applied.length, applied });
     }
     const services = createServices(database.db, database.migrator, { ...config, adminToken: embeddedAdminToken(config, logger) }, logger);
+    // One listener per process, whatever the number of streams (after the migrations: the
+    // notifying trigger must exist before anything waits for it).
+    const listener = await startChangeListener(config.changeFeed, database.db, logger, (tenantId, claimable) => services.feed.notify(tenantId, claimable));
+    stopListener = () => listener.close();
     const shutdown = new AbortController();
     let stopping = false;
     const entries = serviceEntries(services, { probe: () => database.db.ping(), stopping: () => stopping });
@@ -108,9 +113,15 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
           stopping = true;
           stopJanitor();
           stopReaper();
-          await rpc.shutdown(config.shutdownGraceMs, () =>
+          const draining = rpc.shutdown(config.shutdownGraceMs, () =>
             shutdown.abort(new ConnectError('the server is shutting down', Code.Unavailable)),
           );
+          // Streams never finish by themselves: end them (UNAVAILABLE) and the waits of long-poll
+          // claims (empty answers) right away, once shutdown() has stopped accepting and sent
+          // GOAWAY (its synchronous part), instead of holding them for the grace period.
+          services.feed.close();
+          await draining;
+          await stopListener();
           await database.close();
           logger.info('stopped');
         })();
@@ -118,6 +129,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       },
     };
   } catch (err) {
+    await stopListener().catch(() => {});
     await database.close().catch(() => {});
     throw err;
   }

@@ -11,6 +11,7 @@ import { createPool } from './pool.js';
 
 export { Database, type Prologue, type PrologueRows, type Tx, type TransactionOptions, TransactionCancelledError } from './database.js';
 export { DbError, type DbErrorKind } from './errors.js';
+export { type ChangeHandler, type ChangeListener, startChangeListener } from './change-listener.js';
 export { Migrator, tenantSchema } from './migrate.js';
 
 /** The role tenant transactions switch to; created and granted by the migrations. */

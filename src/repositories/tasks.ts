@@ -216,8 +216,11 @@ const toRef = (r: RefRow): TaskRef => ({ id: BigInt(r.id), projectId: BigInt(r.p
 
 /** Every task of the project (before a forced project delete records their deletion). */
 export async function findProjectTaskRefs(tx: Tx, projectId: bigint): Promise<TaskRef[]> {
+  // Locked: a write to one of these tasks that is still running must commit before its
+  // 'deleted' event is written, or that event would carry a stale version and could reach
+  // WatchTasks before the write it follows.
   const rows = await tx.many<RefRow>(
-    `select id, project_id, version from tasks where tenant_id = $1::bigint and project_id = $2::bigint order by id`,
+    `select id, project_id, version from tasks where tenant_id = $1::bigint and project_id = $2::bigint order by id for update`,
     [tenantOf(tx), projectId.toString()],
   );
   return rows.map(toRef);

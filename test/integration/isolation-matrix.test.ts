@@ -254,6 +254,16 @@ const CASES: Cases = {
         await expectRpcError(b.api.TaskService.getTaskTree({ id, maxDepth: 1 }), Code.NotFound);
       }
     },
+    async watchTasks({ a, b }) {
+      // B's stream on A's project: nothing of A's ever arrives (row-level security); the stream
+      // only ends at its deadline.
+      const received: unknown[] = [];
+      const watching = (async () => {
+        for await (const res of b.api.TaskService.watchTasks({ projectId: a.project.id }, { timeoutMs: 800 })) received.push(res);
+      })();
+      await expectRpcError(watching, Code.DeadlineExceeded);
+      expect(received).toEqual([]);
+    },
     async listTaskEvents({ a, b }) {
       for (const id of [a.task.id, a.subtask.id]) {
         await expectRpcError(b.api.TaskService.listTaskEvents({ taskId: id }), Code.NotFound);

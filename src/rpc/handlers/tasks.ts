@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { TaskOrderBy, type TaskService, TaskView } from '../../gen/taskapi/v1/task_pb.js';
 import { invalidArgument } from '../../errors.js';
 import type { TaskChanges } from '../../repositories/tasks.js';
+import type { ClaimWaitService } from '../../services/claim-wait.js';
 import type { TaskService as Tasks } from '../../services/tasks.js';
 import { callerOf } from '../context.js';
 import { taskEventMessage, taskMessage, taskPriority, taskStatus, timestamp } from '../convert.js';
@@ -100,7 +101,7 @@ const list = z.object({
 });
 
 // WatchTasks (server streaming) is served by its own handler; every other method is here.
-export function taskHandlers(tasks: Tasks): Omit<ServiceImpl<typeof TaskService>, 'watchTasks'> {
+export function taskHandlers(tasks: Tasks, claimWait: ClaimWaitService): Omit<ServiceImpl<typeof TaskService>, 'watchTasks'> {
   return {
     async createTask(req, ctx) {
       return { task: taskMessage(await tasks.create(callerOf(ctx), v.check(create, req))) };
@@ -151,9 +152,8 @@ export function taskHandlers(tasks: Tasks): Omit<ServiceImpl<typeof TaskService>
       return { task: taskMessage(task) };
     },
     async claimTask(req, ctx) {
-      // wait_seconds is validated here; waiting for a claimable task wraps tasks.claim.
-      const { waitSeconds: _wait, ...input } = v.check(claim, req);
-      const result = await tasks.claim(callerOf(ctx), input);
+      const { waitSeconds, ...input } = v.check(claim, req);
+      const result = await claimWait.claim(callerOf(ctx), input, waitSeconds);
       if (!result.task) return {};
       return { task: taskMessage(result.task), leaseToken: result.leaseToken!, leaseExpiresAt: timestamp(result.leaseExpiresAt) };
     },

@@ -42,8 +42,8 @@ export interface ApiClient {
 }
 
 const PROTO_DIR = join(import.meta.dirname, '../../../proto');
-const CODE_NAMES = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k]));
-const CONNECT_CODES: Record<string, string> = {
+export const CODE_NAMES = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k]));
+export const CONNECT_CODES: Record<string, string> = {
   canceled: 'CANCELLED',
   unknown: 'UNKNOWN',
   invalid_argument: 'INVALID_ARGUMENT',
@@ -93,7 +93,7 @@ export function connectClient(port: number, baseHeaders: Record<string, string> 
 }
 
 let packageDefinition: protoLoader.PackageDefinition | undefined;
-function loadPackage() {
+export function loadPackage() {
   packageDefinition ??= protoLoader.loadSync(
     ['taskapi/v1/tenant.proto', 'taskapi/v1/worker.proto', 'taskapi/v1/project.proto', 'taskapi/v1/task.proto'],
     { includeDirs: [PROTO_DIR], longs: String, enums: String, defaults: false, oneofs: true },
@@ -146,7 +146,7 @@ function fromStructValue(v: Json): Json {
 const fromStruct = (s: Json) => Object.fromEntries(Object.entries(s.fields ?? {}).map(([k, v]) => [k, fromStructValue(v)]));
 
 /** Proto-JSON-style request → grpc-js object. */
-function toGrpc(value: Json, key = ''): Json {
+export function toGrpc(value: Json, key = ''): Json {
   if (value === null || value === undefined) return value;
   const { timestamps: TIMESTAMP_FIELDS, structs: STRUCT_FIELDS } = wellKnownFields();
   if (TIMESTAMP_FIELDS.has(key) && typeof value === 'string') {
@@ -161,7 +161,7 @@ function toGrpc(value: Json, key = ''): Json {
 }
 
 /** grpc-js response object → proto-JSON-style (defaults omitted like Connect does). */
-function fromGrpc(value: Json, key = ''): Json {
+export function fromGrpc(value: Json, key = ''): Json {
   if (value === null || value === undefined) return undefined;
   const { timestamps: TIMESTAMP_FIELDS, structs: STRUCT_FIELDS } = wellKnownFields();
   if (TIMESTAMP_FIELDS.has(key) && typeof value === 'object') {
