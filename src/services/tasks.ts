@@ -93,6 +93,12 @@ export class TaskService {
   /** @throws AppError not_found. */
   get(caller: Caller, id: bigint, view: TaskViewKind): Promise<TaskView> {
     return inTenant(this.db, caller, async (tx) => {
+      if (view === 'basic') {
+        // The task and its two workers in one statement.
+        const found = await tasks.findTaskWithPeople(tx, id);
+        if (!found) throw notFound('task');
+        return basicView(found);
+      }
       const task = await tasks.findTask(tx, id);
       if (!task) throw notFound('task');
       const [loaded] = await loadTaskViews(tx, [task], view);
@@ -105,7 +111,13 @@ export class TaskService {
     const fingerprint = queryFingerprint({ tenant: caller.tenantId, list: 'tasks', filter: input.filter, order: input.order });
     const position = decodePageToken<tasks.TaskCursor>(input.pageToken, fingerprint);
     return inTenant(this.db, caller, async (tx) => {
-      const rows = await tasks.listTasks(tx, input.filter, input.order, position, input.pageSize + 1);
+      const basic = input.view === 'basic';
+      // BASIC: the page and its workers in one statement; FULL: the relations in batch after it.
+      const rows: TaskView[] = basic
+        ? (await tasks.listTasksWithPeople(tx, input.filter, input.order, position, input.pageSize + 1)).map(basicView)
+        : await tasks.listTasks(tx, input.filter, input.order, position, input.pageSize + 1).then((found) =>
+            found.map((task) => ({ ...task, assignee: null, createdBy: null })),
+          );
       const page = toPage(rows, input.pageSize, fingerprint, (last): tasks.TaskCursor => {
         switch (input.order) {
           case 'created':
@@ -116,7 +128,7 @@ export class TaskService {
             return { order: 'priority', rank: rankOf(last.priority), id: last.id };
         }
       });
-      return { items: await loadTaskViews(tx, page.items, input.view), nextPageToken: page.nextPageToken };
+      return { items: basic ? page.items : await loadTaskViews(tx, page.items, input.view), nextPageToken: page.nextPageToken };
     }, { readOnly: true });
   }
 
@@ -304,4 +316,9 @@ export class TaskService {
     const [view] = await loadTaskViews(tx, [after], 'basic');
     return view!;
   }
+}
+
+/** A task as its BASIC view shows it, from the task and its workers read together. */
+function basicView(found: tasks.TaskWithPeople): TaskView {
+  return { ...found.task, assignee: found.assignee, createdBy: found.createdBy };
 }
