@@ -163,14 +163,18 @@ function fromGrpc(value: Json, key = ''): Json {
   return value;
 }
 
-export function grpcClient(port: number, baseHeaders: Record<string, string> = {}): ApiClient {
+/** @param options.ca Call over TLS, trusting this CA certificate (PEM). */
+export function grpcClient(port: number, baseHeaders: Record<string, string> = {}, options: { ca?: Buffer } = {}): ApiClient {
+  const credentials = options.ca ? grpc.credentials.createSsl(options.ca) : grpc.credentials.createInsecure();
   const pkg = loadPackage().taskapi.v1;
   const stubs = new Map<string, grpc.Client>();
   const stub = (service: string): Json => {
     let s = stubs.get(service);
     if (!s) {
-      s = new pkg[service](`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
+      s = new pkg[service](`127.0.0.1:${port}`, credentials, {
         'grpc.max_send_message_length': 16 * 1024 * 1024,
+        // TLS names a host, not an IP address (RFC 6066); the test certificate is for localhost too.
+        ...(options.ca ? { 'grpc.ssl_target_name_override': 'localhost' } : {}),
       }) as grpc.Client;
       stubs.set(service, s);
     }
