@@ -11,7 +11,8 @@ import { type Config, MIN_ADMIN_TOKEN_LENGTH, redactDatabaseUrl } from './config
 import { type OpenDatabase, openDatabase } from './db/index.js';
 import type { Logger } from './logger.js';
 import { authInterceptor, errorInterceptor } from './rpc/interceptors.js';
-import { routes } from './rpc/routes.js';
+import { createDirectHandler } from './rpc/direct-handler.js';
+import { routes, serviceEntries } from './rpc/routes.js';
 import { type RpcServer, listen } from './rpc/server.js';
 import { IdempotencyJanitor } from './services/idempotency-janitor.js';
 import { type Services, createServices } from './services/index.js';
@@ -97,18 +98,28 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     const services = createServices(database.db, database.migrator, { ...config, adminToken: embeddedAdminToken(config, logger) }, logger);
     const shutdown = new AbortController();
     let stopping = false;
+    const entries = serviceEntries(services, { probe: () => database.db.ping(), stopping: () => stopping });
     const handler = connectNodeAdapter({
-      routes: routes(services, { probe: () => database.db.ping(), stopping: () => stopping }),
+      routes: routes(entries),
       interceptors: [errorInterceptor(logger), authInterceptor(services.auth)],
       readMaxBytes: MAX_MESSAGE_BYTES,
       writeMaxBytes: 64 * MAX_MESSAGE_BYTES,
       shutdownSignal: shutdown.signal,
       jsonOptions: { ignoreUnknownFields: false },
     });
+    // Unary gRPC and Connect calls take the direct path; connect-node serves everything else.
+    const direct = createDirectHandler({
+      services: entries,
+      auth: services.auth,
+      logger,
+      maxRequestBytes: MAX_MESSAGE_BYTES,
+      shutdownSignal: shutdown.signal,
+    });
     server = await listen({
       port: config.port,
       host: config.host,
       handler,
+      direct,
       logger,
       limits: config.server,
       tls: config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined,

@@ -3,7 +3,6 @@
  * an HTTP/2 session may sit without a call, how large a call's headers may be. Used by
  * src/rpc/server.ts; kept apart so that each rule can be read (and tested) on its own.
  */
-import type http from 'node:http';
 import type http2 from 'node:http2';
 import type { Logger } from '../logger.js';
 
@@ -117,24 +116,28 @@ export function headerListBytes(rawHeaders: readonly string[]): number {
  * since the HPACK state it shares with every other call is then lost. No setting changes that.
  * @returns true when the call was answered here.
  */
-export function refuseOversizedHeaders(req: http2.Http2ServerRequest | http.IncomingMessage, res: http2.Http2ServerResponse | http.ServerResponse, maxBytes: number): boolean {
-  if (!('stream' in res)) return false; // HTTP/1.1: the parser enforces maxHeaderSize (431).
-  const bytes = headerListBytes(req.rawHeaders);
+export function refuseOversizedHeaders(
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  rawHeaders: readonly string[],
+  maxBytes: number,
+): boolean {
+  const bytes = headerListBytes(rawHeaders);
   if (bytes <= maxBytes) return false;
   const message = `request headers are ${bytes} bytes; at most ${maxBytes} are accepted`;
-  const contentType = String(req.headers['content-type'] ?? '');
+  const contentType = String(headers['content-type'] ?? '');
   try {
     if (contentType.startsWith('application/grpc')) {
-      res.stream.respond(
+      stream.respond(
         { ':status': 200, 'content-type': contentType, 'grpc-status': '8', 'grpc-message': encodeURIComponent(message) },
         { endStream: true },
       );
     } else {
-      res.stream.respond({ ':status': 431, 'content-type': 'application/json' });
-      res.stream.end(JSON.stringify({ code: 'resource_exhausted', message }));
+      stream.respond({ ':status': 431, 'content-type': 'application/json' });
+      stream.end(JSON.stringify({ code: 'resource_exhausted', message }));
     }
   } catch {
-    res.stream.destroy();
+    stream.destroy();
   }
   return true;
 }

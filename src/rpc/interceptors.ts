@@ -1,18 +1,14 @@
 /**
- * Server interceptors: every call gets a request id and has its errors mapped to gRPC codes;
- * calls to tenant services are authenticated (API key and tenant) before the handler runs,
- * and TenantService calls need the admin token. Authentication is this one interceptor.
+ * Server interceptors for the calls connect-node serves (gRPC-Web, streaming, compressed or
+ * GET requests; see direct-handler.ts for the rest): the same request id, authentication and
+ * error mapping as every other call, from call.ts.
  */
-import { randomUUID } from 'node:crypto';
 import type { Interceptor } from '@connectrpc/connect';
 import type { Logger } from '../logger.js';
 import type { AuthService } from '../services/auth.js';
-import { TenantService } from '../gen/taskapi/v1/tenant_pb.js';
+import { authorize, requestIdOf } from './call.js';
 import { principalKey, requestIdKey } from './context.js';
 import { toConnectError } from './errors.js';
-
-/** Services anyone may call: health checks and reflection. */
-const PUBLIC_PACKAGES = ['grpc.health.v1.', 'grpc.reflection.'];
 
 function hostOf(url: string): string | null {
   try {
@@ -24,7 +20,7 @@ function hostOf(url: string): string | null {
 
 export function errorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
-    const requestId = req.header.get('x-request-id')?.slice(0, 100) || randomUUID();
+    const requestId = requestIdOf((name) => req.header.get(name));
     req.contextValues.set(requestIdKey, requestId);
     try {
       const res = await next(req);
@@ -40,23 +36,9 @@ export function errorInterceptor(logger: Logger): Interceptor {
 
 export function authInterceptor(auth: AuthService): Interceptor {
   return (next) => async (req) => {
-    const service = req.service.typeName;
-    if (PUBLIC_PACKAGES.some((p) => service.startsWith(p))) return next(req);
-    const authorization = req.header.get('authorization');
-    if (service === TenantService.typeName) {
-      auth.requireAdmin(authorization);
-      return next(req);
-    }
-    const principal = await auth.authenticate(
-      {
-        tenantId: req.header.get('x-tenant-id'),
-        // The request URL is built from :authority (HTTP/2) or Host (HTTP/1.1).
-        host: hostOf(req.url),
-        authorization,
-      },
-      req.signal,
-    );
-    req.contextValues.set(principalKey, principal);
+    // The request URL is built from :authority (HTTP/2) or Host (HTTP/1.1).
+    const principal = await authorize(auth, req.service.typeName, (name) => req.header.get(name), hostOf(req.url), req.signal);
+    if (principal) req.contextValues.set(principalKey, principal);
     return next(req);
   };
 }

@@ -1,40 +1,51 @@
 /** Every service this server serves, registered in one place. */
+import type { DescFile, DescService } from '@bufbuild/protobuf';
 import type { ConnectRouter } from '@connectrpc/connect';
 import { Health } from '../gen/grpc/health/v1/health_pb.js';
-import { ServerReflection, file_grpc_reflection_v1_reflection } from '../gen/grpc/reflection/v1/reflection_pb.js';
-import {
-  ServerReflection as ServerReflectionV1Alpha,
-  file_grpc_reflection_v1alpha_reflection,
-} from '../gen/grpc/reflection/v1alpha/reflection_pb.js';
-import { ProjectService, file_taskapi_v1_project } from '../gen/taskapi/v1/project_pb.js';
-import { TaskService, file_taskapi_v1_task } from '../gen/taskapi/v1/task_pb.js';
-import { TenantService, file_taskapi_v1_tenant } from '../gen/taskapi/v1/tenant_pb.js';
-import { WorkerService, file_taskapi_v1_worker } from '../gen/taskapi/v1/worker_pb.js';
-import { file_grpc_health_v1_health } from '../gen/grpc/health/v1/health_pb.js';
+import { ServerReflection } from '../gen/grpc/reflection/v1/reflection_pb.js';
+import { ServerReflection as ServerReflectionV1Alpha } from '../gen/grpc/reflection/v1alpha/reflection_pb.js';
+import { ProjectService } from '../gen/taskapi/v1/project_pb.js';
+import { TaskService } from '../gen/taskapi/v1/task_pb.js';
+import { TenantService } from '../gen/taskapi/v1/tenant_pb.js';
+import { WorkerService } from '../gen/taskapi/v1/worker_pb.js';
 import type { Services } from '../services/index.js';
+import { correctResponses } from './grpc-compat.js';
 import { projectHandlers } from './handlers/projects.js';
 import { taskHandlers } from './handlers/tasks.js';
 import { tenantHandlers } from './handlers/tenants.js';
 import { workerHandlers } from './handlers/workers.js';
-import { correctResponses } from './grpc-compat.js';
 import { healthService } from './health.js';
 import { reflectionService } from './reflection.js';
 
 export const API_SERVICES = [TenantService, WorkerService, ProjectService, TaskService];
 
-export function routes(services: Services, health: { probe: () => Promise<boolean>; stopping: () => boolean }) {
-  const names = API_SERVICES.map((s) => s.typeName);
-  const files = [file_taskapi_v1_tenant, file_taskapi_v1_worker, file_taskapi_v1_project, file_taskapi_v1_task, file_grpc_health_v1_health, file_grpc_reflection_v1_reflection, file_grpc_reflection_v1alpha_reflection];
-  return (router: ConnectRouter) => {
-    router.service(TenantService, tenantHandlers(services.tenants));
-    router.service(WorkerService, workerHandlers(services.workers));
-    router.service(ProjectService, projectHandlers(services.projects));
-    router.service(TaskService, taskHandlers(services.tasks));
-    router.service(Health, healthService({ services: names, ...health }));
-    const reflection = reflectionService(files, [...names, Health.typeName, ServerReflection.typeName, ServerReflectionV1Alpha.typeName]);
-    router.service(ServerReflection, reflection);
+/** A service and its implementation (a connect-es ServiceImpl). */
+export type ServiceEntry = readonly [DescService, object];
+
+/**
+ * Every served service with its implementation: the API, health and reflection (which
+ * describes every file that declares one of them, so `buf curl` and grpcurl need no protos).
+ */
+export function serviceEntries(services: Services, health: { probe: () => Promise<boolean>; stopping: () => boolean }): ServiceEntry[] {
+  const served = [...API_SERVICES, Health, ServerReflection, ServerReflectionV1Alpha];
+  const files = [...new Set<DescFile>(served.map((s) => s.file))];
+  const reflection = reflectionService(files, served.map((s) => s.typeName));
+  return [
+    [TenantService, tenantHandlers(services.tenants)],
+    [WorkerService, workerHandlers(services.workers)],
+    [ProjectService, projectHandlers(services.projects)],
+    [TaskService, taskHandlers(services.tasks)],
+    [Health, healthService({ services: API_SERVICES.map((s) => s.typeName), ...health })],
+    [ServerReflection, reflection],
     // Same messages under the older package name (grpcurl and other older clients ask for it).
-    router.service(ServerReflectionV1Alpha, reflection as never);
+    [ServerReflectionV1Alpha, reflection],
+  ];
+}
+
+/** The connect-node router for the same services (the calls the direct path leaves to it). */
+export function routes(entries: readonly ServiceEntry[]) {
+  return (router: ConnectRouter) => {
+    for (const [service, impl] of entries) router.service(service, impl as never);
     correctResponses(router.handlers);
   };
 }

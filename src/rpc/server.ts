@@ -19,8 +19,9 @@ import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServerLimits } from '../config/index.js';
 import type { Logger } from '../logger.js';
+import type { DirectHandler } from './direct-handler.js';
 import { ConnectionGate, closeSession, refuseOversizedHeaders, watchSession } from './edge-limits.js';
-import { answerUnavailable } from './unavailable.js';
+import { answerUnavailable, answerUnavailableOnStream } from './unavailable.js';
 
 type NodeHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -64,28 +65,39 @@ export interface ListenOptions {
   readonly port: number;
   readonly host?: string;
   readonly handler: NodeHandler;
+  /** Serves what it recognizes (unary gRPC and Connect calls) before `handler` sees it. */
+  readonly direct?: DirectHandler;
   readonly logger: Logger;
   readonly limits?: ServerLimits;
   /** Serve over TLS (PEM certificate chain and private key). */
   readonly tls?: { readonly cert: Buffer | string; readonly key: Buffer | string };
 }
 
-interface Call {
-  readonly req: http.IncomingMessage | http2.Http2ServerRequest;
-  readonly res: http.ServerResponse | http2.Http2ServerResponse;
-}
+/** A call in flight: an HTTP/1.1 request, or an HTTP/2 stream (with the compatibility layer's
+ * request and response when connect-node serves it rather than the direct path). */
+type Call =
+  | { readonly kind: 'h1'; readonly req: http.IncomingMessage; readonly res: http.ServerResponse }
+  | {
+      readonly kind: 'h2';
+      readonly stream: http2.ServerHttp2Stream;
+      readonly headers: http2.IncomingHttpHeaders;
+      compat?: { readonly req: http2.Http2ServerRequest; readonly res: http2.Http2ServerResponse };
+    };
 
 /** @throws Error when the port cannot be bound, or the TLS certificate or key is unusable. */
 export async function listen(options: ListenOptions): Promise<RpcServer> {
   const { logger } = options;
   const limits = options.limits ?? DEFAULT_LIMITS;
   let stopping = false;
-  const { track, calls, drained, inFlight } = callTracker(options.handler, limits, () => stopping);
+  const { http1Request, http2Stream, answerAll, calls, drained, inFlight } = callTracker(options, limits, () => stopping);
 
-  const h2 = http2.createServer(
-    { maxSessionMemory: 64, settings: { maxHeaderListSize: SESSION_HEADER_LIST_FACTOR * limits.maxHeaderBytes } },
-    track,
-  );
+  // No request listener: streams are taken here (below), so that unary calls can skip the
+  // compatibility layer; the rest get the same request/response objects it would build.
+  const h2 = http2.createServer({
+    maxSessionMemory: 64,
+    settings: { maxHeaderListSize: SESSION_HEADER_LIST_FACTOR * limits.maxHeaderBytes },
+  });
+  h2.on('stream', http2Stream);
   const h1 = http.createServer(
     {
       maxHeaderSize: limits.maxHeaderBytes,
@@ -96,7 +108,7 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
       // up to 40 s.
       connectionsCheckingInterval: Math.min(1_000, limits.http1HeadersTimeoutMs),
     },
-    track,
+    http1Request,
   );
   // Connections above the cap are served by these two instead: every request gets UNAVAILABLE
   // (503 over Connect), and the connection is closed after it.
@@ -212,7 +224,7 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
     async shutdown(graceMs, abortRest) {
       stopping = true;
       tcp.close();
-      for (const { res } of calls) if (!('stream' in res) && !res.headersSent) res.setHeader('connection', 'close');
+      for (const call of calls) if (call.kind === 'h1' && !call.res.headersSent) call.res.setHeader('connection', 'close');
       // GOAWAY: clients stop opening streams on these sessions; open streams go on.
       for (const session of sessions) session.close();
       h1.closeIdleConnections();
@@ -230,7 +242,7 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
       }
       if (inFlight() > 0) {
         logger.warn('calls still running after the abort; answering them UNAVAILABLE', { inFlight: inFlight() });
-        for (const { req, res } of calls) answerUnavailable(req, res, 'the server is shutting down');
+        answerAll('the server is shutting down');
         await drain(FINAL_FLUSH_MS);
       }
       // Sessions told to close end by themselves once their last stream has flushed; give the
@@ -282,35 +294,55 @@ function route(socket: net.Socket, to: { h1: http.Server; h2: http2.Http2Server 
 }
 
 /**
- * Counts calls from their first byte of headers to the end of their stream, over every path.
- * A call ends when its response is complete or its stream or socket closes, whichever comes
- * first, exactly once: a reset stream, a killed session or a dropped socket all close the
- * stream, so the count cannot leak (a leak would make every later stop wait out its grace).
+ * Counts calls from their headers to the end of their stream, over every path (direct or
+ * connect-node, HTTP/1.1 or HTTP/2), and dispatches them. A call ends when its response is
+ * complete or its stream or socket closes, whichever comes first, exactly once: a reset stream,
+ * a killed session or a dropped socket all close the stream, so the count cannot leak (a leak
+ * would make every later stop wait out its grace period).
  */
-function callTracker(handler: NodeHandler, limits: ServerLimits, stopping: () => boolean) {
+function callTracker(options: Pick<ListenOptions, 'handler' | 'direct'>, limits: ServerLimits, stopping: () => boolean) {
+  const { handler, direct } = options;
   const calls = new Set<Call>();
   const drained = new Set<() => void>();
-  const track: NodeHandler = (req, res) => {
-    // Refused before it is counted: it is answered here and never reaches a handler.
-    if (refuseOversizedHeaders(req, res, limits.maxHeaderBytes)) return;
-    const call: Call = { req, res };
+  const begin = (call: Call) => {
     calls.add(call);
-    const h1Response = 'stream' in res ? null : res;
-    if (h1Response && stopping()) h1Response.setHeader('connection', 'close');
-    const finished = () => {
+    return () => {
       if (!calls.delete(call)) return;
       if (calls.size === 0) for (const wake of drained) wake();
     };
-    if ('stream' in res) {
-      // Http2ServerResponse emits no 'finish' while the client's half of the stream is still
-      // open (a refused oversized message); its stream does.
-      res.stream.once('finish', finished);
-      res.stream.once('close', finished);
-    } else {
-      res.once('finish', finished);
-      res.once('close', finished);
-    }
+  };
+  const http1Request = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const finished = begin({ kind: 'h1', req, res });
+    if (stopping()) res.setHeader('connection', 'close');
+    res.once('finish', finished);
+    res.once('close', finished);
+    if (!direct?.http1(req, res)) handler(req, res);
+  };
+  const http2Stream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+    // A stream reset by the client while nobody listens must not become an uncaught error.
+    stream.on('error', () => {});
+    // Refused before it is counted: it is answered here and never reaches a handler.
+    if (refuseOversizedHeaders(stream, headers, rawHeaders, limits.maxHeaderBytes)) return;
+    const call: Call = { kind: 'h2', stream, headers };
+    const finished = begin(call);
+    // A call is over once its response is complete, even if the client's half of the stream is
+    // still open (a refused oversized message): the stream's 'finish' says so, not 'end'.
+    stream.once('finish', finished);
+    stream.once('close', finished);
+    if (direct?.http2(stream, headers)) return;
+    // What Node's compatibility layer does for a server created with a request listener.
+    const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
+    const res = new http2.Http2ServerResponse(stream);
+    call.compat = { req, res };
     handler(req, res);
   };
-  return { track, calls, drained, inFlight: () => calls.size };
+  /** Ends every call still in flight with UNAVAILABLE, each in its protocol. */
+  const answerAll = (message: string) => {
+    for (const call of calls) {
+      if (call.kind === 'h1') answerUnavailable(call.req, call.res, message);
+      else if (call.compat) answerUnavailable(call.compat.req, call.compat.res, message);
+      else answerUnavailableOnStream(call.stream, call.headers, message);
+    }
+  };
+  return { http1Request, http2Stream, answerAll, calls, drained, inFlight: () => calls.size };
 }

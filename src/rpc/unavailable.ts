@@ -75,3 +75,26 @@ export function answerUnavailable(req: Request, res: Response, message: string):
     res.destroy();
   }
 }
+
+/**
+ * The same for an HTTP/2 stream served without the compatibility layer (the direct path). Once
+ * that path has sent headers it is writing its whole answer, so only a stream without headers
+ * is answered here. Never throws.
+ */
+export function answerUnavailableOnStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, message: string): void {
+  if (stream.headersSent || stream.destroyed || stream.closed) return;
+  const contentType = String(headers['content-type'] ?? '').toLowerCase();
+  try {
+    if (contentType.startsWith('application/grpc')) {
+      stream.respond(
+        { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': GRPC_UNAVAILABLE, 'grpc-message': grpcMessage(message) },
+        { endStream: true },
+      );
+    } else {
+      stream.respond({ ':status': 503, 'content-type': 'application/json' });
+      stream.end(JSON.stringify({ code: 'unavailable', message }));
+    }
+  } catch {
+    stream.destroy();
+  }
+}

@@ -13,6 +13,7 @@ import type { ServerLimits } from '../../src/config/index.js';
 import { Health } from '../../src/gen/grpc/health/v1/health_pb.js';
 import { createLogger } from '../../src/logger.js';
 import { healthService } from '../../src/rpc/health.js';
+import type { DirectHandler } from '../../src/rpc/direct-handler.js';
 import { DEFAULT_LIMITS, type RpcServer, listen } from '../../src/rpc/server.js';
 
 type NodeHandler = Parameters<typeof listen>[0]['handler'];
@@ -34,12 +35,13 @@ const healthHandler = (): NodeHandler =>
     routes: (router) => router.service(Health, healthService({ services: [], probe: async () => true, stopping: () => false, watchIntervalMs: 50 })),
   }) as NodeHandler;
 
-async function serve(limits: Partial<ServerLimits>, handler: NodeHandler = healthHandler()): Promise<Served> {
+async function serve(limits: Partial<ServerLimits>, handler: NodeHandler = healthHandler(), direct?: DirectHandler): Promise<Served> {
   const logs: string[] = [];
   const server = await listen({
     port: 0,
     host: '127.0.0.1',
     handler,
+    direct,
     logger: createLogger('debug', (line) => logs.push(line)),
     limits: { ...DEFAULT_LIMITS, ...limits },
   });
@@ -285,8 +287,15 @@ describe('shutdown: calls whose handler never ends', () => {
       out.writeHead(200, { 'content-type': type });
       out.write(type.startsWith('application/connect+') ? Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), Buffer.from('{}')]) : grpcFrame());
     };
-    const { server, port } = await serve({}, started);
+    // The direct path takes /x.Y/Direct and never answers either.
+    const direct: DirectHandler = {
+      http2: (_stream, headers) => String(headers[':path']).endsWith('/Direct'),
+      http1: (req) => String(req.url).endsWith('/Direct'),
+    };
+    const { server, port } = await serve({}, started, direct);
 
+    const directGrpc = h2Request(h2Session(port), '/x.Y/Direct', GRPC, grpcFrame());
+    const directConnect = fetch(`http://127.0.0.1:${port}/x.Y/Direct`, { method: 'POST', headers: CONNECT_JSON, body: '{}' });
     const grpcUnary = grpcCheck(port);
     const session = h2Session(port);
     const grpcStream = h2Request(session, '/x.Y/Started', GRPC, grpcFrame());
@@ -297,7 +306,7 @@ describe('shutdown: calls whose handler never ends', () => {
       body: Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), Buffer.from('{}')]),
     });
     const grpcWeb = fetch(`http://127.0.0.1:${port}/x.Y/Z`, { method: 'POST', headers: { 'content-type': 'application/grpc-web+proto' }, body: grpcFrame() });
-    await waitFor('five calls in flight', () => server.inFlight === 5);
+    await waitFor('seven calls in flight', () => server.inFlight === 7);
 
     const stopStarted = Date.now();
     let aborted = false;
@@ -322,5 +331,9 @@ describe('shutdown: calls whose handler never ends', () => {
     expect(JSON.parse(end.subarray(5).toString())).toEqual({ error: { code: 'unavailable', message: 'the server is shutting down' } });
     const web = await grpcWeb;
     expect(web.headers.get('grpc-status')).toBe('14');
+    expect((await directGrpc).headers['grpc-status']).toBe('14');
+    const directUnary = await directConnect;
+    expect(directUnary.status).toBe(503);
+    expect(await directUnary.json()).toEqual({ code: 'unavailable', message: 'the server is shutting down' });
   });
 });
