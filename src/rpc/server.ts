@@ -174,7 +174,12 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
         serve,
       )
     : null;
-  secure?.on('tlsClientError', (err) => logger.debug('tls handshake failed', { err }));
+  // With a listener here Node no longer closes the socket itself, not even after the handshake
+  // timeout (it only reports ERR_TLS_HANDSHAKE_TIMEOUT): close it, or a silent client stays.
+  secure?.on('tlsClientError', (err, socket) => {
+    logger.debug('tls handshake failed', { err });
+    socket.destroy();
+  });
 
   const tcp = net.createServer((socket) => {
     sockets.add(socket);

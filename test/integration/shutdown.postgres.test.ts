@@ -6,6 +6,7 @@
  * the test wants.
  */
 import { spawn } from 'node:child_process';
+import * as grpcJs from '@grpc/grpc-js';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -152,6 +153,45 @@ describe('a stop with calls blocked on a row lock and no client deadline', () =>
       expect(await lock.busy()).toBe(0);
     } finally {
       await lock.release();
+    }
+  });
+});
+
+describe('health during a stop', () => {
+  it('an open health watch hears NOT_SERVING as soon as the stop begins, then ends, while a call still runs', async () => {
+    const t = await startTestApp({ env: { SHUTDOWN_GRACE_MS: '5000' } });
+    apps.push(t);
+    const tenant = await t.tenant({ withWorker: true });
+    const api = t.client('grpc', tenant.headers);
+    const { project } = await api.call('ProjectService', 'CreateProject', { name: 'p' });
+    const { task } = await api.call('TaskService', 'CreateTask', { projectId: project.id, title: 'held' });
+    const lock = await lockTaskRow(t.db.url, task.id);
+    const health = new grpcJs.Client(`127.0.0.1:${t.port}`, grpcJs.credentials.createInsecure());
+    try {
+      const blocked = api.call('TaskService', 'UpdateTask', { task: { id: task.id, title: 'x' }, updateMask: 'title' }).catch((e: RpcError) => e);
+      await waitFor('the call to block on the row lock', async () => (await lock.waiting()) === 1);
+      // HealthCheckResponse.status is field 1: [0x08, status]; SERVING = 1, NOT_SERVING = 2.
+      const statuses: number[] = [];
+      const watch = health.makeServerStreamRequest('/grpc.health.v1.Health/Watch', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0));
+      watch.on('data', (b: Buffer) => statuses.push(b[1] ?? 0));
+      const ended = new Promise<number>((resolve) => {
+        watch.on('status', (status: grpcJs.StatusObject) => resolve(status.code));
+        watch.on('error', () => {});
+      });
+      await waitFor('SERVING', async () => statuses.length === 1);
+      expect(statuses).toEqual([1]);
+
+      const stopping = t.app.stop();
+      expect(await ended).toBe(grpcJs.status.OK);
+      expect(statuses).toEqual([1, 2]);
+      // The watch ended within the grace period: the blocked call is still running.
+      expect(await lock.waiting()).toBe(1);
+      await lock.release();
+      await expect(blocked).resolves.toBeDefined();
+      await stopping;
+    } finally {
+      health.close();
+      await lock.release().catch(() => {});
     }
   });
 });

@@ -5,6 +5,7 @@
  */
 import type http from 'node:http';
 import http2 from 'node:http2';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
@@ -15,6 +16,7 @@ import { createLogger } from '../../src/logger.js';
 import { healthService } from '../../src/rpc/health.js';
 import type { DirectHandler } from '../../src/rpc/direct-handler.js';
 import { DEFAULT_LIMITS, type RpcServer, listen } from '../../src/rpc/server.js';
+import { makeSelfSignedCertificate } from '../helpers/tls.js';
 
 type NodeHandler = Parameters<typeof listen>[0]['handler'];
 
@@ -35,13 +37,19 @@ const healthHandler = (): NodeHandler =>
     routes: (router) => router.service(Health, healthService({ services: [], probe: async () => true, stopping: () => false, watchIntervalMs: 50 })),
   }) as NodeHandler;
 
-async function serve(limits: Partial<ServerLimits>, handler: NodeHandler = healthHandler(), direct?: DirectHandler): Promise<Served> {
+async function serve(
+  limits: Partial<ServerLimits>,
+  handler: NodeHandler = healthHandler(),
+  direct?: DirectHandler,
+  tls?: { cert: Buffer; key: Buffer },
+): Promise<Served> {
   const logs: string[] = [];
   const server = await listen({
     port: 0,
     host: '127.0.0.1',
     handler,
     direct,
+    tls,
     logger: createLogger('debug', (line) => logs.push(line)),
     limits: { ...DEFAULT_LIMITS, ...limits },
   });
@@ -176,6 +184,27 @@ describe('connections that send nothing useful', () => {
     const watchingClosed = new Promise((resolve) => watching.once('close', resolve));
     watch.close(http2.constants.NGHTTP2_CANCEL);
     await watchingClosed;
+  });
+});
+
+describe('TLS', () => {
+  it('closes a connection that does not finish its handshake within FIRST_REQUEST_TIMEOUT_MS, and serves one that does', async () => {
+    const certificate = makeSelfSignedCertificate();
+    cleanups.push(() => certificate.remove());
+    const { port } = await serve({ firstRequestTimeoutMs: 300 }, healthHandler(), undefined, {
+      cert: certificate.cert,
+      key: readFileSync(certificate.keyFile),
+    });
+    const silent = rawConnection(port);
+    const after = await silent.closed;
+    expect(after).toBeGreaterThanOrEqual(250);
+    expect(after).toBeLessThan(3_000);
+
+    const session = http2.connect(`https://127.0.0.1:${port}`, { ca: certificate.cert, servername: 'localhost' });
+    session.on('error', () => {});
+    cleanups.push(() => session.destroy());
+    const res = await h2Request(session, '/grpc.health.v1.Health/Check', CONNECT_JSON, '{}');
+    expect(JSON.parse(res.body.toString())).toEqual({ status: 'SERVING' });
   });
 });
 
