@@ -1,157 +1,513 @@
 /**
- * `npm run bench`: throughput of the service's main calls, each reported as a ratio against
- * baselines measured in the same run on the same machine (absolute numbers on a shared
- * machine mean little; ratios travel):
- *   - rpc floor: a health check (its database probe is cached for a second) over the same
- *     protocol and client;
- *   - db floor: an empty tenant transaction (BEGIN, set_config, SELECT 1, COMMIT) on the pool.
- * It starts the service in process on a fresh database: BENCH_DATABASE_URL (a PostgreSQL
- * maintenance URL; a scratch database is created and dropped) or, with BENCH_DATABASE_URL=memory://,
- * embedded PGlite. BENCH_SECONDS (default 3) per measurement, BENCH_CONCURRENCY (default 8).
+ * `npm run bench`: the service measured from outside, as clients see it.
+ *
+ *   the service      its own process, started as `npm start` starts it, on a fresh PostgreSQL
+ *                    database (row tenancy), seeded set-based with realistic volume;
+ *   load generator   another process: a fixed number of callers per protocol (grpc-js, Connect
+ *                    JSON / binary over HTTP/1.1, Connect binary over HTTP/2);
+ *   baselines        in the same run, on the same data: (a) the floor — the service layer in a
+ *                    process of its own, no RPC; (b) a bare grpc-js server with hand-written SQL;
+ *                    (c) an empty RPC (Health/Check) on every protocol.
+ *
+ * Every figure is the median of several runs; server CPU per call comes from /proc/<pid>/stat.
+ * See bench/README.md for the options and what each number means.
  */
 import { randomBytes } from 'node:crypto';
-import * as grpc from '@grpc/grpc-js';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { startApp } from '../src/app.js';
-import { loadConfig } from '../src/config/index.js';
-import { silentLogger } from '../src/logger.js';
-import { type ApiClient, connectClient, grpcClient } from '../test/helpers/clients.js';
+import { Health } from '../src/gen/grpc/health/v1/health_pb.js';
+import type { FromWorker, RunResult, RunSpec, Targets, ToWorker } from './load/messages.js';
+import { connectClient, grpcClient } from './lib/clients.js';
+import type { BenchData } from './lib/data.js';
+import {
+  type NodeProcess,
+  cleanupAll,
+  cpuSeconds,
+  installSignalHandlers,
+  interrupted,
+  onCleanup,
+  startNode,
+  stopChild,
+  waitForLine,
+} from './lib/processes.js';
+import { type Report, type Row, type RunFigures, type Section, type Target, addRatios, markdown, summarize } from './lib/report.js';
+import { PENDING, type Protocol, SCENARIOS, type Scenario, TITLES_PER_PROJECT } from './lib/scenarios.js';
+import { FULL_SEED, QUICK_SEED, type SeedSize, type Sql, createTenants, projectOfPendingTasks, sampleData, seedRows } from './lib/seed.js';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
-const SERVER = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
-const ADMIN = 'bench-admin-token-0123456789';
+const ROOT = resolve(import.meta.dirname, '..');
+const RESULTS = join(ROOT, 'bench/results');
 
-async function measure(name: string, fn: (i: number) => Promise<unknown>, concurrency = CONCURRENCY): Promise<number> {
-  for (let i = 0; i < 20; i++) await fn(i); // warm-up
-  let ops = 0;
-  const until = Date.now() + SECONDS * 1000;
-  const started = process.hrtime.bigint();
-  await Promise.all(
-    Array.from({ length: concurrency }, async (_, w) => {
-      for (let i = w; Date.now() < until; i += concurrency) {
-        await fn(i);
-        ops++;
-      }
-    }),
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    callers: { type: 'string' },
+    runs: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    'complete-reps': { type: 'string' },
+    node: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    pglite: { type: 'boolean', default: false },
+    'no-postgres': { type: 'boolean', default: false },
+    only: { type: 'string' },
+    protocols: { type: 'string' },
+    database: { type: 'string', default: process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres' },
+    'db-name': { type: 'string', default: 'taskapi_bench' },
+    pool: { type: 'string', default: '10' },
+    prepared: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (args.help) {
+  process.stdout.write(
+    `npm run bench -- [--quick] [--callers 8] [--runs 3] [--duration 3] [--warmup 0.5] [--complete-reps 2]
+                  [--node /usr/bin/node] [--keep] [--pglite] [--no-postgres] [--only GetTask] [--protocols grpc,bare]
+                  [--database postgresql://postgres@127.0.0.1:5432/postgres] [--db-name taskapi_bench]
+                  [--pool 10] [--prepared]
+See bench/README.md.\n`,
   );
-  const rate = ops / (Number(process.hrtime.bigint() - started) / 1e9);
-  console.log(`  ${name.padEnd(58)} ${rate.toFixed(0).padStart(7)} ops/s`);
-  return rate;
+  process.exit(0);
 }
 
-async function main() {
-  let url = SERVER;
-  let dropDb: (() => Promise<void>) | undefined;
-  if (!SERVER.startsWith('memory:')) {
-    const name = `taskapi_bench_${randomBytes(4).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: SERVER });
-    await admin.connect();
-    await admin.query(`create database ${name}`);
-    await admin.end();
-    const u = new URL(SERVER);
-    u.pathname = `/${name}`;
-    url = u.toString();
-    dropDb = async () => {
-      const c = new pg.Client({ connectionString: SERVER });
-      await c.connect();
-      await c.query(`drop database if exists ${name} with (force)`);
-      await c.end();
+const quick = args.quick;
+const num = (v: string | undefined, fallback: number) => {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`not a positive number: ${v}`);
+  return n;
+};
+const opts = {
+  callers: num(args.callers, 8),
+  runs: num(args.runs, quick ? 1 : 3),
+  durationMs: num(args.duration, quick ? 0.5 : 3) * 1000,
+  warmupMs: num(args.warmup, quick ? 0.2 : 0.5) * 1000,
+  completeReps: num(args['complete-reps'], quick ? 1 : 2),
+  nodeBin: args.node ? resolve(args.node) : process.execPath,
+  seed: quick ? QUICK_SEED : FULL_SEED,
+  only: args.only?.toLowerCase(),
+  protocols: args.protocols?.split(',').map((p) => p.trim()) as Protocol[] | undefined,
+};
+const ADMIN_TOKEN = randomBytes(24).toString('base64url');
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+/** Environment shared by the service, the floor and the bare server. */
+function dbEnv(databaseUrl: string): Record<string, string> {
+  return { DATABASE_URL: databaseUrl, DB_POOL_MAX: args.pool!, DB_PREPARED_STATEMENTS: String(args.prepared) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+async function startService(env: Record<string, string>): Promise<{ proc: NodeProcess; port: number }> {
+  let shown = 0;
+  const proc = startNode(
+    opts.nodeBin,
+    join(ROOT, 'src/main.ts'),
+    { ...env, ADMIN_TOKEN, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', MIGRATE_ON_START: 'true', TENANCY_MODE: 'row', SHUTDOWN_GRACE_MS: '2000' },
+    {
+      onLine: (line) => {
+        // The service's warnings and errors are worth seeing; a flood of them is not.
+        if (/"level":"(warn|error)"/.test(line) && shown++ < 10) log(`  service: ${line}`);
+      },
+    },
+  );
+  const port = await waitForLine(
+    proc,
+    (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; port?: number };
+        return entry.msg === 'listening' ? entry.port : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    180_000,
+    'the service did not start',
+  );
+  await waitServing(port, proc);
+  return { proc, port };
+}
+
+/** Health/Check until SERVING (the database answers). */
+async function waitServing(port: number, proc: NodeProcess): Promise<void> {
+  const client = grpcClient(port);
+  try {
+    const until = Date.now() + 30_000;
+    for (;;) {
+      try {
+        const res = await client.call(Health.method.check, {}, null);
+        if (res.status === 1) return;
+      } catch {
+        // not yet
+      }
+      if (Date.now() > until || proc.child.exitCode !== null) throw new Error(`the service never became SERVING\n${proc.tail()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    client.close();
+  }
+}
+
+async function startBare(env: Record<string, string>): Promise<{ proc: NodeProcess; port: number }> {
+  const proc = startNode(opts.nodeBin, join(ROOT, 'bench/baselines/bare-grpc-server.ts'), { ...env, PORT: '0' });
+  const port = await waitForLine(
+    proc,
+    (line) => (line.startsWith('{"listening"') ? (JSON.parse(line) as { listening: number }).listening : undefined),
+    60_000,
+    'the bare server did not start',
+  );
+  return { proc, port };
+}
+
+/** A load generator process and its one outstanding request. */
+class LoadProcess {
+  readonly proc: NodeProcess;
+  private waiting: { resolve: (m: FromWorker) => void; reject: (e: Error) => void } | undefined;
+
+  constructor(nodeBin: string) {
+    this.proc = startNode(nodeBin, join(ROOT, 'bench/load/worker.ts'), {}, { ipc: true });
+    this.proc.child.on('message', (m: FromWorker) => {
+      const w = this.waiting;
+      this.waiting = undefined;
+      if (m.type === 'failed') w?.reject(new Error(m.error));
+      else w?.resolve(m);
+    });
+    this.proc.child.once('exit', (code) => this.waiting?.reject(new Error(`load generator exited (${code})\n${this.proc.tail()}`)));
+  }
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  request(msg: ToWorker): Promise<FromWorker> {
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+      this.proc.child.send(msg);
+    });
+  }
+
+  async setup(data: BenchData, targets: Targets): Promise<void> {
+    await this.request({ type: 'setup', data, targets });
+  }
+
+  async run(spec: RunSpec): Promise<RunResult> {
+    const m = await this.request({ type: 'run', spec });
+    if (m.type !== 'result') throw new Error(`unexpected ${m.type}`);
+    return m.result;
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc.child.connected) this.proc.child.send({ type: 'exit' } satisfies ToWorker);
+    await stopChild(this.proc.child);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+
+interface Bench {
+  readonly data: BenchData;
+  readonly sql: Sql | null;
+  /** Backend pids of the benchmark database (not the owner's own), when the server is local. */
+  readonly dbPids: (() => Promise<number[]>) | null;
+  readonly load: LoadProcess;
+  readonly floor: LoadProcess | null;
+  readonly servicePid: number;
+  readonly barePid: number | null;
+}
+
+const wanted = (s: Scenario, p: Protocol) =>
+  (!opts.only || s.id.toLowerCase().includes(opts.only)) && (!opts.protocols || opts.protocols.includes(p));
+
+/**
+ * CPU of the database's backends (user + system), summed over the backends seen at both reads.
+ * A backend that ends inside the window loses its share, one that starts inside it counts
+ * whole; pools are warm and their idle timeout is longer than a run, so few do either.
+ */
+async function dbCpu(bench: Bench): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  if (!bench.dbPids) return out;
+  for (const pid of await bench.dbPids()) {
+    try {
+      out.set(pid, cpuSeconds(pid));
+    } catch {
+      // ended meanwhile, or not on this machine
+    }
+  }
+  return out;
+}
+const dbCpuDelta = (before: Map<number, number>, after: Map<number, number>) =>
+  [...after].reduce((sum, [pid, cpu]) => sum + cpu - (before.get(pid) ?? 0), 0);
+
+/** One timed run: the server's CPU is read right before and right after the calls. */
+async function timedRun(bench: Bench, scenario: Scenario, protocol: Protocol, round: number): Promise<RunFigures> {
+  const worker = protocol === 'floor' ? bench.floor! : bench.load;
+  const serverPid = protocol === 'floor' ? bench.floor!.pid : protocol === 'bare' ? bench.barePid! : bench.servicePid;
+  const callers = scenario.callers ?? opts.callers;
+  if (scenario.perCallSetup) {
+    // Fresh data before each call (untimed); only the call is timed.
+    let ok = 0, errors = 0, cpu = 0, db = 0, elapsed = 0;
+    let firstError: string | undefined;
+    const latencies: number[] = [];
+    for (let rep = 0; rep < opts.completeReps; rep++) {
+      const tenant = bench.data.tenants[(round * opts.completeReps + rep) % bench.data.tenants.length]!;
+      const projectId = await projectOfPendingTasks(bench.sql!, tenant);
+      const d0 = await dbCpu(bench);
+      const c0 = cpuSeconds(serverPid);
+      const r = await worker.run({ scenario: scenario.id, protocol, callers: 1, count: 1, seed: round, params: { tenantId: tenant.id, projectId } });
+      cpu += cpuSeconds(serverPid) - c0;
+      db += dbCpuDelta(d0, await dbCpu(bench));
+      ok += r.ok;
+      errors += r.errors;
+      elapsed += r.elapsedMs;
+      firstError ??= r.firstError;
+      if (r.ok) latencies.push(r.p50);
+    }
+    latencies.sort((a, b) => a - b);
+    return {
+      ops: ok / (elapsed / 1000),
+      p50: latencies[Math.floor((latencies.length - 1) / 2)] ?? Number.NaN,
+      p99: latencies[latencies.length - 1] ?? Number.NaN,
+      ok,
+      errors,
+      cpuUs: (cpu / Math.max(1, ok + errors)) * 1e6,
+      dbCpuUs: bench.dbPids ? (db / Math.max(1, ok + errors)) * 1e6 : Number.NaN,
+      firstError,
     };
   }
-  const config = loadConfig({
-    DATABASE_URL: url,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    ADMIN_TOKEN: ADMIN,
-    LOG_LEVEL: 'silent',
-    DB_PREPARED_STATEMENTS: process.env.DB_PREPARED_STATEMENTS,
-    DB_POOL_MAX: process.env.DB_POOL_MAX,
-  });
-  const app = await startApp(config, silentLogger);
-  const clients: ApiClient[] = [];
-  try {
-    const admin = connectClient(app.port, { authorization: `Bearer ${ADMIN}` });
-    const { tenant } = await admin.call('TenantService', 'CreateTenant', { name: 'Bench', subdomain: 'bench' });
-    const { secret } = await admin.call('TenantService', 'CreateApiKey', { tenantId: tenant.id });
-    const headers = { 'x-tenant-id': tenant.id, authorization: `Bearer ${secret}` };
-    const setup = connectClient(app.port, headers);
-    const { worker } = await setup.call('WorkerService', 'CreateWorker', { handle: '@bench', type: 'WORKER_TYPE_AGENT' });
-    const titles = Array.from({ length: 1000 }, (_, i) => `task ${i}`);
-    const { project, tasks } = await setup.call('ProjectService', 'CreateProjectWithTasks', { name: 'bench', taskTitles: titles, createdById: worker.id });
-    for (const t of tasks.slice(0, 50)) await setup.call('TaskService', 'AssignTask', { id: t.id, workerId: worker.id });
-    const tenantId = BigInt(tenant.id);
-
-    console.log(
-      `Task API benchmark: ${config.database.kind === 'pglite' ? 'embedded PGlite' : 'PostgreSQL'}, ${CONCURRENCY} concurrent callers, ` +
-        `${SECONDS}s each, pool ${config.pool.max}, prepared statements ${config.pool.prepareStatements ? 'on' : 'off'}`,
-    );
-    const dbFloor = await measure('db floor: empty tenant transaction (select 1)', () =>
-      app.database.db.withTenantTransaction(tenantId, (tx) => tx.one('select 1')),
-    );
-    const results: [string, number, number][] = [];
-    for (const protocol of ['grpc', 'connect'] as const) {
-      const c = protocol === 'grpc' ? grpcClient(app.port, headers) : connectClient(app.port, headers);
-      clients.push(c);
-      const health = protocol === 'grpc' ? grpcHealth(app.port) : connectHealth(app.port);
-      console.log(`${protocol}:`);
-      const rpcFloor = await measure('rpc floor: Health/Check (cached probe)', health);
-      const run = async (name: string, fn: (i: number) => Promise<unknown>, concurrency?: number) => {
-        results.push([`${protocol} ${name}`, await measure(name, fn, concurrency), rpcFloor]);
-      };
-      await run('GetTask (assignee + creator)', (i) => c.call('TaskService', 'GetTask', { id: tasks[i % 50].id }));
-      await run('GetTask TASK_VIEW_FULL', (i) => c.call('TaskService', 'GetTask', { id: tasks[i % 50].id, view: 'TASK_VIEW_FULL' }));
-      await run('ListTasks page of 50 with relations', () => c.call('TaskService', 'ListTasks', { projectId: project.id, pageSize: 50 }));
-      await run('CreateTask', (i) => c.call('TaskService', 'CreateTask', { projectId: project.id, title: `new ${i}`, createdById: worker.id }));
-      await run('UpdateTask (title)', (i) =>
-        c.call('TaskService', 'UpdateTask', { task: { id: tasks[100 + (i % 100)].id, title: `renamed ${i}` }, updateMask: 'title' }),
-      );
-    }
-    console.log('set-based writes:');
-    const client = clients[0]!;
-    const batch = Array.from({ length: 200 }, (_, i) => `batch ${i}`);
-    const setBased = (await measure('CreateProjectWithTasks, 200 titles (calls/s)', async () => {
-      await client.call('ProjectService', 'CreateProjectWithTasks', { name: 'b', taskTitles: batch, createdById: worker.id });
-    }, 2)) * batch.length;
-    console.log(`  ${'  = tasks/s'.padEnd(58)} ${setBased.toFixed(0).padStart(7)} tasks/s`);
-    const oneByOne = await measure('CreateTask one by one (tasks/s)', (i) =>
-      client.call('TaskService', 'CreateTask', { projectId: project.id, title: `single ${i}`, createdById: worker.id }), 2);
-
-    console.log('\nratios (higher is better; each call against the floors of the same run):');
-    for (const [name, rate, rpcFloor] of results) {
-      console.log(`  ${name.padEnd(50)} ${(rate / rpcFloor).toFixed(2)} x rpc floor   ${(rate / dbFloor).toFixed(2)} x db floor`);
-    }
-    console.log(`  ${'tasks/s: set-based insert vs one CreateTask per title'.padEnd(50)} ${(setBased / oneByOne).toFixed(1)} x`);
-  } finally {
-    for (const c of clients) c.close();
-    await app.stop();
-    await dropDb?.();
-  }
-}
-
-function connectHealth(port: number) {
-  return async () => {
-    const res = await fetch(`http://127.0.0.1:${port}/grpc.health.v1.Health/Check`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: '{}',
-    });
-    await res.text();
+  await worker.run({ scenario: scenario.id, protocol, callers, durationMs: opts.warmupMs, seed: 100 + round });
+  const d0 = await dbCpu(bench);
+  const c0 = cpuSeconds(serverPid);
+  const r = await worker.run({ scenario: scenario.id, protocol, callers, durationMs: opts.durationMs, seed: round });
+  const cpu = cpuSeconds(serverPid) - c0;
+  const db = dbCpuDelta(d0, await dbCpu(bench));
+  return {
+    ops: r.ok / (r.elapsedMs / 1000),
+    p50: r.p50,
+    p99: r.p99,
+    ok: r.ok,
+    errors: r.errors,
+    cpuUs: (cpu / Math.max(1, r.ok + r.errors)) * 1e6,
+    dbCpuUs: bench.dbPids ? (db / Math.max(1, r.ok + r.errors)) * 1e6 : Number.NaN,
+    firstError: r.firstError,
   };
 }
 
-function grpcHealth(port: number) {
-  // Reuses grpc-js with raw bytes: HealthCheckRequest {} is the empty message.
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  return () =>
-    new Promise<void>((resolve, reject) =>
-      client.makeUnaryRequest('/grpc.health.v1.Health/Check', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), (err) =>
-        err ? reject(err) : resolve(),
-      ),
-    );
+/**
+ * Every scenario on every protocol, round after round (so that drift on a shared machine hits
+ * every figure alike); the rows hold the medians over the rounds.
+ */
+async function measureAll(bench: Bench, protocolsAvailable: readonly Protocol[]): Promise<Row[]> {
+  const plan = SCENARIOS.flatMap((s) =>
+    s.protocols.filter((p) => protocolsAvailable.includes(p) && wanted(s, p) && (!s.perCallSetup || bench.sql)).map((p) => [s, p] as const),
+  );
+  const timed = plan.filter(([s]) => !s.perCallSetup).length;
+  const estimate = opts.runs * (timed * (opts.warmupMs + opts.durationMs) / 1000 + (plan.length - timed) * opts.completeReps * 3);
+  log(`  ${plan.length} figures × ${opts.runs} run(s): about ${Math.round(estimate / 60)} min`);
+  const runs = new Map<string, RunFigures[]>();
+  for (let round = 1; round <= opts.runs; round++) {
+    for (const [scenario, protocol] of plan) {
+      const f = await timedRun(bench, scenario, protocol, round);
+      const key = `${scenario.id}\u0000${protocol}`;
+      runs.set(key, [...(runs.get(key) ?? []), f]);
+      log(
+        `  [${round}/${opts.runs}] ${scenario.id} · ${protocol}: ${f.ops.toFixed(f.ops < 100 ? 1 : 0)} ops/s, p50 ${f.p50.toFixed(2)} ms, ` +
+          `p99 ${f.p99.toFixed(2)} ms, ${f.cpuUs.toFixed(0)} µs CPU/call${Number.isNaN(f.dbCpuUs) ? '' : `, DB ${f.dbCpuUs.toFixed(0)} µs`}${f.errors ? `, ${f.errors} errors (${f.firstError})` : ''}`,
+      );
+    }
+  }
+  const rows = plan.map(([s, p]) => summarize(s.id, p, s.callers ?? opts.callers, runs.get(`${s.id}\u0000${p}`)!));
+  addRatios(rows);
+  return rows;
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+/** The judged targets (PostgreSQL, gRPC, the configured callers). */
+function targets(rows: Row[]): Target[] {
+  const find = (scenario: string, protocol: Protocol) => rows.find((r) => r.scenario === scenario && r.protocol === protocol);
+  const out: Target[] = [];
+  const ratio = (name: string, a: number | undefined, b: number | undefined, limit: number, atLeast: boolean) => {
+    const measured = a !== undefined && b !== undefined ? a / b : Number.NaN;
+    out.push({
+      name,
+      measured,
+      limit: `${atLeast ? '≥' : '≤'} ${limit}`,
+      pass: Number.isFinite(measured) ? (atLeast ? measured >= limit : measured <= limit) : null,
+    });
+  };
+  for (const call of ['GetTask BASIC', 'ListTasks by project, 50 with relations']) {
+    const grpc = find(call, 'grpc');
+    const bare = find(call, 'bare');
+    ratio(`${call}: gRPC throughput ÷ bare server`, grpc?.ops, bare?.ops, 0.9, true);
+    ratio(`${call}: gRPC CPU per call ÷ bare server`, grpc?.cpuUs, bare?.cpuUs, 1.2, false);
+    for (const p of ['connect-json', 'connect-binary', 'connect-h2'] as const) {
+      ratio(`${call}: ${p} throughput ÷ gRPC`, find(call, p)?.ops, grpc?.ops, 0.9, true);
+    }
+  }
+  const create = find(`CreateProjectWithTasks (${TITLES_PER_PROJECT} titles)`, 'grpc');
+  const raw = find(`raw insert of ${TITLES_PER_PROJECT} tasks (one unnest statement)`, 'floor');
+  ratio(`CreateProjectWithTasks(${TITLES_PER_PROJECT}) over gRPC: p50 time ÷ raw set-based insert`, create?.p50, raw?.p50, 2, false);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sections
+
+async function pgClient(url: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: url, application_name: 'taskapi-bench' });
+  c.on('error', () => {});
+  await c.connect();
+  return c;
+}
+
+async function postgresSection(report: { postgres?: string; seed: Record<string, number | string> }): Promise<Section> {
+  const dbName = args['db-name']!;
+  if (!/^[a-z_][a-z0-9_]*$/.test(dbName)) throw new Error('--db-name: lowercase letters, digits and _ only');
+  const maintenance = await pgClient(args.database!);
+  report.postgres = ((await maintenance.query<{ v: string }>(`select split_part(version(), ' on ', 1) as v`)).rows[0]!.v);
+  await maintenance.query(`drop database if exists ${dbName} with (force)`);
+  await maintenance.query(`create database ${dbName}`);
+  await maintenance.end();
+  if (!args.keep) {
+    onCleanup(async () => {
+      const c = await pgClient(args.database!);
+      await c.query(`drop database if exists ${dbName} with (force)`);
+      await c.end();
+    });
+  }
+  const url = new URL(args.database!);
+  url.pathname = `/${dbName}`;
+  const databaseUrl = url.toString();
+  const env = dbEnv(databaseUrl);
+
+  log(`PostgreSQL: database ${dbName}; starting the service (migrations on start)`);
+  const service = await startService(env);
+  const owner = await pgClient(databaseUrl);
+  onCleanup(async () => {
+    await owner.end();
+  });
+  const t0 = Date.now();
+  const admin = connectClient(service.port, { httpVersion: '1.1', binary: false });
+  const tenants = await createTenants(admin, ADMIN_TOKEN, opts.seed.tenants);
+  const counts = await seedRows(owner, tenants.map((t) => t.id), opts.seed);
+  const data = await sampleData(owner, tenants, opts.seed);
+  const seedSeconds = (Date.now() - t0) / 1000;
+  log(`  seeded ${tenants.length} tenants, ${counts.workers} workers, ${counts.projects} projects, ${counts.tasks} tasks in ${seedSeconds.toFixed(1)} s`);
+  Object.assign(report.seed, { tenants: tenants.length, ...counts, 'seconds to seed': Number(seedSeconds.toFixed(1)) });
+
+  const local = ['127.0.0.1', 'localhost', '[::1]', ''].includes(url.hostname);
+  const dbPids = local
+    ? async () =>
+        (await owner.query<{ pid: number }>('select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()')).rows.map((r) => r.pid)
+    : null;
+  const bare = await startBare(env);
+  const load = new LoadProcess(process.execPath);
+  const floor = new LoadProcess(opts.nodeBin);
+  await load.setup(data, { service: service.port, bare: bare.port });
+  await floor.setup(data, { floorEnv: env });
+  log(`  service pid ${service.proc.pid} port ${service.port}, bare server pid ${bare.proc.pid} port ${bare.port}, floor pid ${floor.pid}, load pid ${load.pid}`);
+
+  const rows = await measureAll(
+    { data, sql: owner, dbPids, load, floor, servicePid: service.proc.pid, barePid: bare.proc.pid },
+    ['grpc', 'connect-json', 'connect-binary', 'connect-h2', 'floor', 'bare'],
+  );
+  await Promise.all([load.stop(), floor.stop(), stopChild(bare.proc.child), stopChild(service.proc.child)]);
+  return {
+    title: `${report.postgres}, row tenancy, pool ${args.pool}, prepared statements ${args.prepared ? 'on' : 'off'}`,
+    rows,
+    targets: targets(rows),
+    notes: [],
+  };
+}
+
+/**
+ * Embedded PGlite: the service on a data directory seeded beforehand. PGlite allows one
+ * process at a time on a directory, so the service is started once (migrations, tenants and
+ * keys through the API), stopped, the bulk rows are written by this process through PGlite
+ * itself, and the service is started again. No baselines and no targets here.
+ */
+async function pgliteSection(report: { seed: Record<string, number | string> }): Promise<Section> {
+  const dir = mkdtempSync(join(tmpdir(), 'taskapi-bench-pglite-'));
+  onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
+  const dataDir = join(dir, 'data');
+  const env = { DATABASE_URL: `pglite://${dataDir}` };
+  log(`PGlite: ${dataDir}; starting the service (migrations on start)`);
+  let service = await startService(env);
+  const admin = connectClient(service.port, { httpVersion: '1.1', binary: false });
+  const tenants = await createTenants(admin, ADMIN_TOKEN, opts.seed.tenants);
+  await stopChild(service.proc.child);
+
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { btree_gin } = await import('@electric-sql/pglite/contrib/btree_gin');
+  const db = await PGlite.create({ dataDir, extensions: { btree_gin } });
+  const sql: Sql = { query: (text, values) => db.query(text, values) as never };
+  const t0 = Date.now();
+  const counts = await seedRows(sql, tenants.map((t) => t.id), opts.seed);
+  const data = await sampleData(sql, tenants, opts.seed);
+  await db.close();
+  log(`  seeded ${counts.tasks} tasks in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  report.seed['PGlite tasks'] = counts.tasks;
+
+  service = await startService(env);
+  const load = new LoadProcess(process.execPath);
+  await load.setup(data, { service: service.port });
+  const rows = await measureAll({ data, sql: null, dbPids: null, load, floor: null, servicePid: service.proc.pid, barePid: null }, [
+    'grpc',
+    'connect-json',
+    'connect-binary',
+  ]);
+  await Promise.all([load.stop(), stopChild(service.proc.child)]);
+  return {
+    title: 'Embedded PGlite (one connection; no baselines, no targets)',
+    rows,
+    targets: [],
+    notes: [`CompleteProjectTasks is not measured on PGlite: its fresh project is made through the database, which the running service holds.`],
+  };
+}
+
+async function main(): Promise<void> {
+  installSignalHandlers();
+  const serviceNode = execFileSync(opts.nodeBin, ['--version'], { encoding: 'utf8' }).trim();
+  const seed: Record<string, number | string> = {};
+  const report: Report & { postgres?: string } = {
+    date: new Date().toISOString(),
+    mode: quick ? 'quick' : 'full',
+    machine: { cores: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', loadavg: loadavg() },
+    node: { service: serviceNode, loadGenerator: process.version },
+    callers: opts.callers,
+    runs: opts.runs,
+    durationS: opts.durationMs / 1000,
+    warmupS: opts.warmupMs / 1000,
+    seed,
+    sections: [],
+    pending: PENDING.filter((p) => !(p.requires.method in p.requires.service.method)).map((p) => ({
+      id: p.id,
+      reason: `${p.requires.name} is not in the API yet`,
+      plan: p.plan,
+    })),
+  };
+  const sizeNote = (s: SeedSize) => `${s.tasksPerTenant} tasks per tenant (+10 % subtasks), ${s.workersPerTenant} workers per tenant, ${s.tasksPerProject} tasks per project`;
+  seed.size = `${quick ? 'quick (smaller) seed' : 'full seed'}: ${sizeNote(opts.seed)}`;
+  log(`Task API benchmark (${report.mode}): service on Node ${serviceNode}, load on Node ${process.version}, ${opts.callers} callers`);
+  if (!args['no-postgres']) report.sections.push(await postgresSection(report));
+  if (args.pglite) report.sections.push(await pgliteSection(report));
+  report.machine.loadavgAtEnd = loadavg();
+  const md = markdown(report);
+  mkdirSync(RESULTS, { recursive: true });
+  writeFileSync(join(RESULTS, 'latest.md'), md);
+  writeFileSync(join(RESULTS, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`${md}\n`);
+  log(`written: bench/results/latest.md, bench/results/latest.json`);
+}
+
+main()
+  .catch((err: Error) => {
+    if (interrupted()) return;
+    log(`benchmark failed: ${err.stack ?? err.message}`);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanupAll());

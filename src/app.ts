@@ -6,11 +6,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { type Config, MIN_ADMIN_TOKEN_LENGTH, redactDatabaseUrl } from './config/index.js';
 import { type OpenDatabase, openDatabase } from './db/index.js';
 import type { Logger } from './logger.js';
 import { authInterceptor, errorInterceptor } from './rpc/interceptors.js';
+import { connectHandler } from './rpc/connect-adapter.js';
 import { createDirectHandler } from './rpc/direct-handler.js';
 import { routes, serviceEntries } from './rpc/routes.js';
 import { type RpcServer, listen } from './rpc/server.js';
@@ -99,8 +99,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     const shutdown = new AbortController();
     let stopping = false;
     const entries = serviceEntries(services, { probe: () => database.db.ping(), stopping: () => stopping });
-    const handler = connectNodeAdapter({
-      routes: routes(entries),
+    const handler = connectHandler(routes(entries), {
+      logger,
       interceptors: [errorInterceptor(logger), authInterceptor(services.auth)],
       readMaxBytes: MAX_MESSAGE_BYTES,
       writeMaxBytes: 64 * MAX_MESSAGE_BYTES,

@@ -105,7 +105,7 @@ create index tasks_claimable_idx on tasks (tenant_id, status, lease_expires_at);
 -- tags_all filters (tags @> '["a","b"]'): btree_gin puts tenant_id first in the GIN index.
 create index tasks_tags_idx on tasks using gin (tenant_id, tags jsonb_path_ops);
 -- tenant_id and project_id are far from independent; without this the planner underestimates
--- tenant+project filters by 20x on realistic data (STACK.md).
+-- tenant+project filters by 20x on realistic data (docs/stack-notes.md).
 create statistics tasks_tenant_project_stats (dependencies) on tenant_id, project_id from tasks;
 
 -- Append-only history (SPEC §6). No foreign key to tasks: history outlives its task.

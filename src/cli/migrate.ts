@@ -5,7 +5,7 @@
  * pending migrations per schema.
  */
 import { loadConfigOrExit, redactDatabaseUrl } from '../config/index.js';
-import { openDatabase } from '../db/index.js';
+import { type OpenDatabase, openDatabase } from '../db/index.js';
 import { createLogger } from '../logger.js';
 
 const USAGE = 'usage: npm run migrate -- up [count] | down [count|all] | status';
@@ -27,7 +27,14 @@ async function main(argv: string[]): Promise<number> {
   }
   const config = loadConfigOrExit();
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-  const db = await openDatabase(config, logger);
+  let db: OpenDatabase;
+  try {
+    // In embedded mode this refuses a data directory that a running service holds.
+    db = await openDatabase(config, logger);
+  } catch (err) {
+    process.stderr.write(`cannot open the database: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
   try {
     process.stdout.write(`database: ${redactDatabaseUrl(config.database)} (tenancy: ${config.tenancyMode})\n`);
     if (command === 'status') {

@@ -160,7 +160,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     tenancyMode: e.TENANCY_MODE,
     pool: {
       // pglite-socket multiplexes every connection onto one session and interleaves their
-      // statements (STACK.md), so the embedded database gets exactly one pooled connection.
+      // statements (docs/stack-notes.md), so the embedded database gets exactly one pooled connection.
       max: e.DATABASE_URL.kind === 'pglite' ? 1 : e.DB_POOL_MAX,
       idleTimeoutMs: e.DB_POOL_IDLE_TIMEOUT_MS,
       connectionTimeoutMs: e.DB_CONNECTION_TIMEOUT_MS,

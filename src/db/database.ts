@@ -27,6 +27,21 @@ export interface Tx {
   readonly tenantId: bigint | null;
 }
 
+/**
+ * A read-only statement sent in the same round trip as BEGIN and the transaction's settings
+ * (the simple query protocol, which takes several statements but binds no parameters: its
+ * values are inlined as escaped literals by pg's `escapeLiteral`). Its rows are handed to the
+ * transaction's callback. Used for the API-key check every call starts with.
+ */
+export interface Prologue {
+  /** One statement with `$1`, `$2`… placeholders, written by the service (never by a client). */
+  readonly text: string;
+  /** Strings, or Buffers (sent as bytea hex literals). */
+  readonly values: readonly (string | Buffer)[];
+}
+
+export type PrologueRows = readonly Record<string, unknown>[];
+
 export interface TransactionOptions {
   /** Cancels the transaction: it rolls back instead of committing. */
   readonly signal?: AbortSignal;
@@ -36,6 +51,8 @@ export interface TransactionOptions {
   readonly readOnly?: boolean;
   /** Run as the database owner instead of the app role: migrations and schema changes only. */
   readonly asOwner?: boolean;
+  /** Sent with BEGIN (no extra round trip); its rows are the callback's second argument. */
+  readonly prologue?: Prologue;
 }
 
 export interface DatabaseOptions {
@@ -61,6 +78,15 @@ export class TransactionCancelledError extends AppError {
     super('cancelled', 'the call was cancelled; nothing was written');
     this.cause = reason;
   }
+}
+
+/** The prologue's text with each `$n` replaced by the n-th value as an escaped literal. */
+function inlineValues(prologue: Prologue, literal: (value: string) => string): string {
+  return prologue.text.replace(/\$(\d+)/g, (_, n: string) => {
+    const value = prologue.values[Number(n) - 1];
+    if (value === undefined) throw new Error(`prologue: no value for $${n}`);
+    return typeof value === 'string' ? literal(value) : `${literal(`\\x${value.toString('hex')}`)}::bytea`;
+  });
 }
 
 export class Database {
@@ -89,7 +115,7 @@ export class Database {
    * A transaction that belongs to no tenant: tenant-owned tables return nothing in it.
    * @throws DbError (classified), TransactionCancelledError, or whatever `fn` throws.
    */
-  withTransaction<T>(fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  withTransaction<T>(fn: (tx: Tx, prologue: PrologueRows) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     return this.run(null, fn, options);
   }
 
@@ -98,7 +124,11 @@ export class Database {
    * shows only that tenant's rows, and the setting ends with the transaction.
    * @throws DbError (classified), TransactionCancelledError, or whatever `fn` throws.
    */
-  withTenantTransaction<T>(tenantId: bigint, fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  withTenantTransaction<T>(
+    tenantId: bigint,
+    fn: (tx: Tx, prologue: PrologueRows) => Promise<T>,
+    options: TransactionOptions = {},
+  ): Promise<T> {
     return this.run(tenantId, fn, options);
   }
 
@@ -162,7 +192,7 @@ export class Database {
     }
   }
 
-  private async run<T>(tenantId: bigint | null, fn: (tx: Tx) => Promise<T>, options: TransactionOptions): Promise<T> {
+  private async run<T>(tenantId: bigint | null, fn: (tx: Tx, prologue: PrologueRows) => Promise<T>, options: TransactionOptions): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       // Which step failed decides whether running again can help: a connection that dies at
       // BEGIN was a stale pooled one (retry on a fresh one); a failed connect() was already
@@ -188,7 +218,7 @@ export class Database {
 
   private async attempt<T>(
     tenantId: bigint | null,
-    fn: (tx: Tx) => Promise<T>,
+    fn: (tx: Tx, prologue: PrologueRows) => Promise<T>,
     options: TransactionOptions,
     reached: (stage: 'begin' | 'work') => void,
   ): Promise<T> {
@@ -197,9 +227,9 @@ export class Database {
     reached('begin');
     let discard: Error | undefined;
     try {
-      await this.begin(client, tenantId, options);
+      const prologue = await this.begin(client, tenantId, options);
       reached('work');
-      const result = await fn(this.txFor(client, tenantId, options.signal));
+      const result = await fn(this.txFor(client, tenantId, options.signal), prologue);
       if (options.signal?.aborted) throw new TransactionCancelledError(options.signal.reason);
       await this.send(client, 'commit');
       return result;
@@ -223,26 +253,30 @@ export class Database {
     }
   }
 
-  private async begin(client: pg.PoolClient, tenantId: bigint | null, options: TransactionOptions): Promise<void> {
+  /**
+   * BEGIN, the transaction's settings and the prologue, in ONE round trip (a multi-statement
+   * simple query). Every value in it is the service's own (a tenant id, a number, a role name,
+   * a schema name derived from the id, the prologue's values), quoted by pg's escapeLiteral.
+   */
+  private async begin(client: pg.PoolClient, tenantId: bigint | null, options: TransactionOptions): Promise<PrologueRows> {
     const modes = [
       options.isolation ? `isolation level ${options.isolation}` : '',
       options.readOnly ? 'read only' : '',
     ].filter(Boolean);
-    await this.send(client, modes.length ? `begin ${modes.join(' ')}` : 'begin');
     const timeout = Math.max(1, Math.ceil(Math.min(options.timeoutMs ?? Infinity, this.statementTimeoutMs || Infinity)));
+    const literal = (value: string) => client.escapeLiteral(value);
     // Everything here is transaction-local (is_local = true), so nothing survives into the next
     // transaction on this pooled connection, and the service stays PgBouncer-transaction-safe.
-    await this.send(
-      client,
-      `select set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true),
-              set_config('role', $3, true), set_config('search_path', $4, true)`,
-      [
-        tenantId === null ? '' : tenantId.toString(),
-        Number.isFinite(timeout) ? String(timeout) : '0',
-        options.asOwner || this.appRole === null ? 'none' : this.appRole,
-        tenantId !== null && this.tenantSearchPath ? this.tenantSearchPath(tenantId) : '"$user", public',
-      ],
-    );
+    const settings = `select set_config('app.tenant_id', ${literal(tenantId === null ? '' : tenantId.toString())}, true),
+              set_config('statement_timeout', ${literal(Number.isFinite(timeout) ? String(timeout) : '0')}, true),
+              set_config('role', ${literal(options.asOwner || this.appRole === null ? 'none' : this.appRole)}, true),
+              set_config('search_path', ${literal(
+                tenantId !== null && this.tenantSearchPath ? this.tenantSearchPath(tenantId) : '"$user", public',
+              )}, true)`;
+    const statements = [modes.length ? `begin ${modes.join(' ')}` : 'begin', settings];
+    if (options.prologue) statements.push(inlineValues(options.prologue, literal));
+    const results = (await this.send(client, statements.join(';\n'))) as unknown as pg.QueryResult[];
+    return options.prologue ? (results[2]?.rows ?? []) : [];
   }
 
   private async send(client: pg.PoolClient, text: string, values?: readonly unknown[]): Promise<pg.QueryResult> {

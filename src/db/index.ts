@@ -10,7 +10,7 @@ import { Migrator, quoteIdent, tenantSchema } from './migrate.js';
 import { createPool } from './pool.js';
 import { StatementCanceller } from './statement-canceller.js';
 
-export { Database, type Tx, type TransactionOptions, TransactionCancelledError } from './database.js';
+export { Database, type Prologue, type PrologueRows, type Tx, type TransactionOptions, TransactionCancelledError } from './database.js';
 export { DbError, type DbErrorKind } from './errors.js';
 export { Migrator, tenantSchema } from './migrate.js';
 

@@ -11,7 +11,7 @@ export interface PoolOptions {
 
 /**
  * A pg Pool that can never crash the process: an idle client whose server goes away emits
- * 'error' on the pool, a checked-out one on the client itself (STACK.md), and both are logged
+ * 'error' on the pool, a checked-out one on the client itself (docs/stack-notes.md), and both are logged
  * and left for the pool to discard. There is no pre-ping in pg; keepAlive, an idle timeout and
  * a maximum lifetime keep connections fresh, and the transaction runner retries a transaction
  * whose very first statement met a dead connection.

@@ -54,11 +54,16 @@ export class StatementCanceller {
    * @returns how many cancel requests were delivered.
    */
   async cancelAll(timeoutMs = 1_000): Promise<number> {
-    const targets = [...this.busy].map((client) => client as unknown as Cancellable).filter((c) => c.processID !== null && c.secretKey !== null);
+    const targets = [...this.busy]
+      .map((client) => client as unknown as Cancellable)
+      .filter((c) => c.processID !== null && c.secretKey !== null);
     const sent = await Promise.allSettled(targets.map((target) => sendCancelRequest(target, timeoutMs)));
     const failed = sent.filter((r) => r.status === 'rejected');
     if (failed.length > 0) {
-      this.logger.warn('could not cancel every running statement', { failed: failed.length, err: (failed[0] as PromiseRejectedResult).reason });
+      this.logger.warn('could not cancel every running statement', {
+        failed: failed.length,
+        err: (failed[0] as PromiseRejectedResult).reason,
+      });
     }
     return sent.length - failed.length;
   }

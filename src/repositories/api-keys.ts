@@ -1,4 +1,4 @@
-import type { Tx } from '../db/index.js';
+import type { Prologue, PrologueRows, Tx } from '../db/index.js';
 import { tenantOf } from './tenant-scope.js';
 
 export interface ApiKeyRecord {
@@ -15,14 +15,37 @@ export async function insertApiKey(tx: Tx, input: { name: string; workerId: bigi
   return BigInt(row.id);
 }
 
+const FIND_BY_HASH = `select id, worker_id, revoked_at is not null as revoked
+       from api_keys where tenant_id = $1::bigint and secret_hash = $2`;
+
+interface ApiKeyRow {
+  id: string;
+  worker_id: string | null;
+  revoked: boolean;
+}
+
+const toApiKey = (row: ApiKeyRow): ApiKeyRecord => ({
+  id: BigInt(row.id),
+  workerId: row.worker_id === null ? null : BigInt(row.worker_id),
+  revoked: row.revoked,
+});
+
 /** The key whose secret hashes to `secretHash` (only hashes are stored, never secrets). */
 export async function findApiKeyByHash(tx: Tx, secretHash: Buffer): Promise<ApiKeyRecord | undefined> {
-  const row = await tx.maybeOne<{ id: string; worker_id: string | null; revoked: boolean }>(
-    `select id, worker_id, revoked_at is not null as revoked
-       from api_keys where tenant_id = $1::bigint and secret_hash = $2`,
-    [tenantOf(tx), secretHash],
-  );
-  return row && { id: BigInt(row.id), workerId: row.worker_id === null ? null : BigInt(row.worker_id), revoked: row.revoked };
+  const row = await tx.maybeOne<ApiKeyRow>(FIND_BY_HASH, [tenantOf(tx), secretHash]);
+  return row && toApiKey(row);
+}
+
+/**
+ * The same lookup as a transaction prologue: it travels with BEGIN, so checking the caller's
+ * key costs no round trip of its own. Read its answer with `apiKeyFromPrologue`.
+ */
+export function apiKeyPrologue(tenantId: bigint, secretHash: Buffer): Prologue {
+  return { text: FIND_BY_HASH, values: [tenantId.toString(), secretHash] };
+}
+
+export function apiKeyFromPrologue(rows: PrologueRows): ApiKeyRecord | undefined {
+  return rows.length === 1 ? toApiKey(rows[0] as unknown as ApiKeyRow) : undefined;
 }
 
 /** Revokes the key; true when it exists (revoking twice is not an error). */

@@ -69,7 +69,12 @@ export function closeSession(session: http2.Http2Session): void {
  * stream open for `idleMs` since (0: never). A long call or stream keeps its session: only a
  * session with nothing open is idle.
  */
-export function watchSession(session: http2.ServerHttp2Session, firstRequestMs: number, idleMs: number, logger: Logger): void {
+export function watchSession(
+  session: http2.ServerHttp2Session,
+  firstRequestMs: number,
+  idleMs: number,
+  logger: Logger,
+): void {
   let open = 0;
   let timer: NodeJS.Timeout | undefined;
   const arm = (ms: number, reason: string) => {
@@ -99,7 +104,8 @@ export function watchSession(session: http2.ServerHttp2Session, firstRequestMs: 
  */
 export function headerListBytes(rawHeaders: readonly string[]): number {
   let bytes = 0;
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) bytes += Buffer.byteLength(rawHeaders[i]!) + Buffer.byteLength(rawHeaders[i + 1]!) + 32;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2)
+    bytes += Buffer.byteLength(rawHeaders[i]!) + Buffer.byteLength(rawHeaders[i + 1]!) + 32;
   return bytes;
 }
 
@@ -129,7 +135,12 @@ export function refuseOversizedHeaders(
   try {
     if (contentType.startsWith('application/grpc')) {
       stream.respond(
-        { ':status': 200, 'content-type': contentType, 'grpc-status': '8', 'grpc-message': encodeURIComponent(message) },
+        {
+          ':status': 200,
+          'content-type': contentType,
+          'grpc-status': '8',
+          'grpc-message': encodeURIComponent(message),
+        },
         { endStream: true },
       );
     } else {

@@ -1,5 +1,6 @@
 /**
- * Two corrections to connect-node's responses, applied around every handler of the router:
+ * Two corrections to the responses of the calls connect-node serves (see direct-handler.ts for
+ * the calls it does not; that path encodes correctly by itself):
  *
  * 1. connect-es reports a request body it cannot decode as protobuf as INTERNAL ("parse
  *    binary: …"), while an undecodable JSON body is INVALID_ARGUMENT. Garbage from a client is
@@ -13,7 +14,7 @@
  *    bytes outside 0x20–0x7E and `%` itself, which every client decodes; the message is
  *    re-encoded that way.
  */
-import type { UniversalHandler, UniversalServerResponse } from '@connectrpc/connect/protocol';
+import type { UniversalServerResponse } from '@connectrpc/connect/protocol';
 
 const PARSE_BINARY = 'parse binary:';
 const GRPC_INTERNAL = '13';
@@ -84,16 +85,13 @@ function fixGrpc(res: UniversalServerResponse): UniversalServerResponse {
   };
 }
 
-/** Wraps every handler of the router (in place) with the corrections above. */
-export function correctResponses(handlers: UniversalHandler[]): void {
-  handlers.forEach((handler, i) => {
-    const wrapped = async (req: Parameters<UniversalHandler>[0]) => {
-      const res = await handler(req);
-      const contentType = res.header?.get('content-type') ?? '';
-      if (res.status === 500 && contentType.startsWith('application/json') && res.body) return fixConnectUnary(res);
-      if (/^application\/grpc(\+|;|$)/.test(contentType)) return fixGrpc(res);
-      return res;
-    };
-    handlers[i] = Object.assign(wrapped, handler) as UniversalHandler;
-  });
+/**
+ * The corrections above, for one response of connect-node's universal handler (applied by the
+ * node adapter in connect-adapter.ts).
+ */
+export function correctResponse(res: UniversalServerResponse): UniversalServerResponse | Promise<UniversalServerResponse> {
+  const contentType = res.header?.get('content-type') ?? '';
+  if (res.status === 500 && contentType.startsWith('application/json') && res.body) return fixConnectUnary(res);
+  if (/^application\/grpc(\+|;|$)/.test(contentType)) return fixGrpc(res);
+  return res;
 }

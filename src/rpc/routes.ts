@@ -9,7 +9,6 @@ import { TaskService } from '../gen/taskapi/v1/task_pb.js';
 import { TenantService } from '../gen/taskapi/v1/tenant_pb.js';
 import { WorkerService } from '../gen/taskapi/v1/worker_pb.js';
 import type { Services } from '../services/index.js';
-import { correctResponses } from './grpc-compat.js';
 import { projectHandlers } from './handlers/projects.js';
 import { taskHandlers } from './handlers/tasks.js';
 import { tenantHandlers } from './handlers/tenants.js';
@@ -46,6 +45,5 @@ export function serviceEntries(services: Services, health: { probe: () => Promis
 export function routes(entries: readonly ServiceEntry[]) {
   return (router: ConnectRouter) => {
     for (const [service, impl] of entries) router.service(service, impl as never);
-    correctResponses(router.handlers);
   };
 }

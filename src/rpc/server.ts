@@ -15,15 +15,14 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
+import tls from 'node:tls';
 import type { ServerLimits } from '../config/index.js';
 import type { Logger } from '../logger.js';
+import type { NodeHandler } from './connect-adapter.js';
 import type { DirectHandler } from './direct-handler.js';
 import { ConnectionGate, closeSession, refuseOversizedHeaders, watchSession } from './edge-limits.js';
 import { answerUnavailable, answerUnavailableOnStream } from './unavailable.js';
-
-type NodeHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 /** After the grace period and the abort, how long handlers get to answer by themselves. */
@@ -89,7 +88,11 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
   const { logger } = options;
   const limits = options.limits ?? DEFAULT_LIMITS;
   let stopping = false;
-  const { http1Request, http2Stream, answerAll, calls, drained, inFlight } = callTracker(options, limits, () => stopping);
+  const { http1Request, http2Stream, answerAll, calls, drained, inFlight } = callTracker(
+    options,
+    limits,
+    () => stopping,
+  );
 
   // No request listener: streams are taken here (below), so that unary calls can skip the
   // compatibility layer; the rest get the same request/response objects it would build.
@@ -117,10 +120,13 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
     answerUnavailable(req, res, refusal);
     closeSession(req.stream.session!);
   });
-  const h1Refuser = http.createServer({ headersTimeout: REFUSAL_TIMEOUT_MS, requestTimeout: REFUSAL_TIMEOUT_MS }, (req, res) => {
-    res.shouldKeepAlive = false;
-    answerUnavailable(req, res, refusal);
-  });
+  const h1Refuser = http.createServer(
+    { headersTimeout: REFUSAL_TIMEOUT_MS, requestTimeout: REFUSAL_TIMEOUT_MS },
+    (req, res) => {
+      res.shouldKeepAlive = false;
+      answerUnavailable(req, res, refusal);
+    },
+  );
 
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<net.Socket>();
@@ -160,7 +166,11 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
   const serve = (socket: net.Socket) => {
     const admitted = !stopping && gate.admit();
     if (admitted) socket.once('close', () => gate.release());
-    route(socket, admitted ? { h1, h2 } : { h1: h1Refuser, h2: h2Refuser }, admitted ? limits.firstRequestTimeoutMs : REFUSAL_TIMEOUT_MS);
+    route(
+      socket,
+      admitted ? { h1, h2 } : { h1: h1Refuser, h2: h2Refuser },
+      admitted ? limits.firstRequestTimeoutMs : REFUSAL_TIMEOUT_MS,
+    );
   };
 
   const secure = options.tls
@@ -229,7 +239,8 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
     async shutdown(graceMs, abortRest) {
       stopping = true;
       tcp.close();
-      for (const call of calls) if (call.kind === 'h1' && !call.res.headersSent) call.res.setHeader('connection', 'close');
+      for (const call of calls)
+        if (call.kind === 'h1' && !call.res.headersSent) call.res.setHeader('connection', 'close');
       // GOAWAY: clients stop opening streams on these sessions; open streams go on.
       for (const session of sessions) session.close();
       h1.closeIdleConnections();
@@ -280,7 +291,9 @@ function route(socket: net.Socket, to: { h1: http.Server; h2: http2.Http2Server 
   socket.setTimeout(timeoutMs, () => socket.destroy());
   let head = Buffer.alloc(0);
   const onReadable = () => {
-    for (let chunk: Buffer | null; (chunk = socket.read()) !== null; ) head = Buffer.concat([head, chunk]);
+    for (let chunk: Buffer | null = socket.read(); chunk !== null; chunk = socket.read()) {
+      head = Buffer.concat([head, chunk]);
+    }
     const seen = head.subarray(0, HTTP2_PREFACE.length);
     const isPrefix = HTTP2_PREFACE.subarray(0, seen.length).equals(seen);
     if (isPrefix && head.length < HTTP2_PREFACE.length) return; // wait for more
@@ -305,7 +318,11 @@ function route(socket: net.Socket, to: { h1: http.Server; h2: http2.Http2Server 
  * a killed session or a dropped socket all close the stream, so the count cannot leak (a leak
  * would make every later stop wait out its grace period).
  */
-function callTracker(options: Pick<ListenOptions, 'handler' | 'direct'>, limits: ServerLimits, stopping: () => boolean) {
+function callTracker(
+  options: Pick<ListenOptions, 'handler' | 'direct'>,
+  limits: ServerLimits,
+  stopping: () => boolean,
+) {
   const { handler, direct } = options;
   const calls = new Set<Call>();
   const drained = new Set<() => void>();
@@ -323,7 +340,12 @@ function callTracker(options: Pick<ListenOptions, 'handler' | 'direct'>, limits:
     res.once('close', finished);
     if (!direct?.http1(req, res)) handler(req, res);
   };
-  const http2Stream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+  const http2Stream = (
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    _flags: number,
+    rawHeaders: string[],
+  ) => {
     // A stream reset by the client while nobody listens must not become an uncaught error.
     stream.on('error', () => {});
     // Refused before it is counted: it is answered here and never reaches a handler.

@@ -44,7 +44,11 @@ export function answerUnavailable(req: Request, res: Response, message: string):
     if (contentType.startsWith('application/grpc-web')) {
       const trailer = Buffer.from(`grpc-status:${GRPC_UNAVAILABLE}\r\ngrpc-message:${grpcMessage(message)}\r\n`);
       if (!res.headersSent) {
-        writeHead(res, 200, { 'content-type': contentType, 'grpc-status': GRPC_UNAVAILABLE, 'grpc-message': grpcMessage(message) });
+        writeHead(res, 200, {
+          'content-type': contentType,
+          'grpc-status': GRPC_UNAVAILABLE,
+          'grpc-message': grpcMessage(message),
+        });
         res.end();
         return;
       }
@@ -81,13 +85,22 @@ export function answerUnavailable(req: Request, res: Response, message: string):
  * that path has sent headers it is writing its whole answer, so only a stream without headers
  * is answered here. Never throws.
  */
-export function answerUnavailableOnStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, message: string): void {
+export function answerUnavailableOnStream(
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  message: string,
+): void {
   if (stream.headersSent || stream.destroyed || stream.closed) return;
   const contentType = String(headers['content-type'] ?? '').toLowerCase();
   try {
     if (contentType.startsWith('application/grpc')) {
       stream.respond(
-        { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': GRPC_UNAVAILABLE, 'grpc-message': grpcMessage(message) },
+        {
+          ':status': 200,
+          'content-type': 'application/grpc',
+          'grpc-status': GRPC_UNAVAILABLE,
+          'grpc-message': grpcMessage(message),
+        },
         { endStream: true },
       );
     } else {

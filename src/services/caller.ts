@@ -8,7 +8,7 @@ import type { Database, TransactionOptions, Tx } from '../db/index.js';
 import { DbError } from '../db/index.js';
 import type { JsonValue } from '../domain.js';
 import { AppError, invalidArgument } from '../errors.js';
-import { findApiKeyByHash } from '../repositories/api-keys.js';
+import { apiKeyFromPrologue, apiKeyPrologue } from '../repositories/api-keys.js';
 import * as idempotency from '../repositories/idempotency.js';
 import { fromTaggedJson, toTaggedJson } from './tagged-json.js';
 
@@ -80,17 +80,20 @@ export async function inTenant<T>(
   try {
     return await db.withTenantTransaction(
       caller.tenantId,
-      async (tx) => {
+      async (tx, prologue) => {
         let actor: Actor = { workerId: caller.actorWorkerId ?? null };
         if (caller.apiKeyHash) {
-          const key = await findApiKeyByHash(tx, caller.apiKeyHash);
+          const key = apiKeyFromPrologue(prologue);
           if (!key) throw new AppError('unauthenticated', 'invalid API key');
           if (key.revoked) throw new AppError('unauthenticated', 'the API key was revoked');
           actor = { workerId: key.workerId };
         }
         return fn(tx, actor);
       },
-      txOptions(caller, extra),
+      {
+        ...txOptions(caller, extra),
+        prologue: caller.apiKeyHash ? apiKeyPrologue(caller.tenantId, caller.apiKeyHash) : undefined,
+      },
     );
   } catch (err) {
     throw explainDbError(err);

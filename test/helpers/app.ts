@@ -4,6 +4,7 @@ import { silentLogger } from '../../src/logger.js';
 import { type ApiClient, connectClient, grpcClient } from './clients.js';
 import { type TestDatabase, createTestDatabase } from './database.js';
 import { ADMIN_TOKEN } from './env.js';
+import { WorkerType } from '../../src/gen/taskapi/v1/resources_pb.js';
 
 export interface TestApp {
   readonly app: App;
@@ -12,28 +13,32 @@ export interface TestApp {
   readonly adminToken: string;
   /** A client of the given protocol with these headers on every call. */
   client(protocol: Protocol, headers?: Record<string, string>): ApiClient;
+  /** A Connect client with the admin token. */
+  admin(): ApiClient;
   /** A new tenant with an API key (optionally bound to a new worker). */
-  tenant(options?: { subdomain?: string; withWorker?: boolean }): Promise<TestTenant>;
+  tenant<W extends boolean = false>(options?: { subdomain?: string; withWorker?: W }): Promise<TestTenant<W>>;
   stop(): Promise<void>;
 }
 
 export type Protocol = 'grpc' | 'connect';
 export const PROTOCOLS: Protocol[] = ['grpc', 'connect'];
 
-export interface TestTenant {
-  readonly id: string;
+export interface TestTenant<WithWorker extends boolean = boolean> {
+  readonly id: bigint;
   readonly subdomain: string;
   readonly apiKey: string;
-  readonly apiKeyId: string;
+  readonly apiKeyId: bigint;
   /** Headers that authenticate as this tenant. */
   readonly headers: Record<string, string>;
   /** The worker the key is bound to, when asked for. */
-  readonly workerId: string | null;
+  readonly workerId: WithWorker extends true ? bigint : null;
 }
 
 let counter = 0;
 
-export async function startTestApp(options: { env?: Record<string, string>; db?: TestDatabase } = {}): Promise<TestApp> {
+export async function startTestApp(
+  options: { env?: Record<string, string>; db?: TestDatabase } = {},
+): Promise<TestApp> {
   const db = options.db ?? (await createTestDatabase());
   const app = await startApp(db.config(options.env), silentLogger);
   const clients: ApiClient[] = [];
@@ -49,24 +54,28 @@ export async function startTestApp(options: { env?: Record<string, string>; db?:
     port: app.port,
     adminToken: ADMIN_TOKEN,
     client,
-    async tenant(opts = {}) {
+    admin: () => admin,
+    async tenant<W extends boolean = false>(opts: { subdomain?: string; withWorker?: W } = {}) {
       const subdomain = opts.subdomain ?? `t${process.pid}x${++counter}x${Date.now().toString(36)}`;
-      const { tenant } = await admin.call('TenantService', 'CreateTenant', { name: `Tenant ${subdomain}`, subdomain });
-      let workerId: string | null = null;
-      let key = await admin.call('TenantService', 'CreateApiKey', { tenantId: tenant.id, name: 'test' });
+      const { tenant } = await admin.TenantService.createTenant({ name: `Tenant ${subdomain}`, subdomain });
+      let workerId: bigint | null = null;
+      let key = await admin.TenantService.createApiKey({ tenantId: tenant.id, name: 'test' });
       if (opts.withWorker) {
-        const headers = { 'x-tenant-id': tenant.id, authorization: `Bearer ${key.secret}` };
-        const { worker } = await client('connect', headers).call('WorkerService', 'CreateWorker', { handle: '@owner', type: 'WORKER_TYPE_AGENT' });
+        const headers = tenantHeaders(tenant.id, key.secret);
+        const { worker } = await client('connect', headers).WorkerService.createWorker({
+          handle: '@owner',
+          type: WorkerType.AGENT,
+        });
         workerId = worker.id;
-        key = await admin.call('TenantService', 'CreateApiKey', { tenantId: tenant.id, workerId, name: 'worker key' });
+        key = await admin.TenantService.createApiKey({ tenantId: tenant.id, workerId, name: 'worker key' });
       }
       return {
         id: tenant.id,
         subdomain,
         apiKey: key.secret,
         apiKeyId: key.apiKeyId,
-        headers: { 'x-tenant-id': tenant.id, authorization: `Bearer ${key.secret}` },
-        workerId,
+        headers: tenantHeaders(tenant.id, key.secret),
+        workerId: workerId as W extends true ? bigint : null,
       };
     },
     async stop() {
@@ -76,3 +85,9 @@ export async function startTestApp(options: { env?: Record<string, string>; db?:
     },
   };
 }
+
+/** Headers that authenticate as tenant `id` with API key `secret`. */
+export const tenantHeaders = (id: bigint | string, secret: string): Record<string, string> => ({
+  'x-tenant-id': String(id),
+  authorization: `Bearer ${secret}`,
+});

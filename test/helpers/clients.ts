@@ -1,201 +1,206 @@
 /**
- * Two real clients over real sockets, with one calling convention so that a test runs
- * unchanged over both:
- * - gRPC: @grpc/grpc-js with @grpc/proto-loader loading the .proto files (HTTP/2);
- * - Connect: JSON over HTTP/1.1 with fetch.
- * Requests and responses are written in proto JSON form (camelCase, int64 as strings, enums
- * as names, timestamps as RFC 3339, Struct as plain JSON, FieldMask as "a,b"); the gRPC client
- * converts to and from grpc-js's object form. Failures throw RpcError with the gRPC code name.
+ * Typed clients of the API for tests, one per protocol, with one shape so that a test runs
+ * unchanged over both: `api.TaskService.createTask({ ... }, { timeoutMs, headers, signal })`
+ * resolves to the generated response message and fails with a ConnectError.
+ *
+ * - Connect: connect-es `createClient` over a Connect JSON transport on HTTP/1.1 (what agent
+ *   orchestrators use; JSON also exercises the server's JSON mapping).
+ * - gRPC: `@grpc/grpc-js`, the client our users call us with, driven by the same generated
+ *   descriptors (protobuf-es encodes and decodes the messages; no .proto loading at run time).
+ *   Its failures are turned into ConnectError with the same code, so assertions are shared.
  */
-import { join } from 'node:path';
+import {
+  type DescMessage,
+  type DescMethod,
+  type DescMethodServerStreaming,
+  type DescMethodUnary,
+  type DescService,
+  type Message,
+  type MessageInitShape,
+  type MessageShape,
+  create,
+  fromBinary,
+  toBinary,
+} from '@bufbuild/protobuf';
+import {
+  type CallOptions,
+  Code,
+  ConnectError,
+  type Interceptor,
+  createClient,
+  makeAnyClient,
+} from '@connectrpc/connect';
+import { createConnectTransport } from '@connectrpc/connect-node';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { ProjectService } from '../../src/gen/taskapi/v1/project_pb.js';
+import { TaskService } from '../../src/gen/taskapi/v1/task_pb.js';
+import { TenantService } from '../../src/gen/taskapi/v1/tenant_pb.js';
+import { WorkerService } from '../../src/gen/taskapi/v1/worker_pb.js';
 
-export class RpcError extends Error {
-  constructor(
-    /** gRPC code name: NOT_FOUND, INVALID_ARGUMENT, ... */
-    readonly code: string,
-    message: string,
-  ) {
-    super(`${code}: ${message}`);
-  }
-}
+/** Every service of the API, by name. A new service added here gets a client of both protocols. */
+export const SERVICES = { TenantService, WorkerService, ProjectService, TaskService } as const;
+export type ServiceName = keyof typeof SERVICES;
 
-// biome-ignore lint: responses are free-form JSON in tests
-export type Json = any;
+/**
+ * A response as tests see it: its message fields (`task` of CreateTaskResponse, ...) typed as
+ * present. The generated types make every message field optional; in a test, a missing one
+ * fails at first use, which is the assertion we want, without a `!` on every line. (Check
+ * for absence with `toBeUndefined()`, which still compiles.)
+ */
+export type Filled<M> = Omit<M, MessageKeys<M>> & { [K in MessageKeys<M>]-?: NonNullable<M[K]> };
+type MessageKeys<M> = { [K in keyof M]-?: NonNullable<M[K]> extends Message ? K : never }[keyof M];
 
-export interface CallOptions {
-  timeoutMs?: number;
-  headers?: Record<string, string>;
-  /** Cancels the call from the client's side. */
-  signal?: AbortSignal;
-}
-
-export interface ApiClient {
-  call(service: string, method: string, request?: Json, options?: CallOptions): Promise<Json>;
-  close(): void;
-}
-
-const PROTO_DIR = join(import.meta.dirname, '../../proto');
-const CODE_NAMES = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k]));
-const CONNECT_CODES: Record<string, string> = {
-  canceled: 'CANCELLED',
-  unknown: 'UNKNOWN',
-  invalid_argument: 'INVALID_ARGUMENT',
-  deadline_exceeded: 'DEADLINE_EXCEEDED',
-  not_found: 'NOT_FOUND',
-  already_exists: 'ALREADY_EXISTS',
-  permission_denied: 'PERMISSION_DENIED',
-  resource_exhausted: 'RESOURCE_EXHAUSTED',
-  failed_precondition: 'FAILED_PRECONDITION',
-  aborted: 'ABORTED',
-  out_of_range: 'OUT_OF_RANGE',
-  unimplemented: 'UNIMPLEMENTED',
-  internal: 'INTERNAL',
-  unavailable: 'UNAVAILABLE',
-  data_loss: 'DATA_LOSS',
-  unauthenticated: 'UNAUTHENTICATED',
+/** connect-es's Client<S>, with Filled responses. */
+export type TypedClient<S extends DescService> = {
+  [P in keyof S['method']]: S['method'][P] extends DescMethodUnary<infer I, infer O>
+    ? (request: MessageInitShape<I>, options?: CallOptions) => Promise<Filled<MessageShape<O>>>
+    : S['method'][P] extends DescMethodServerStreaming<infer I, infer O>
+      ? (request: MessageInitShape<I>, options?: CallOptions) => AsyncIterable<Filled<MessageShape<O>>>
+      : never;
 };
 
+export type ApiClient = { readonly [S in ServiceName]: TypedClient<(typeof SERVICES)[S]> } & {
+  close(): void;
+};
+
+export type { CallOptions };
+
+const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/** Connect JSON over HTTP/1.1; `baseHeaders` go on every call unless the call sets them itself. */
 export function connectClient(port: number, baseHeaders: Record<string, string> = {}): ApiClient {
-  return {
-    async call(service, method, request = {}, options = {}) {
-      const headers: Record<string, string> = {
-        'content-type': 'application/json',
-        'connect-protocol-version': '1',
-        ...baseHeaders,
-        ...options.headers,
-      };
-      if (options.timeoutMs !== undefined) headers['connect-timeout-ms'] = String(options.timeoutMs);
-      const res = await fetch(`http://127.0.0.1:${port}/taskapi.v1.${service}/${method}`, {
-        method: 'POST',
-        headers,
-        body: typeof request === 'string' ? request : JSON.stringify(request),
-        signal: options.signal,
-      });
-      const text = await res.text();
-      let body: Json;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        throw new RpcError('UNKNOWN', `HTTP ${res.status}: ${text.slice(0, 200)}`);
-      }
-      if (!res.ok) throw new RpcError(CONNECT_CODES[body.code] ?? 'UNKNOWN', body.message ?? '');
-      return body;
-    },
-    close() {},
+  const withHeaders: Interceptor = (next) => (req) => {
+    for (const [k, v] of Object.entries(baseHeaders)) if (!req.header.has(k)) req.header.set(k, v);
+    return next(req);
   };
-}
-
-let packageDefinition: protoLoader.PackageDefinition | undefined;
-function loadPackage() {
-  packageDefinition ??= protoLoader.loadSync(
-    ['taskapi/v1/tenant.proto', 'taskapi/v1/worker.proto', 'taskapi/v1/project.proto', 'taskapi/v1/task.proto'],
-    { includeDirs: [PROTO_DIR], longs: String, enums: String, defaults: false, oneofs: true },
+  const transport = createConnectTransport({
+    baseUrl: `http://127.0.0.1:${port}`,
+    httpVersion: '1.1',
+    useBinaryFormat: false,
+    interceptors: [withHeaders],
+    writeMaxBytes: MAX_MESSAGE_BYTES,
+  });
+  const clients = Object.fromEntries(
+    Object.entries(SERVICES).map(([name, service]) => [name, createClient(service as DescService, transport)]),
   );
-  return grpc.loadPackageDefinition(packageDefinition) as Json;
+  return { ...(clients as unknown as Omit<ApiClient, 'close'>), close() {} };
 }
 
-// Fields that are google.protobuf well-known types in the API, by name.
-const TIMESTAMP_FIELDS = new Set(['dueDate', 'dueBefore', 'dueAfter', 'createdAt', 'updatedAt', 'leaseExpiresAt']);
-const STRUCT_FIELDS = new Set(['metadata', 'data']);
-
-function toStructValue(v: Json): Json {
-  if (v === null) return { nullValue: 'NULL_VALUE' };
-  if (typeof v === 'number') return { numberValue: v };
-  if (typeof v === 'string') return { stringValue: v };
-  if (typeof v === 'boolean') return { boolValue: v };
-  if (Array.isArray(v)) return { listValue: { values: v.map(toStructValue) } };
-  return { structValue: toStruct(v) };
-}
-const toStruct = (o: Json) => ({ fields: Object.fromEntries(Object.entries(o).map(([k, v]) => [k, toStructValue(v)])) });
-function fromStructValue(v: Json): Json {
-  switch (v.kind) {
-    case 'nullValue':
-      return null;
-    case 'numberValue':
-    case 'stringValue':
-    case 'boolValue':
-      return v[v.kind];
-    case 'listValue':
-      return (v.listValue.values ?? []).map(fromStructValue);
-    case 'structValue':
-      return fromStruct(v.structValue);
+/** The ConnectError of a failed grpc-js call: the same code, the server's message, its trailers. */
+function toConnectError(err: grpc.ServiceError): ConnectError {
+  const metadata = new Headers();
+  for (const [k, v] of Object.entries(err.metadata?.getMap() ?? {})) {
+    if (typeof v === 'string') metadata.set(k, v);
   }
-  return null;
-}
-const fromStruct = (s: Json) => Object.fromEntries(Object.entries(s.fields ?? {}).map(([k, v]) => [k, fromStructValue(v)]));
-
-/** Proto-JSON-style request → grpc-js object. */
-function toGrpc(value: Json, key = ''): Json {
-  if (value === null || value === undefined) return value;
-  if (TIMESTAMP_FIELDS.has(key) && typeof value === 'string') {
-    const ms = Date.parse(value);
-    return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 };
-  }
-  if (STRUCT_FIELDS.has(key) && typeof value === 'object') return toStruct(value);
-  if (key === 'updateMask' && typeof value === 'string') return { paths: value.split(',').filter(Boolean) };
-  if (Array.isArray(value)) return value.map((v) => toGrpc(v));
-  if (typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toGrpc(v, k)]));
-  return value;
+  const code = err.code in Code ? (err.code as number as Code) : Code.Unknown;
+  return new ConnectError(err.details, code, metadata);
 }
 
-/** grpc-js response object → proto-JSON-style (defaults omitted like Connect does). */
-function fromGrpc(value: Json, key = ''): Json {
-  if (value === null || value === undefined) return undefined;
-  if (TIMESTAMP_FIELDS.has(key) && typeof value === 'object') {
-    const ms = Number(value.seconds) * 1000 + Math.floor((value.nanos ?? 0) / 1e6);
-    return new Date(ms).toISOString();
-  }
-  if (STRUCT_FIELDS.has(key) && typeof value === 'object') return fromStruct(value);
-  if (Array.isArray(value)) return value.length === 0 ? undefined : value.map((v) => fromGrpc(v));
-  if (Buffer.isBuffer(value)) return value.toString('base64');
-  if (typeof value === 'object') {
-    const out: Json = {};
-    for (const [k, v] of Object.entries(value)) {
-      if (k === 'lookup') continue; // oneof discriminator added by proto-loader
-      const converted = fromGrpc(v, k);
-      if (converted !== undefined) out[k] = converted;
+function grpcMetadata(base: Record<string, string>, headers: CallOptions['headers']): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  for (const [k, v] of Object.entries(base)) metadata.set(k, v);
+  for (const [k, v] of new Headers(headers ?? {}).entries()) metadata.set(k, v);
+  return metadata;
+}
+
+/** The methods of `service` over a grpc-js channel, typed by the generated descriptors. */
+function grpcServiceClient(channel: grpc.Client, service: DescService, baseHeaders: Record<string, string>) {
+  return makeAnyClient(service, (method: DescMethod) => {
+    const path = `/${service.typeName}/${method.name}`;
+    const serialize = (message: MessageShape<DescMessage>) => Buffer.from(toBinary(method.input, message));
+    const deserialize = (bytes: Buffer) => fromBinary(method.output, bytes);
+    const start = (options: CallOptions) => ({
+      metadata: grpcMetadata(baseHeaders, options.headers),
+      callOptions: options.timeoutMs === undefined ? {} : { deadline: Date.now() + options.timeoutMs },
+    });
+    switch (method.methodKind) {
+      case 'unary':
+        return (init: Record<string, unknown>, options: CallOptions = {}) => {
+          const { metadata, callOptions } = start(options);
+          return new Promise((resolve, reject) => {
+            const call = channel.makeUnaryRequest(
+              path,
+              serialize,
+              deserialize,
+              create(method.input, init),
+              metadata,
+              callOptions,
+              (err, res) => (err ? reject(toConnectError(err)) : resolve(res)),
+            );
+            options.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+          });
+        };
+      case 'server_streaming':
+        return (init: Record<string, unknown>, options: CallOptions = {}) => {
+          const { metadata, callOptions } = start(options);
+          const call = channel.makeServerStreamRequest(
+            path,
+            serialize,
+            deserialize,
+            create(method.input, init),
+            metadata,
+            callOptions,
+          );
+          options.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+          return (async function* () {
+            try {
+              for await (const message of call) yield message;
+            } catch (err) {
+              throw err instanceof Error && 'code' in err ? toConnectError(err as grpc.ServiceError) : err;
+            }
+          })();
+        };
+      default:
+        // No client streaming in this API.
+        return null;
     }
-    return out;
-  }
-  if (value === '' || value === '0' || value === false || value === 0 || (typeof value === 'string' && value.endsWith('_UNSPECIFIED'))) return undefined;
-  return value;
+  });
 }
 
-/** @param options.ca Call over TLS, trusting this CA certificate (PEM). */
-export function grpcClient(port: number, baseHeaders: Record<string, string> = {}, options: { ca?: Buffer } = {}): ApiClient {
-  const credentials = options.ca ? grpc.credentials.createSsl(options.ca) : grpc.credentials.createInsecure();
-  const pkg = loadPackage().taskapi.v1;
-  const stubs = new Map<string, grpc.Client>();
-  const stub = (service: string): Json => {
-    let s = stubs.get(service);
-    if (!s) {
-      s = new pkg[service](`127.0.0.1:${port}`, credentials, {
-        'grpc.max_send_message_length': 16 * 1024 * 1024,
-        // TLS names a host, not an IP address (RFC 6066); the test certificate is for localhost too.
-        ...(options.ca ? { 'grpc.ssl_target_name_override': 'localhost' } : {}),
-      }) as grpc.Client;
-      stubs.set(service, s);
-    }
-    return s;
-  };
+/** @param ca Call over TLS, trusting this CA certificate (PEM). */
+const grpcChannel = (port: number, ca?: Buffer) =>
+  new grpc.Client(`127.0.0.1:${port}`, ca ? grpc.credentials.createSsl(ca) : grpc.credentials.createInsecure(), {
+    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    // TLS names a host, not an IP address (RFC 6066); the test certificate is for localhost too.
+    ...(ca ? { 'grpc.ssl_target_name_override': 'localhost' } : {}),
+  });
+
+/** grpc-js over HTTP/2, typed by the generated descriptors; over TLS when `options.ca` is given. */
+export function grpcClient(
+  port: number,
+  baseHeaders: Record<string, string> = {},
+  options: { ca?: Buffer } = {},
+): ApiClient {
+  const channel = grpcChannel(port, options.ca);
+  const clients = Object.fromEntries(
+    Object.entries(SERVICES).map(([name, service]) => [
+      name,
+      grpcServiceClient(channel, service as DescService, baseHeaders),
+    ]),
+  );
   return {
-    call(service, method, request = {}, options = {}) {
-      const metadata = new grpc.Metadata();
-      for (const [k, v] of Object.entries({ ...baseHeaders, ...options.headers })) metadata.set(k, v);
-      const fn = method.charAt(0).toLowerCase() + method.slice(1);
-      const callOptions: grpc.CallOptions = options.timeoutMs === undefined ? {} : { deadline: Date.now() + options.timeoutMs };
-      return new Promise((resolve, reject) => {
-        const call = stub(service)[fn](toGrpc(request), metadata, callOptions, (err: grpc.ServiceError | null, res: Json) => {
-          if (err) reject(new RpcError(CODE_NAMES[err.code] ?? 'UNKNOWN', err.details));
-          else resolve(fromGrpc(res) ?? {});
-        });
-        options.signal?.addEventListener('abort', () => call.cancel(), { once: true });
-      });
-    },
+    ...(clients as unknown as Omit<ApiClient, 'close'>),
     close() {
-      for (const s of stubs.values()) s.close();
+      channel.close();
     },
   };
 }
+
+/** A typed client of one service outside the API (grpc.health.v1.Health, ...). */
+export function serviceClient<S extends DescService>(
+  protocol: 'grpc' | 'connect',
+  port: number,
+  service: S,
+): TypedClient<S> & { close(): void } {
+  if (protocol === 'connect') {
+    const transport = createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: '1.1' });
+    return Object.assign(createClient(service, transport) as unknown as TypedClient<S>, { close() {} });
+  }
+  const channel = grpcChannel(port);
+  return Object.assign(grpcServiceClient(channel, service, {}) as unknown as TypedClient<S>, {
+    close: () => channel.close(),
+  });
+}
+
+export { ProjectStatus, TaskPriority, TaskStatus, WorkerType } from '../../src/gen/taskapi/v1/resources_pb.js';
+export { TaskOrderBy, TaskView } from '../../src/gen/taskapi/v1/task_pb.js';

@@ -8,10 +8,10 @@ import pg from 'pg';
 import { type Config, loadConfig } from '../../src/config/index.js';
 import { type OpenDatabase, openDatabase } from '../../src/db/index.js';
 import { silentLogger } from '../../src/logger.js';
-import { ADMIN_TOKEN, TEST_BACKEND, TEST_DATABASE_URL, TEST_PREPARED_STATEMENTS, TEST_TENANCY, databaseUrl, templateName } from './env.js';
+import { ADMIN_TOKEN, TEST_BACKEND, TEST_DATABASE_URL, TEST_PREPARED_STATEMENTS, TEST_TENANCY, databaseUrl, serviceDatabaseUrl, templateName } from './env.js';
 
 export interface TestDatabase {
-  /** DATABASE_URL of this database. */
+  /** Direct URL of this database (for the test's own connections: locks, checks). */
   readonly url: string;
   readonly backend: 'postgres' | 'pglite';
   readonly tenancy: 'row' | 'schema';
@@ -69,7 +69,7 @@ export async function createTestDatabase(options: { migrated?: boolean; tenancy?
       : `create database ${pg.escapeIdentifier(name)}`,
   );
   const url = databaseUrl(name);
-  const env = { ...baseEnv, DATABASE_URL: url, MIGRATE_ON_START: 'false' };
+  const env = { ...baseEnv, DATABASE_URL: serviceDatabaseUrl(name), MIGRATE_ON_START: 'false' };
   return {
     url,
     backend: 'postgres',

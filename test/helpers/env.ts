@@ -3,6 +3,12 @@ export const TEST_BACKEND = (process.env.TEST_BACKEND ?? 'postgres') as 'postgre
 export const TEST_TENANCY = (process.env.TEST_TENANCY ?? 'row') as 'row' | 'schema';
 /** The PostgreSQL server tests create their databases on (a maintenance database URL). */
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+/**
+ * A PgBouncer in front of that server (`npm run test:pgbouncer` starts one): when set, the
+ * service reaches each test database through it, while databases are created, cloned and
+ * migrated over the direct URL.
+ */
+export const TEST_POOLER_URL = process.env.TEST_POOLER_URL;
 /** The schema-mode projects also run with named prepared statements, so both paths are tested. */
 export const TEST_PREPARED_STATEMENTS = process.env.TEST_PREPARED_STATEMENTS ?? 'false';
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -14,6 +20,14 @@ export function templateName(tenancy: 'row' | 'schema'): string {
 /** A URL of the test server for database `name`. */
 export function databaseUrl(name: string): string {
   const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** The URL the service under test uses for database `name`: through the pooler when there is one. */
+export function serviceDatabaseUrl(name: string): string {
+  if (!TEST_POOLER_URL) return databaseUrl(name);
+  const url = new URL(TEST_POOLER_URL);
   url.pathname = `/${name}`;
   return url.toString();
 }

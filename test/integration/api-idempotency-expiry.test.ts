@@ -17,10 +17,10 @@ it('purges records older than the TTL in every tenant and keeps the recent ones'
   const created = [];
   for (const tenant of setups) {
     const c = t.client('connect', tenant.headers);
-    const { worker } = await c.call('WorkerService', 'CreateWorker', { handle: '@w' });
-    const { project } = await c.call('ProjectService', 'CreateProject', { name: 'p' });
+    const { worker } = await c.WorkerService.createWorker({ handle: '@w' });
+    const { project } = await c.ProjectService.createProject({ name: 'p' });
     const request = { projectId: project.id, title: 'once', createdById: worker.id, requestId: 'retry-me' };
-    const { task } = await c.call('TaskService', 'CreateTask', request);
+    const { task } = await c.TaskService.createTask(request);
     created.push({ tenant, c, request, task });
   }
   const [old, recent] = created as [(typeof created)[number], (typeof created)[number]];
@@ -33,8 +33,8 @@ it('purges records older than the TTL in every tenant and keeps the recent ones'
   expect(deleted).toBe(1);
 
   // Expired: the same request_id is a new request now. Recent: still the first response.
-  const again = await old.c.call('TaskService', 'CreateTask', old.request);
+  const again = await old.c.TaskService.createTask(old.request);
   expect(again.task.id).not.toBe(old.task.id);
-  const replay = await recent.c.call('TaskService', 'CreateTask', recent.request);
+  const replay = await recent.c.TaskService.createTask(recent.request);
   expect(replay.task).toEqual(recent.task);
 });

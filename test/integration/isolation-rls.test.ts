@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Database, DbError, type Tx } from '../../src/db/index.js';
 import { type TestApp, type TestTenant, startTestApp } from '../helpers/app.js';
+import { WorkerType } from '../helpers/clients.js';
 import { TEST_TENANCY } from '../helpers/env.js';
 
 const TENANT_TABLES = ['workers', 'projects', 'tasks', 'task_events', 'api_keys', 'idempotency_records'] as const;
@@ -20,15 +21,20 @@ let B: TestTenant;
 const seeded: Record<string, { workerId: string; projectId: string; taskId: string; subtaskId: string }> = {};
 
 /** The table as it is named from outside any tenant's search path. */
-const qualified = (tenantId: string, table: string) => (TEST_TENANCY === 'schema' ? `tenant_${tenantId}.${table}` : `public.${table}`);
+const qualified = (tenantId: bigint, table: string) => (TEST_TENANCY === 'schema' ? `tenant_${tenantId}.${table}` : `public.${table}`);
 
 async function seed(tenant: TestTenant): Promise<void> {
   const c = t.client('connect', tenant.headers);
-  const { worker } = await c.call('WorkerService', 'CreateWorker', { handle: '@rls', type: 'WORKER_TYPE_AGENT', requestId: `w-${tenant.id}` });
-  const { project } = await c.call('ProjectService', 'CreateProject', { name: `rls ${tenant.id}`, requestId: `p-${tenant.id}` });
-  const { task } = await c.call('TaskService', 'CreateTask', { projectId: project.id, title: 'root', createdById: worker.id, assigneeId: worker.id });
-  const { task: subtask } = await c.call('TaskService', 'CreateTask', { projectId: project.id, title: 'sub', createdById: worker.id, parentTaskId: task.id });
-  seeded[tenant.id] = { workerId: worker.id, projectId: project.id, taskId: task.id, subtaskId: subtask.id };
+  const { worker } = await c.WorkerService.createWorker({ handle: '@rls', type: WorkerType.AGENT, requestId: `w-${tenant.id}` });
+  const { project } = await c.ProjectService.createProject({ name: `rls ${tenant.id}`, requestId: `p-${tenant.id}` });
+  const { task } = await c.TaskService.createTask({ projectId: project.id, title: 'root', createdById: worker.id, assigneeId: worker.id });
+  const { task: subtask } = await c.TaskService.createTask({ projectId: project.id, title: 'sub', createdById: worker.id, parentTaskId: task.id });
+  seeded[String(tenant.id)] = {
+    workerId: String(worker.id),
+    projectId: String(project.id),
+    taskId: String(task.id),
+    subtaskId: String(subtask.id),
+  };
 }
 
 /** The DbError a transaction failed with. */
@@ -47,7 +53,7 @@ async function expectRlsRefusal(run: Promise<unknown>): Promise<void> {
   expect(err.code).toBe('42501');
 }
 
-const asTenant = <T>(tenantId: string, fn: (tx: Tx) => Promise<T>) => db.withTenantTransaction(BigInt(tenantId), fn);
+const asTenant = <T>(tenantId: bigint, fn: (tx: Tx) => Promise<T>) => db.withTenantTransaction(tenantId, fn);
 
 beforeAll(async () => {
   // One pooled connection (embedded mode has exactly one anyway), so that consecutive
@@ -68,7 +74,7 @@ describe('row-level security under a tenant transaction', () => {
     for (const tenant of [A, B]) {
       const rows = await asTenant(tenant.id, (tx) => tx.many<{ tenant_id: string }>(`select * from ${table}`));
       expect(rows.length, `${table} of tenant ${tenant.id}`).toBeGreaterThan(0);
-      expect(new Set(rows.map((r) => String(r.tenant_id)))).toEqual(new Set([tenant.id]));
+      expect(new Set(rows.map((r) => String(r.tenant_id)))).toEqual(new Set([String(tenant.id)]));
       // Asking for the other tenant's rows explicitly finds nothing either.
       const other = tenant === A ? B : A;
       const theirs = await asTenant(tenant.id, (tx) =>
@@ -95,7 +101,7 @@ describe('row-level security under a tenant transaction', () => {
     expect(Number(counts.tree)).toBe(Number(counts.tasks));
     // A's ids looked up by id alone (no tenant filter) from B's transaction: only B's own rows
     // can come back (in schema mode ids are per schema, so B may have rows with the same ids).
-    const { taskId, subtaskId, workerId, projectId } = seeded[A.id]!;
+    const { taskId, subtaskId, workerId, projectId } = seeded[String(A.id)]!;
     const found = await asTenant(B.id, (tx) =>
       tx.many<{ tenant_id: string }>(
         `select tenant_id from tasks where id = any($1::bigint[])
@@ -104,7 +110,7 @@ describe('row-level security under a tenant transaction', () => {
         [[taskId, subtaskId], workerId, projectId],
       ),
     );
-    expect(found.filter((r) => String(r.tenant_id) !== B.id)).toEqual([]);
+    expect(found.filter((r) => String(r.tenant_id) !== String(B.id))).toEqual([]);
     const leaked = await asTenant(B.id, (tx) => tx.many(`select id from tasks where tenant_id <> $1::bigint`, [B.id]));
     expect(leaked).toEqual([]);
   });
@@ -124,7 +130,7 @@ describe('row-level security under a tenant transaction', () => {
 
   describe('writes of another tenant\'s rows are refused (42501)', () => {
     it('inserts with the tenant_id of B inside A\'s transaction', async () => {
-      const b = seeded[B.id]!;
+      const b = seeded[String(B.id)]!;
       const inserts: [string, unknown[]][] = [
         [`insert into workers (tenant_id, handle) values ($1::bigint, '@intruder')`, [B.id]],
         [`insert into projects (tenant_id, name) values ($1::bigint, 'intruder')`, [B.id]],
@@ -140,8 +146,8 @@ describe('row-level security under a tenant transaction', () => {
     });
 
     it("moving A's own rows to B is refused; B's rows cannot be updated or deleted from A", async () => {
-      const a = seeded[A.id]!;
-      const b = seeded[B.id]!;
+      const a = seeded[String(A.id)]!;
+      const b = seeded[String(B.id)]!;
       for (const table of ['workers', 'projects', 'tasks', 'api_keys', 'idempotency_records']) {
         await expectRlsRefusal(asTenant(A.id, (tx) => tx.exec(`update ${table} set tenant_id = $1::bigint`, [B.id])));
       }
@@ -193,7 +199,7 @@ describe('a transaction without a tenant', () => {
     );
     // The tenant registry itself is readable: it is not tenant-owned.
     const tenants = await db.withTransaction((tx) => tx.many<{ id: string }>('select id from public.tenants where id = any($1::bigint[])', [[A.id, B.id]]));
-    expect(tenants.map((r) => String(r.id)).sort()).toEqual([A.id, B.id].sort());
+    expect(tenants.map((r) => String(r.id)).sort()).toEqual([String(A.id), String(B.id)].sort());
   });
 });
 
@@ -204,7 +210,7 @@ describe('nothing of a tenant transaction survives into the next one', () => {
 
   it('the next transaction on the same connection has no tenant, and sees no rows', async () => {
     const inside = await asTenant(A.id, (tx) => tx.one<Session>(SESSION));
-    expect(inside.tenant).toBe(A.id);
+    expect(inside.tenant).toBe(String(A.id));
     expect(inside.usr).toBe('taskapi_app');
     if (TEST_TENANCY === 'schema') expect(inside.search_path).toContain(`tenant_${A.id}`);
 
@@ -234,7 +240,7 @@ describe('nothing of a tenant transaction survives into the next one', () => {
     expect([null, '']).toContain(next.tenant);
     // And the next tenant transaction is B's alone.
     const seen = await asTenant(B.id, (tx) => tx.many<{ tenant_id: string }>('select tenant_id from tasks'));
-    expect(new Set(seen.map((r) => String(r.tenant_id)))).toEqual(new Set([B.id]));
+    expect(new Set(seen.map((r) => String(r.tenant_id)))).toEqual(new Set([String(B.id)]));
   });
 });
 

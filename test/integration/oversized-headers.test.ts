@@ -5,9 +5,9 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestApp, type TestTenant, startTestApp } from '../helpers/app.js';
-import { type ApiClient, RpcError } from '../helpers/clients.js';
-import { expectRpcError } from '../helpers/expect-rpc.js';
+import { startTestApp, type TestApp, type TestTenant } from '../helpers/app.js';
+import type { ApiClient } from '../helpers/clients.js';
+import { Code, expectRpcError } from '../helpers/expect-rpc.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -24,11 +24,15 @@ afterAll(async () => {
 
 describe('oversized headers', () => {
   it('refuse that call alone with RESOURCE_EXHAUSTED, over the connection other calls use', async () => {
-    const { project } = await api.call('ProjectService', 'CreateProject', { name: 'p' });
-    const calls = Array.from({ length: 5 }, () => api.call('ProjectService', 'GetProject', { id: project.id }));
-    await expectRpcError(api.call('ProjectService', 'GetProject', { id: project.id }, { headers: { 'x-big': 'x'.repeat(20_000) } }), 'RESOURCE_EXHAUSTED', 'request headers are');
+    const { project } = await api.ProjectService.createProject({ name: 'p' });
+    const calls = Array.from({ length: 5 }, () => api.ProjectService.getProject({ id: project.id }));
+    await expectRpcError(
+      api.ProjectService.getProject({ id: project.id }, { headers: { 'x-big': 'x'.repeat(20_000) } }),
+      Code.ResourceExhausted,
+      'request headers are',
+    );
     for (const res of await Promise.all(calls)) expect(res.project.id).toBe(project.id);
-    expect((await api.call('ProjectService', 'GetProject', { id: project.id })).project.name).toBe('p');
+    expect((await api.ProjectService.getProject({ id: project.id })).project.name).toBe('p');
   });
 
   it('refuse it with 431 over HTTP/1.1', async () => {
@@ -45,7 +49,12 @@ describe('oversized headers', () => {
     // src/rpc/edge-limits.ts). The service must still count every call on it as ended.
     const client = new grpc.Client(`127.0.0.1:${t.port}`, grpc.credentials.createInsecure());
     // A health watch is a call that stays open on the same connection.
-    const watch = client.makeServerStreamRequest('/grpc.health.v1.Health/Watch', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0));
+    const watch = client.makeServerStreamRequest(
+      '/grpc.health.v1.Health/Watch',
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      Buffer.alloc(0),
+    );
     const watchEnded = new Promise<void>((resolve) => {
       watch.on('error', () => resolve());
       watch.on('end', () => resolve());
@@ -54,18 +63,23 @@ describe('oversized headers', () => {
     const metadata = new grpc.Metadata();
     metadata.set('x-huge', Buffer.alloc(150_000, 'q').toString());
     const code = await new Promise<number>((resolve) =>
-      client.makeUnaryRequest('/grpc.health.v1.Health/Check', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), metadata, (err) =>
-        resolve(err?.code ?? grpc.status.OK),
+      client.makeUnaryRequest(
+        '/grpc.health.v1.Health/Check',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        Buffer.alloc(0),
+        metadata,
+        (err) => resolve(err?.code ?? grpc.status.OK),
       ),
     );
     await watchEnded;
     client.close();
     expect(code).not.toBe(grpc.status.OK);
-    await expect(api.call('ProjectService', 'ListProjects', {})).resolves.toBeDefined();
+    await expect(api.ProjectService.listProjects({})).resolves.toBeDefined();
 
     const started = Date.now();
     await t.app.stop();
     expect(Date.now() - started).toBeLessThan(3_000);
-    await expect(api.call('ProjectService', 'ListProjects', {})).rejects.toBeInstanceOf(RpcError);
+    await expectRpcError(api.ProjectService.listProjects({}), Code.Unavailable);
   });
 });

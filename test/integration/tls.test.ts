@@ -5,10 +5,10 @@
 import http2 from 'node:http2';
 import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestApp, startTestApp } from '../helpers/app.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
 import { grpcClient } from '../helpers/clients.js';
 import { ADMIN_TOKEN } from '../helpers/env.js';
-import { type TestCertificate, makeSelfSignedCertificate } from '../helpers/tls.js';
+import { makeSelfSignedCertificate, type TestCertificate } from '../helpers/tls.js';
 
 let certificate: TestCertificate;
 let t: TestApp;
@@ -25,27 +25,43 @@ const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
 /** One HTTP/1.1 request over TLS (https.request negotiates http/1.1). */
 function httpsPost(path: string, headers: Record<string, string>, body: Buffer | string) {
-  return new Promise<{ status: number; headers: Record<string, unknown>; body: Buffer; protocol: string }>((resolve, reject) => {
-    const req = https.request(
-      { host: '127.0.0.1', port: t.port, path, method: 'POST', headers, ca: certificate.cert, servername: 'localhost', agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), protocol: `HTTP/${res.httpVersion}` }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+  return new Promise<{ status: number; headers: Record<string, unknown>; body: Buffer; protocol: string }>(
+    (resolve, reject) => {
+      const req = https.request(
+        {
+          host: '127.0.0.1',
+          port: t.port,
+          path,
+          method: 'POST',
+          headers,
+          ca: certificate.cert,
+          servername: 'localhost',
+          agent: false,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: Buffer.concat(chunks),
+              protocol: `HTTP/${res.httpVersion}`,
+            }),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    },
+  );
 }
 
 describe('TLS', () => {
   it('serves gRPC to grpc-js trusting the CA', async () => {
     const client = grpcClient(t.port, admin, { ca: certificate.cert });
     try {
-      const { tenant } = await client.call('TenantService', 'CreateTenant', { name: 'Over TLS', subdomain: 'overtls' });
+      const { tenant } = await client.TenantService.createTenant({ name: 'Over TLS', subdomain: 'overtls' });
       expect(tenant).toMatchObject({ name: 'Over TLS', subdomain: 'overtls' });
     } finally {
       client.close();
@@ -53,10 +69,16 @@ describe('TLS', () => {
   });
 
   it('serves Connect over HTTP/1.1 (ALPN http/1.1)', async () => {
-    const res = await httpsPost('/taskapi.v1.TenantService/ListTenants', { 'content-type': 'application/json', ...admin }, '{}');
+    const res = await httpsPost(
+      '/taskapi.v1.TenantService/ListTenants',
+      { 'content-type': 'application/json', ...admin },
+      '{}',
+    );
     expect(res.protocol).toBe('HTTP/1.1');
     expect(res.status).toBe(200);
-    expect(JSON.parse(res.body.toString()).tenants).toEqual(expect.arrayContaining([expect.objectContaining({ subdomain: 'overtls' })]));
+    expect(JSON.parse(res.body.toString()).tenants).toEqual(
+      expect.arrayContaining([expect.objectContaining({ subdomain: 'overtls' })]),
+    );
   });
 
   it('serves Connect over HTTP/2 (ALPN h2)', async () => {
@@ -65,7 +87,11 @@ describe('TLS', () => {
       await new Promise((resolve, reject) => session.once('connect', resolve).once('error', reject));
       expect(session.alpnProtocol).toBe('h2');
       const body = await new Promise<string>((resolve, reject) => {
-        const stream = session.request({ ':method': 'POST', ':path': '/grpc.health.v1.Health/Check', 'content-type': 'application/json' });
+        const stream = session.request({
+          ':method': 'POST',
+          ':path': '/grpc.health.v1.Health/Check',
+          'content-type': 'application/json',
+        });
         let text = '';
         stream.on('data', (c: Buffer) => (text += c));
         stream.on('end', () => resolve(text));
@@ -79,7 +105,11 @@ describe('TLS', () => {
   });
 
   it('serves gRPC-Web over HTTP/1.1', async () => {
-    const res = await httpsPost('/grpc.health.v1.Health/Check', { 'content-type': 'application/grpc-web+proto' }, Buffer.from([0, 0, 0, 0, 0]));
+    const res = await httpsPost(
+      '/grpc.health.v1.Health/Check',
+      { 'content-type': 'application/grpc-web+proto' },
+      Buffer.from([0, 0, 0, 0, 0]),
+    );
     expect(res.status).toBe(200);
     // A message frame (status = SERVING: field 1, varint 1), then the trailer frame.
     expect([...res.body.subarray(0, 7)]).toEqual([0, 0, 0, 0, 2, 0x08, 0x01]);
@@ -88,7 +118,11 @@ describe('TLS', () => {
 
   it('does not answer cleartext on the TLS port', async () => {
     await expect(
-      fetch(`http://127.0.0.1:${t.port}/grpc.health.v1.Health/Check`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }),
+      fetch(`http://127.0.0.1:${t.port}/grpc.health.v1.Health/Check`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      }),
     ).rejects.toThrow();
   });
 });

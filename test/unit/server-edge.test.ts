@@ -3,19 +3,20 @@
  * node:http2, fetch, raw sockets) on 127.0.0.1. No database: the server serves the gRPC health
  * service (or a handler that never answers) so that each limit can be seen on its own.
  */
+
+import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import http2 from 'node:http2';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import * as grpc from '@grpc/grpc-js';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
+import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerLimits } from '../../src/config/index.js';
 import { Health } from '../../src/gen/grpc/health/v1/health_pb.js';
 import { createLogger } from '../../src/logger.js';
-import { healthService } from '../../src/rpc/health.js';
 import type { DirectHandler } from '../../src/rpc/direct-handler.js';
-import { DEFAULT_LIMITS, type RpcServer, listen } from '../../src/rpc/server.js';
+import { healthService } from '../../src/rpc/health.js';
+import { DEFAULT_LIMITS, listen, type RpcServer } from '../../src/rpc/server.js';
 import { makeSelfSignedCertificate } from '../helpers/tls.js';
 
 type NodeHandler = Parameters<typeof listen>[0]['handler'];
@@ -34,7 +35,11 @@ interface Served {
 
 const healthHandler = (): NodeHandler =>
   connectNodeAdapter({
-    routes: (router) => router.service(Health, healthService({ services: [], probe: async () => true, stopping: () => false, watchIntervalMs: 50 })),
+    routes: (router) =>
+      router.service(
+        Health,
+        healthService({ services: [], probe: async () => true, stopping: () => false, watchIntervalMs: 50 }),
+      ),
   }) as NodeHandler;
 
 async function serve(
@@ -109,7 +114,12 @@ interface H2Response {
 }
 
 /** One request on `session`; resolves when the stream ends (or rejects when it is reset). */
-function h2Request(session: http2.ClientHttp2Session, path: string, headers: http2.OutgoingHttpHeaders, body: Buffer | string): Promise<H2Response> {
+function h2Request(
+  session: http2.ClientHttp2Session,
+  path: string,
+  headers: http2.OutgoingHttpHeaders,
+  body: Buffer | string,
+): Promise<H2Response> {
   return new Promise((resolve, reject) => {
     const stream = session.request({ ':method': 'POST', ':path': path, ...headers });
     let responseHeaders: H2Response['headers'] = {};
@@ -212,7 +222,9 @@ describe('HTTP/1.1 timeouts', () => {
   it('answers 408 and closes when a request body stalls past HTTP1_REQUEST_TIMEOUT_MS', async () => {
     const { port } = await serve({ http1HeadersTimeoutMs: 300, http1RequestTimeoutMs: 600 });
     const conn = rawConnection(port);
-    conn.socket.write('POST /grpc.health.v1.Health/Check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{');
+    conn.socket.write(
+      'POST /grpc.health.v1.Health/Check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{',
+    );
     const after = await conn.closed;
     expect(conn.received().toString()).toMatch(/^HTTP\/1\.1 408 /);
     expect(after).toBeGreaterThanOrEqual(550);
@@ -234,12 +246,18 @@ describe('connection cap', () => {
     const { port, logs } = await serve({ maxConnections: 2 });
     const kept = [h2Session(port), h2Session(port)];
     for (const session of kept) {
-      expect((await h2Request(session, '/grpc.health.v1.Health/Check', CONNECT_JSON, '{}')).headers[':status']).toBe(200);
+      expect((await h2Request(session, '/grpc.health.v1.Health/Check', CONNECT_JSON, '{}')).headers[':status']).toBe(
+        200,
+      );
     }
     const refused = await grpcCheck(port);
     expect(refused.code).toBe(grpc.status.UNAVAILABLE);
     expect(refused.details).toContain('connection limit');
-    const res = await fetch(`http://127.0.0.1:${port}/grpc.health.v1.Health/Check`, { method: 'POST', headers: CONNECT_JSON, body: '{}' });
+    const res = await fetch(`http://127.0.0.1:${port}/grpc.health.v1.Health/Check`, {
+      method: 'POST',
+      headers: CONNECT_JSON,
+      body: '{}',
+    });
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ code: 'unavailable' });
     const limitLines = logs.filter((l) => l.includes('connection limit reached'));
@@ -262,13 +280,25 @@ describe('oversized headers', () => {
     await new Promise((resolve) => watch.once('data', resolve));
 
     const big = 'x'.repeat(12_000);
-    const grpcRefused = await h2Request(session, '/grpc.health.v1.Health/Check', { ...GRPC, 'x-big': big }, grpcFrame());
+    const grpcRefused = await h2Request(
+      session,
+      '/grpc.health.v1.Health/Check',
+      { ...GRPC, 'x-big': big },
+      grpcFrame(),
+    );
     expect(grpcRefused.headers['grpc-status']).toBe('8');
     expect(decodeURIComponent(String(grpcRefused.headers['grpc-message']))).toContain('at most 8192');
-    const connectRefused = await h2Request(session, '/grpc.health.v1.Health/Check', { ...CONNECT_JSON, 'x-big': big }, '{}');
+    const connectRefused = await h2Request(
+      session,
+      '/grpc.health.v1.Health/Check',
+      { ...CONNECT_JSON, 'x-big': big },
+      '{}',
+    );
     expect(connectRefused.headers[':status']).toBe(431);
     // Beyond the session's own limit (4×) Node resets that one stream, and only that one.
-    await expect(h2Request(session, '/grpc.health.v1.Health/Check', { ...CONNECT_JSON, 'x-big': 'x'.repeat(40_000) }, '{}')).rejects.toThrow();
+    await expect(
+      h2Request(session, '/grpc.health.v1.Health/Check', { ...CONNECT_JSON, 'x-big': 'x'.repeat(40_000) }, '{}'),
+    ).rejects.toThrow();
 
     expect(watch.closed).toBe(false);
     expect(session.closed || session.destroyed).toBe(false);
@@ -278,10 +308,17 @@ describe('oversized headers', () => {
     // grpc-js sees a RESOURCE_EXHAUSTED answer, not a transport failure.
     const metadata = new grpc.Metadata();
     metadata.set('x-big', big);
-    expect(await grpcCheck(port, metadata)).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED, details: expect.stringContaining('request headers are') });
+    expect(await grpcCheck(port, metadata)).toMatchObject({
+      code: grpc.status.RESOURCE_EXHAUSTED,
+      details: expect.stringContaining('request headers are'),
+    });
 
     // HTTP/1.1: the parser's limit, 431.
-    const h1 = await fetch(`http://127.0.0.1:${port}/grpc.health.v1.Health/Check`, { method: 'POST', headers: { ...CONNECT_JSON, 'x-big': big }, body: '{}' });
+    const h1 = await fetch(`http://127.0.0.1:${port}/grpc.health.v1.Health/Check`, {
+      method: 'POST',
+      headers: { ...CONNECT_JSON, 'x-big': big },
+      body: '{}',
+    });
     expect(h1.status).toBe(431);
 
     watch.close(http2.constants.NGHTTP2_CANCEL);
@@ -314,7 +351,11 @@ describe('shutdown: calls whose handler never ends', () => {
       if (!req.url?.includes('Started')) return;
       const out = res as http.ServerResponse; // the same calls exist on Http2ServerResponse
       out.writeHead(200, { 'content-type': type });
-      out.write(type.startsWith('application/connect+') ? Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), Buffer.from('{}')]) : grpcFrame());
+      out.write(
+        type.startsWith('application/connect+')
+          ? Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), Buffer.from('{}')])
+          : grpcFrame(),
+      );
     };
     // The direct path takes /x.Y/Direct and never answers either.
     const direct: DirectHandler = {
@@ -324,7 +365,11 @@ describe('shutdown: calls whose handler never ends', () => {
     const { server, port } = await serve({}, started, direct);
 
     const directGrpc = h2Request(h2Session(port), '/x.Y/Direct', GRPC, grpcFrame());
-    const directConnect = fetch(`http://127.0.0.1:${port}/x.Y/Direct`, { method: 'POST', headers: CONNECT_JSON, body: '{}' });
+    const directConnect = fetch(`http://127.0.0.1:${port}/x.Y/Direct`, {
+      method: 'POST',
+      headers: CONNECT_JSON,
+      body: '{}',
+    });
     const grpcUnary = grpcCheck(port);
     const session = h2Session(port);
     const grpcStream = h2Request(session, '/x.Y/Started', GRPC, grpcFrame());
@@ -334,7 +379,11 @@ describe('shutdown: calls whose handler never ends', () => {
       headers: { 'content-type': 'application/connect+json' },
       body: Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), Buffer.from('{}')]),
     });
-    const grpcWeb = fetch(`http://127.0.0.1:${port}/x.Y/Z`, { method: 'POST', headers: { 'content-type': 'application/grpc-web+proto' }, body: grpcFrame() });
+    const grpcWeb = fetch(`http://127.0.0.1:${port}/x.Y/Z`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/grpc-web+proto' },
+      body: grpcFrame(),
+    });
     await waitFor('seven calls in flight', () => server.inFlight === 7);
 
     const stopStarted = Date.now();
@@ -357,7 +406,9 @@ describe('shutdown: calls whose handler never ends', () => {
     expect(connectBody[0]).toBe(0);
     const end = connectBody.subarray(7);
     expect(end[0]).toBe(2);
-    expect(JSON.parse(end.subarray(5).toString())).toEqual({ error: { code: 'unavailable', message: 'the server is shutting down' } });
+    expect(JSON.parse(end.subarray(5).toString())).toEqual({
+      error: { code: 'unavailable', message: 'the server is shutting down' },
+    });
     const web = await grpcWeb;
     expect(web.headers.get('grpc-status')).toBe('14');
     expect((await directGrpc).headers['grpc-status']).toBe('14');

@@ -1,0 +1,30 @@
+/** What the seed leaves behind for the load generators: real tenants, real keys, row ids to spread calls over. */
+export interface TenantData {
+  readonly id: string;
+  /** A real API key, made by TenantService. */
+  readonly key: string;
+  readonly workerIds: readonly string[];
+  readonly projectIds: readonly string[];
+  /** A fixed pseudo-random sample of the tenant's task ids (top-level tasks and subtasks). */
+  readonly taskIds: readonly string[];
+}
+
+export interface BenchData {
+  readonly tenants: readonly TenantData[];
+  /** Pairs of tags that occur together often enough to fill a page (tags_all filters). */
+  readonly tagPairs: readonly (readonly [string, string])[];
+}
+
+/** Deterministic random numbers (mulberry32): the same run asks for the same rows. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export const pick = <T>(rnd: () => number, list: readonly T[]): T => list[Math.floor(rnd() * list.length)]!;

@@ -1,0 +1,167 @@
+/** Medians over runs, ratios to the baselines, targets, and the Markdown/JSON output. */
+import type { Protocol } from './scenarios.js';
+
+/** One timed run of one scenario on one protocol. */
+export interface RunFigures {
+  readonly ops: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly ok: number;
+  readonly errors: number;
+  /** Server process CPU (user + system) per call, microseconds. */
+  readonly cpuUs: number;
+  /** CPU of the database server's backends per call, microseconds (NaN when not measured). */
+  readonly dbCpuUs: number;
+  readonly firstError?: string;
+}
+
+export interface Row {
+  readonly scenario: string;
+  readonly protocol: Protocol;
+  readonly callers: number;
+  readonly runs: readonly RunFigures[];
+  /** Medians over the runs (errors: the sum). */
+  readonly ops: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly errors: number;
+  readonly cpuUs: number;
+  readonly dbCpuUs: number;
+  readonly firstError?: string;
+  vsFloor?: Ratio;
+  vsBare?: Ratio;
+}
+
+export interface Ratio {
+  /** Throughput of this row ÷ throughput of the baseline (higher is better). */
+  readonly ops: number;
+  /** CPU per call of this row ÷ CPU per call of the baseline (lower is better). */
+  readonly cpu: number;
+}
+
+export interface Target {
+  readonly name: string;
+  readonly measured: number;
+  readonly limit: string;
+  readonly pass: boolean | null;
+  readonly note?: string;
+}
+
+export interface Section {
+  readonly title: string;
+  readonly rows: Row[];
+  readonly targets: Target[];
+  readonly notes: string[];
+}
+
+export interface Report {
+  readonly date: string;
+  readonly mode: 'full' | 'quick';
+  /** Load averages at the start and at the end: a busy machine shows here. */
+  readonly machine: { cores: number; cpuModel: string; loadavg: number[]; loadavgAtEnd?: number[] };
+  readonly node: { service: string; loadGenerator: string };
+  readonly postgres?: string;
+  readonly callers: number;
+  readonly runs: number;
+  readonly durationS: number;
+  readonly warmupS: number;
+  readonly seed: Record<string, number | string>;
+  readonly sections: Section[];
+  readonly pending: { id: string; reason: string; plan: string }[];
+}
+
+export function median(values: readonly number[]): number {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return Number.NaN;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+}
+
+export function summarize(scenario: string, protocol: Protocol, callers: number, runs: RunFigures[]): Row {
+  return {
+    scenario,
+    protocol,
+    callers,
+    runs,
+    ops: median(runs.map((r) => r.ops)),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    errors: runs.reduce((a, r) => a + r.errors, 0),
+    cpuUs: median(runs.map((r) => r.cpuUs)),
+    dbCpuUs: median(runs.map((r) => r.dbCpuUs)),
+    firstError: runs.find((r) => r.firstError)?.firstError,
+  };
+}
+
+/** Each service row against the floor and the bare server of the same scenario. */
+export function addRatios(rows: Row[]): void {
+  const find = (scenario: string, protocol: Protocol) => rows.find((r) => r.scenario === scenario && r.protocol === protocol);
+  for (const row of rows) {
+    if (row.protocol === 'floor' || row.protocol === 'bare') continue;
+    const floor = find(row.scenario, 'floor');
+    const bare = find(row.scenario, 'bare');
+    if (floor) row.vsFloor = { ops: row.ops / floor.ops, cpu: row.cpuUs / floor.cpuUs };
+    if (bare) row.vsBare = { ops: row.ops / bare.ops, cpu: row.cpuUs / bare.cpuUs };
+  }
+}
+
+const PROTOCOL_NAMES: Record<Protocol, string> = {
+  grpc: 'gRPC (grpc-js)',
+  'connect-json': 'Connect JSON, HTTP/1.1',
+  'connect-binary': 'Connect binary, HTTP/1.1',
+  'connect-h2': 'Connect binary, HTTP/2',
+  floor: '**floor**: service layer in process',
+  bare: '**bare** grpc-js + hand SQL',
+};
+
+const fmt = (v: number | undefined, digits = 0) =>
+  v === undefined || !Number.isFinite(v) ? '–' : v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const ms = (v: number) => (!Number.isFinite(v) ? '–' : v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0));
+
+export function markdown(report: Report): string {
+  const out: string[] = [];
+  out.push(`# Task API benchmark (${report.mode} run)`, '');
+  out.push(
+    `${report.date} · ${report.machine.cores} cores, ${report.machine.cpuModel} (load average ${report.machine.loadavg.map((l) => l.toFixed(2)).join(', ')} at the start, ` +
+      `${(report.machine.loadavgAtEnd ?? []).map((l) => l.toFixed(2)).join(', ')} at the end) · ` +
+      `service and baselines on Node ${report.node.service}, load generator on Node ${report.node.loadGenerator}` +
+      (report.postgres ? ` · ${report.postgres}` : ''),
+    '',
+    `${report.callers} callers (heavy calls: 1) · median of ${report.runs} run(s) of ${report.durationS} s after ${report.warmupS} s warm-up · ` +
+      `seed: ${Object.entries(report.seed).map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`).join(', ')}`,
+    '',
+  );
+  for (const section of report.sections) {
+    out.push(`## ${section.title}`, '');
+    const withBaselines = section.rows.some((r) => r.protocol === 'floor' || r.protocol === 'bare');
+    out.push(
+      withBaselines
+        ? '| call | protocol | callers | ops/s | p50 ms | p99 ms | errors | server CPU µs/call | DB CPU µs/call | ops × floor | CPU × floor | ops × bare | CPU × bare |'
+        : '| call | protocol | callers | ops/s | p50 ms | p99 ms | errors | server CPU µs/call |',
+      withBaselines ? '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|' : '|---|---|--:|--:|--:|--:|--:|--:|',
+    );
+    for (const r of section.rows) {
+      const cells = [r.scenario, PROTOCOL_NAMES[r.protocol], String(r.callers), fmt(r.ops, r.ops < 100 ? 1 : 0), ms(r.p50), ms(r.p99), String(r.errors), fmt(r.cpuUs)];
+      if (withBaselines) cells.push(fmt(r.dbCpuUs), fmt(r.vsFloor?.ops, 2), fmt(r.vsFloor?.cpu, 2), fmt(r.vsBare?.ops, 2), fmt(r.vsBare?.cpu, 2));
+      out.push(`| ${cells.join(' | ')} |`);
+    }
+    out.push('');
+    if (section.targets.length) {
+      out.push('| target | measured | limit | result |', '|---|--:|--:|---|');
+      for (const t of section.targets) {
+        out.push(`| ${t.name} | ${fmt(t.measured, 2)} | ${t.limit} | ${t.pass === null ? 'n/a' : t.pass ? 'PASS' : '**FAIL**'}${t.note ? ` (${t.note})` : ''} |`);
+      }
+      out.push('');
+    }
+    const errors = section.rows.filter((r) => r.firstError);
+    for (const r of errors) out.push(`- errors in ${r.scenario} / ${r.protocol}: ${r.errors}, first: \`${r.firstError!.slice(0, 200)}\``);
+    for (const n of section.notes) out.push(`- ${n}`);
+    if (errors.length || section.notes.length) out.push('');
+  }
+  if (report.pending.length) {
+    out.push('## Not measured yet', '');
+    for (const p of report.pending) out.push(`- ${p.id}: ${p.reason} (planned: ${p.plan})`);
+    out.push('');
+  }
+  return out.join('\n');
+}

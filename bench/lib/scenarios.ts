@@ -1,0 +1,216 @@
+/**
+ * The scenario table: every measured call, the protocols it runs on, and how a request is made.
+ * Both the orchestrator and the load generators read it, so a scenario is added in one place.
+ * Calls are spread over tenants and rows (seeded random), so no cache is trivially hot.
+ */
+import type { DescMethodUnary } from '@bufbuild/protobuf';
+import { Health } from '../../src/gen/grpc/health/v1/health_pb.js';
+import { ProjectService } from '../../src/gen/taskapi/v1/project_pb.js';
+import { TaskService, TaskView } from '../../src/gen/taskapi/v1/task_pb.js';
+import { TaskPriority } from '../../src/gen/taskapi/v1/resources_pb.js';
+import { type BenchData, type TenantData, pick } from './data.js';
+
+/**
+ * grpc: @grpc/grpc-js client; connect-*: @connectrpc/connect-node Connect protocol (HTTP/1.1 JSON,
+ * HTTP/1.1 binary, HTTP/2 binary); floor: the service layer in process, no RPC (baseline a);
+ * bare: a bare grpc-js server with hand-written SQL, called by the same grpc-js client (baseline b).
+ */
+export type Protocol = 'grpc' | 'connect-json' | 'connect-binary' | 'connect-h2' | 'floor' | 'bare';
+export const SERVICE_PROTOCOLS = ['grpc', 'connect-json', 'connect-binary', 'connect-h2'] as const;
+const ALL = [...SERVICE_PROTOCOLS, 'floor'] as Protocol[];
+
+// biome-ignore lint: responses are checked structurally, whatever client produced them
+type Response = any;
+
+export interface CallRequest {
+  /** null: a call without tenant headers (health). */
+  readonly tenant: TenantData | null;
+  readonly request: Record<string, unknown>;
+}
+
+export interface Scenario {
+  /** Stable name, also the key of the results. */
+  readonly id: string;
+  /** The RPC, or null for a database-only baseline (floor only). */
+  readonly method: DescMethodUnary | null;
+  readonly protocols: readonly Protocol[];
+  /** Fixed concurrency (latency-bound heavy calls); otherwise --callers. */
+  readonly callers?: number;
+  /**
+   * Each call needs fresh data made by the orchestrator right before it (set-based, untimed);
+   * `params` carries what was made.
+   */
+  readonly perCallSetup?: 'project-of-pending-tasks';
+  request(data: BenchData, rnd: () => number, params?: Record<string, string>): CallRequest;
+  /** Why a response is wrong (counted as an error), or undefined. */
+  check?(res: Response, req: CallRequest): string | undefined;
+}
+
+/** Scenarios waiting for an RPC that the API does not have yet: listed, never faked. */
+export interface PendingScenario {
+  readonly id: string;
+  /** The generated method name that must exist (e.g. `claimTask` in TaskService). */
+  readonly requires: { readonly service: { method: Record<string, unknown> }; readonly method: string; readonly name: string };
+  readonly plan: string;
+}
+
+const tenantOf = (data: BenchData, rnd: () => number) => pick(rnd, data.tenants);
+let counter = 0;
+const unique = () => `${process.pid}-${++counter}`;
+
+export const TITLES_PER_PROJECT = 1000;
+export const PENDING_TASKS_PER_PROJECT = 10_000;
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    id: 'Health/Check (empty RPC)',
+    method: Health.method.check,
+    protocols: [...SERVICE_PROTOCOLS, 'bare'],
+    request: () => ({ tenant: null, request: {} }),
+    check: (res) => (res.status === 1 ? undefined : `status ${res.status}, not SERVING`),
+  },
+  {
+    id: 'GetTask BASIC',
+    method: TaskService.method.getTask,
+    protocols: [...ALL, 'bare'],
+    request: (data, rnd) => {
+      const tenant = tenantOf(data, rnd);
+      return { tenant, request: { id: BigInt(pick(rnd, tenant.taskIds)), view: TaskView.BASIC } };
+    },
+    check: (res, req) => (res.task?.id === req.request.id && res.task.createdBy ? undefined : 'wrong task or no created_by'),
+  },
+  {
+    id: 'GetTask FULL',
+    method: TaskService.method.getTask,
+    protocols: ALL,
+    request: (data, rnd) => {
+      const tenant = tenantOf(data, rnd);
+      return { tenant, request: { id: BigInt(pick(rnd, tenant.taskIds)), view: TaskView.FULL } };
+    },
+    check: (res, req) => (res.task?.id === req.request.id && res.task.project ? undefined : 'wrong task or no project'),
+  },
+  {
+    id: 'ListTasks by project, 50 with relations',
+    method: TaskService.method.listTasks,
+    protocols: [...ALL, 'bare'],
+    request: (data, rnd) => {
+      const tenant = tenantOf(data, rnd);
+      return { tenant, request: { projectId: BigInt(pick(rnd, tenant.projectIds)), pageSize: 50, view: TaskView.BASIC } };
+    },
+    check: (res) => (res.tasks?.length === 50 && res.tasks[49].createdBy ? undefined : `page of ${res.tasks?.length}, not 50`),
+  },
+  {
+    id: 'ListTasks tags_all, 50 with relations',
+    method: TaskService.method.listTasks,
+    protocols: ALL,
+    request: (data, rnd) => {
+      const tenant = tenantOf(data, rnd);
+      return { tenant, request: { tagsAll: [...pick(rnd, data.tagPairs)], pageSize: 50, view: TaskView.BASIC } };
+    },
+    check: (res) => (res.tasks?.length > 0 ? undefined : 'empty page'),
+  },
+  {
+    id: 'CreateTask',
+    method: TaskService.method.createTask,
+    protocols: ALL,
+    request: (data, rnd) => {
+      const tenant = tenantOf(data, rnd);
+      return {
+        tenant,
+        request: {
+          projectId: BigInt(pick(rnd, tenant.projectIds)),
+          title: `bench task ${unique()}`,
+          priority: TaskPriority.HIGH,
+          tags: ['bench', 'new'],
+          assigneeId: BigInt(pick(rnd, tenant.workerIds)),
+          createdById: BigInt(pick(rnd, tenant.workerIds)),
+        },
+      };
+    },
+    check: (res) => (res.task?.id > 0n ? undefined : 'no task'),
+  },
+  {
+    id: 'UpdateTask (title)',
+    method: TaskService.method.updateTask,
+    protocols: ALL,
+    request: (data, rnd) => {
+      const tenant = tenantOf(data, rnd);
+      return {
+        tenant,
+        request: { task: { id: BigInt(pick(rnd, tenant.taskIds)), title: `renamed ${unique()}` }, updateMask: { paths: ['title'] } },
+      };
+    },
+    check: (res, req) => (res.task?.id === (req.request.task as { id: bigint }).id ? undefined : 'wrong task'),
+  },
+  {
+    id: `CreateProjectWithTasks (${TITLES_PER_PROJECT} titles)`,
+    method: ProjectService.method.createProjectWithTasks,
+    protocols: ALL,
+    callers: 1,
+    request: (data, rnd) => {
+      const tenant = tenantOf(data, rnd);
+      const n = unique();
+      return {
+        tenant,
+        request: {
+          name: `bench project ${n}`,
+          taskTitles: Array.from({ length: TITLES_PER_PROJECT }, (_, i) => `bench ${n} task ${i}`),
+          createdById: BigInt(pick(rnd, tenant.workerIds)),
+        },
+      };
+    },
+    check: (res) => (res.tasks?.length === TITLES_PER_PROJECT ? undefined : `${res.tasks?.length} tasks, not ${TITLES_PER_PROJECT}`),
+  },
+  {
+    // Baseline for the target "CreateProjectWithTasks(1000) ≤ 2× one raw set-based insert".
+    id: `raw insert of ${TITLES_PER_PROJECT} tasks (one unnest statement)`,
+    method: null,
+    protocols: ['floor'],
+    callers: 1,
+    request: (data, rnd) => {
+      const tenant = tenantOf(data, rnd);
+      const n = unique();
+      return {
+        tenant,
+        request: {
+          projectId: pick(rnd, tenant.projectIds),
+          titles: Array.from({ length: TITLES_PER_PROJECT }, (_, i) => `raw ${n} task ${i}`),
+          createdById: pick(rnd, tenant.workerIds),
+        },
+      };
+    },
+    check: (res) => (res.inserted === TITLES_PER_PROJECT ? undefined : `${res.inserted} rows`),
+  },
+  {
+    id: `CompleteProjectTasks (${PENDING_TASKS_PER_PROJECT} pending)`,
+    method: ProjectService.method.completeProjectTasks,
+    protocols: ALL,
+    callers: 1,
+    perCallSetup: 'project-of-pending-tasks',
+    request: (data, _rnd, params) => {
+      const tenant = data.tenants.find((t) => t.id === params!.tenantId)!;
+      return { tenant, request: { projectId: BigInt(params!.projectId!) } };
+    },
+    check: (res) =>
+      BigInt(res.completedCount ?? -1) === BigInt(PENDING_TASKS_PER_PROJECT) ? undefined : `completed ${res.completedCount}`,
+  },
+];
+
+export const PENDING: readonly PendingScenario[] = [
+  {
+    id: 'ClaimTask contended (16 agents, one project)',
+    requires: { service: TaskService, method: 'claimTask', name: 'TaskService.ClaimTask' },
+    plan: '16 agents claiming and releasing in one project, beside a raw `for update skip locked` loop on the same pool',
+  },
+  {
+    id: 'WatchTasks delivery latency',
+    requires: { service: TaskService, method: 'watchTasks', name: 'TaskService.WatchTasks' },
+    plan: 'time from a committed write to its event on an open WatchTasks stream',
+  },
+];
+
+export const scenarioById = (id: string): Scenario => {
+  const s = SCENARIOS.find((x) => x.id === id);
+  if (!s) throw new Error(`unknown scenario ${id}`);
+  return s;
+};

@@ -1,0 +1,26 @@
+/**
+ * Global setup of `npm run test:pgbouncer`: a PgBouncer (transaction pooling) in front of the
+ * test server, whose address the test helpers find in TEST_POOLER_URL. The templates are still
+ * built, and each file's database cloned, over the direct URL (migrations hold a session
+ * advisory lock, which a transaction pooler cannot keep).
+ */
+import { setup as faultsSetup } from './global-setup.js';
+import { PgBouncer } from './pgbouncer.js';
+
+export async function setup(): Promise<() => Promise<void>> {
+  const sweep = faultsSetup();
+  const server = new URL(process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test');
+  let bouncer: PgBouncer;
+  try {
+    bouncer = await PgBouncer.start({ serverHost: server.hostname, serverPort: Number(server.port || 5432), poolSize: 20 });
+  } catch (err) {
+    sweep();
+    throw err;
+  }
+  process.env.TEST_POOLER_URL = `postgresql://${server.username || 'postgres'}@127.0.0.1:${bouncer.port}/`;
+  process.env.TEST_POOLER_ADMIN_URL = bouncer.url('pgbouncer');
+  return async () => {
+    await bouncer.destroy();
+    sweep();
+  };
+}

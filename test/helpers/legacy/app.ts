@@ -1,0 +1,78 @@
+/** A running service on a test database, listening on a free port, with real clients. */
+import { type App, startApp } from '../../../src/app.js';
+import { silentLogger } from '../../../src/logger.js';
+import { type ApiClient, connectClient, grpcClient } from './clients.js';
+import { type TestDatabase, createTestDatabase } from '../database.js';
+import { ADMIN_TOKEN } from '../env.js';
+
+export interface TestApp {
+  readonly app: App;
+  readonly db: TestDatabase;
+  readonly port: number;
+  readonly adminToken: string;
+  /** A client of the given protocol with these headers on every call. */
+  client(protocol: Protocol, headers?: Record<string, string>): ApiClient;
+  /** A new tenant with an API key (optionally bound to a new worker). */
+  tenant(options?: { subdomain?: string; withWorker?: boolean }): Promise<TestTenant>;
+  stop(): Promise<void>;
+}
+
+export type Protocol = 'grpc' | 'connect';
+export const PROTOCOLS: Protocol[] = ['grpc', 'connect'];
+
+export interface TestTenant {
+  readonly id: string;
+  readonly subdomain: string;
+  readonly apiKey: string;
+  readonly apiKeyId: string;
+  /** Headers that authenticate as this tenant. */
+  readonly headers: Record<string, string>;
+  /** The worker the key is bound to, when asked for. */
+  readonly workerId: string | null;
+}
+
+let counter = 0;
+
+export async function startTestApp(options: { env?: Record<string, string>; db?: TestDatabase } = {}): Promise<TestApp> {
+  const db = options.db ?? (await createTestDatabase());
+  const app = await startApp(db.config(options.env), silentLogger);
+  const clients: ApiClient[] = [];
+  const client = (protocol: Protocol, headers: Record<string, string> = {}) => {
+    const c = protocol === 'grpc' ? grpcClient(app.port, headers) : connectClient(app.port, headers);
+    clients.push(c);
+    return c;
+  };
+  const admin = client('connect', { authorization: `Bearer ${ADMIN_TOKEN}` });
+  return {
+    app,
+    db,
+    port: app.port,
+    adminToken: ADMIN_TOKEN,
+    client,
+    async tenant(opts = {}) {
+      const subdomain = opts.subdomain ?? `t${process.pid}x${++counter}x${Date.now().toString(36)}`;
+      const { tenant } = await admin.call('TenantService', 'CreateTenant', { name: `Tenant ${subdomain}`, subdomain });
+      let workerId: string | null = null;
+      let key = await admin.call('TenantService', 'CreateApiKey', { tenantId: tenant.id, name: 'test' });
+      if (opts.withWorker) {
+        const headers = { 'x-tenant-id': tenant.id, authorization: `Bearer ${key.secret}` };
+        const { worker } = await client('connect', headers).call('WorkerService', 'CreateWorker', { handle: '@owner', type: 'WORKER_TYPE_AGENT' });
+        workerId = worker.id;
+        key = await admin.call('TenantService', 'CreateApiKey', { tenantId: tenant.id, workerId, name: 'worker key' });
+      }
+      return {
+        id: tenant.id,
+        subdomain,
+        apiKey: key.secret,
+        apiKeyId: key.apiKeyId,
+        headers: { 'x-tenant-id': tenant.id, authorization: `Bearer ${key.secret}` },
+        workerId,
+      };
+    },
+    async stop() {
+      for (const c of clients) c.close();
+      await app.stop();
+      await db.drop();
+    },
+  };
+}
