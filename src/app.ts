@@ -20,7 +20,7 @@ import { type Services, createServices } from './services/index.js';
 /** Requests larger than this are refused with RESOURCE_EXHAUSTED. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** How long the stop waits for the pool to close once every call has ended. */
-const DATABASE_CLOSE_MS = 1_000;
+const DATABASE_CLOSE_MS = 500;
 /** How often expired idempotency records are purged. */
 const JANITOR_INTERVAL_MS = 60 * 60 * 1000;
 

@@ -26,9 +26,9 @@ import { answerUnavailable, answerUnavailableOnStream } from './unavailable.js';
 
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 /** After the grace period and the abort, how long handlers get to answer by themselves. */
-const ABORT_DRAIN_MS = 1_000;
+const ABORT_DRAIN_MS = 750;
 /** How long answers written at the end of a stop get to leave before the sockets are cut. */
-const FINAL_FLUSH_MS = 500;
+const FINAL_FLUSH_MS = 250;
 /** A refused connection gets this long to send the request it is refused an answer to. */
 const REFUSAL_TIMEOUT_MS = 2_000;
 /** Unanswered refused connections (beyond the cap) held at once; more are dropped at accept. */
@@ -55,7 +55,7 @@ export interface RpcServer {
    * Stops accepting, lets in-flight calls finish for up to `graceMs`, then calls `abortRest`
    * (which should make the rest fail with UNAVAILABLE: abort their signal, cancel their
    * statements); calls that still have not ended get UNAVAILABLE written here, in their
-   * protocol. Then every connection is torn down. Takes at most `graceMs` + ~3 s.
+   * protocol. Then every connection is torn down. Takes at most `graceMs` + ~1.3 s.
    */
   shutdown(graceMs: number, abortRest: () => Promise<void> | void): Promise<void>;
 }
