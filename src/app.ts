@@ -19,6 +19,8 @@ import { type Services, createServices } from './services/index.js';
 
 /** Requests larger than this are refused with RESOURCE_EXHAUSTED. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** How long the stop waits for the pool to close once every call has ended. */
+const DATABASE_CLOSE_MS = 500;
 /** How often expired idempotency records are purged. */
 const JANITOR_INTERVAL_MS = 60 * 60 * 1000;
 /** How often leases that ran out are noticed in the tenants this process leased to, and in all. */
@@ -55,6 +57,32 @@ function embeddedAdminToken(config: Config, logger: Logger): string | undefined 
     file: relative(process.cwd(), file) || file,
   });
   return token;
+}
+
+/**
+ * pool.end() waits for every checked-out connection to come back. After the cancellation above
+ * they come back at once; one that does not (a network that swallowed the cancel request) must
+ * not hold the exit: the process is ending, and the server drops the session when it goes.
+ */
+async function closeDatabase(database: OpenDatabase, logger: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), DATABASE_CLOSE_MS);
+  });
+  try {
+    const closed = database.close().then(
+      () => 'closed' as const,
+      (err: unknown) => {
+        logger.warn('closing the database failed', { err });
+        return 'closed' as const;
+      },
+    );
+    if ((await Promise.race([closed, late])) === 'late') {
+      logger.warn('database connections still busy after the shutdown; not waiting for them', { waitedMs: DATABASE_CLOSE_MS });
+    }
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** @throws Error when the database cannot be opened or migrated, or the port is taken. */
@@ -95,14 +123,26 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       maxRequestBytes: MAX_MESSAGE_BYTES,
       shutdownSignal: shutdown.signal,
     });
-    server = await listen({ port: config.port, host: config.host, handler, direct, logger });
+    server = await listen({
+      port: config.port,
+      host: config.host,
+      handler,
+      direct,
+      logger,
+      limits: config.server,
+      tls: config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined,
+    });
     const stopJanitor =
       config.idempotencyTtlSeconds > 0
         ? new IdempotencyJanitor(database.db, config.idempotencyTtlSeconds, logger).start(JANITOR_INTERVAL_MS)
         : () => {};
     const stopReaper = services.leases.start(LEASE_REAPER_INTERVAL_MS, LEASE_REAPER_FULL_INTERVAL_MS);
     const rpc = server;
-    logger.info('listening', { port: rpc.port, protocols: 'gRPC, gRPC-Web, Connect (HTTP/1.1 and HTTP/2)' });
+    logger.info('listening', {
+      port: rpc.port,
+      protocols: 'gRPC, gRPC-Web, Connect (HTTP/1.1 and HTTP/2)',
+      tls: config.tls !== null,
+    });
     let stopped: Promise<void> | undefined;
     return {
       port: rpc.port,
@@ -113,16 +153,21 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
           stopping = true;
           stopJanitor();
           stopReaper();
-          const draining = rpc.shutdown(config.shutdownGraceMs, () =>
-            shutdown.abort(new ConnectError('the server is shutting down', Code.Unavailable)),
-          );
+          const draining = rpc.shutdown(config.shutdownGraceMs, async () => {
+            shutdown.abort(new ConnectError('the server is shutting down', Code.Unavailable));
+            // An aborted signal stops a transaction only between statements: one blocked on a
+            // lock would sit there until statement_timeout. Cancelled on the server, it fails
+            // at once, rolls back, and its call answers UNAVAILABLE (the signal's reason).
+            const cancelled = await database.cancelRunningStatements();
+            if (cancelled > 0) logger.info('cancelled running statements', { cancelled });
+          });
           // Streams never finish by themselves: end them (UNAVAILABLE) and the waits of long-poll
           // claims (empty answers) right away, once shutdown() has stopped accepting and sent
           // GOAWAY (its synchronous part), instead of holding them for the grace period.
           services.feed.close();
           await draining;
           await stopListener();
-          await database.close();
+          await closeDatabase(database, logger);
           logger.info('stopped');
         })();
         return stopped;

@@ -82,11 +82,31 @@ const envSchema = z.object({
   DB_PREPARED_STATEMENTS: bool(false),
   SHUTDOWN_GRACE_MS: intIn(0, 600_000, 10_000),
   IDEMPOTENCY_TTL_SECONDS: intIn(0, 31_536_000, 86_400),
+  // The edge: connections, HTTP limits and TLS (src/rpc/server.ts).
+  MAX_CONNECTIONS: intIn(1, 1_000_000, 4_096),
+  FIRST_REQUEST_TIMEOUT_MS: intIn(100, 600_000, 10_000),
+  HTTP2_IDLE_TIMEOUT_MS: intIn(0, 86_400_000, 300_000),
+  HTTP1_KEEP_ALIVE_TIMEOUT_MS: intIn(100, 600_000, 5_000),
+  HTTP1_HEADERS_TIMEOUT_MS: intIn(100, 600_000, 10_000),
+  HTTP1_REQUEST_TIMEOUT_MS: intIn(100, 3_600_000, 30_000),
+  MAX_HEADER_BYTES: intIn(1_024, 1_048_576, 65_536),
+  TLS_CERT_FILE: z.string().trim().optional(),
+  TLS_KEY_FILE: z.string().trim().optional(),
   LOG_LEVEL: z
     .enum(['debug', 'info', 'warn', 'error', 'silent'], { message: 'must be debug, info, warn, error or silent' })
     .optional()
     .transform((v) => v ?? 'info'),
-});
+})
+  .superRefine((e, ctx) => {
+    if ((e.TLS_CERT_FILE === undefined) !== (e.TLS_KEY_FILE === undefined)) {
+      const missing = e.TLS_CERT_FILE === undefined ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE';
+      ctx.addIssue({ code: 'custom', path: [missing], message: 'TLS needs both TLS_CERT_FILE and TLS_KEY_FILE' });
+    }
+    // Node refuses an http server whose headers timeout is longer than its request timeout.
+    if (e.HTTP1_HEADERS_TIMEOUT_MS > e.HTTP1_REQUEST_TIMEOUT_MS) {
+      ctx.addIssue({ code: 'custom', path: ['HTTP1_HEADERS_TIMEOUT_MS'], message: 'must not be longer than HTTP1_REQUEST_TIMEOUT_MS' });
+    }
+  });
 
 export interface Config {
   readonly database: DatabaseTarget;
@@ -115,9 +135,29 @@ export interface Config {
     | { readonly mode: 'listen'; readonly url: string; readonly pollIntervalMs: number }
     | { readonly mode: 'embedded' | 'poll'; readonly pollIntervalMs: number };
   readonly shutdownGraceMs: number;
+  /** Limits at the edge: what a connection may cost before it sends (or finishes) a call. */
+  readonly server: ServerLimits;
+  /** Serve every protocol over TLS on the one port; null: cleartext. */
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
   /** How long a create's request_id is remembered; 0 keeps records forever. */
   readonly idempotencyTtlSeconds: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+export interface ServerLimits {
+  /** Connections served at once; more are refused (HTTP 503 / HTTP/2 GOAWAY) and logged. */
+  readonly maxConnections: number;
+  /** A new connection must finish TLS, show its protocol and (HTTP/2) open a stream within this. */
+  readonly firstRequestTimeoutMs: number;
+  /** An HTTP/2 connection with no call open for this long is closed (GOAWAY); 0: never. */
+  readonly http2IdleTimeoutMs: number;
+  readonly http1KeepAliveTimeoutMs: number;
+  /** An HTTP/1.1 request's headers must arrive within this. */
+  readonly http1HeadersTimeoutMs: number;
+  /** An HTTP/1.1 request (headers and body) must arrive within this. */
+  readonly http1RequestTimeoutMs: number;
+  /** A call with a larger header list is refused alone (RESOURCE_EXHAUSTED / HTTP 431). */
+  readonly maxHeaderBytes: number;
 }
 
 /** Every bad variable, named; the values themselves are never repeated (they may be secrets). */
@@ -163,6 +203,16 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     },
     changeFeed: changeFeedOf(e.DATABASE_URL, e.DATABASE_LISTEN_URL, e.WATCH_POLL_INTERVAL_MS),
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    server: {
+      maxConnections: e.MAX_CONNECTIONS,
+      firstRequestTimeoutMs: e.FIRST_REQUEST_TIMEOUT_MS,
+      http2IdleTimeoutMs: e.HTTP2_IDLE_TIMEOUT_MS,
+      http1KeepAliveTimeoutMs: e.HTTP1_KEEP_ALIVE_TIMEOUT_MS,
+      http1HeadersTimeoutMs: e.HTTP1_HEADERS_TIMEOUT_MS,
+      http1RequestTimeoutMs: e.HTTP1_REQUEST_TIMEOUT_MS,
+      maxHeaderBytes: e.MAX_HEADER_BYTES,
+    },
+    tls: e.TLS_CERT_FILE !== undefined && e.TLS_KEY_FILE !== undefined ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : null,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     logLevel: e.LOG_LEVEL,
   };
@@ -171,6 +221,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     pool: Object.freeze(config.pool),
     database: Object.freeze(config.database),
     changeFeed: Object.freeze(config.changeFeed),
+    server: Object.freeze(config.server),
+    tls: config.tls && Object.freeze(config.tls),
   });
 }
 

@@ -245,7 +245,9 @@ export class Database {
           discard = rollbackErr as Error;
         }
       }
-      throw classified;
+      // A statement that failed because the call gave up (cancelled on the server at shutdown,
+      // or cut by the deadline) reports the cancellation and why, not a query_canceled error.
+      throw options.signal?.aborted ? new TransactionCancelledError(options.signal.reason) : classified;
     } finally {
       client.release(discard);
     }

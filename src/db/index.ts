@@ -8,6 +8,7 @@ import { Database } from './database.js';
 import { startEmbedded } from './embedded.js';
 import { Migrator, quoteIdent, tenantSchema } from './migrate.js';
 import { createPool } from './pool.js';
+import { StatementCanceller } from './statement-canceller.js';
 
 export { Database, type Prologue, type PrologueRows, type Tx, type TransactionOptions, TransactionCancelledError } from './database.js';
 export { DbError, type DbErrorKind } from './errors.js';
@@ -21,6 +22,11 @@ export interface OpenDatabase {
   readonly db: Database;
   readonly migrator: Migrator;
   readonly embedded: boolean;
+  /**
+   * Cancels, on the server, the statements the checked-out connections are running (shutdown,
+   * after the grace period). Never throws. @returns how many cancel requests were delivered.
+   */
+  cancelRunningStatements(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -32,6 +38,9 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Open
   const embedded = config.database.kind === 'pglite' ? await startEmbedded(config.database.dataDir) : null;
   const connectionString = config.database.kind === 'postgres' ? config.database.url : embedded!.url;
   const pool = createPool({ connectionString, ...config.pool }, logger);
+  // pglite-socket ignores cancel requests (and each would take one of its few connection slots);
+  // its one session never waits on another connection's lock anyway.
+  const canceller = embedded === null ? new StatementCanceller(pool, logger) : null;
   const db = new Database({
     pool,
     logger,
@@ -46,6 +55,7 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Open
     db,
     migrator,
     embedded: embedded !== null,
+    cancelRunningStatements: async () => (canceller ? canceller.cancelAll() : 0),
     async close() {
       await db.close();
       await embedded?.close();

@@ -157,14 +157,21 @@ function grpcServiceClient(channel: grpc.Client, service: DescService, baseHeade
   });
 }
 
-const grpcChannel = (port: number) =>
-  new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
+/** @param ca Call over TLS, trusting this CA certificate (PEM). */
+const grpcChannel = (port: number, ca?: Buffer) =>
+  new grpc.Client(`127.0.0.1:${port}`, ca ? grpc.credentials.createSsl(ca) : grpc.credentials.createInsecure(), {
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    // TLS names a host, not an IP address (RFC 6066); the test certificate is for localhost too.
+    ...(ca ? { 'grpc.ssl_target_name_override': 'localhost' } : {}),
   });
 
-/** grpc-js over HTTP/2, typed by the generated descriptors. */
-export function grpcClient(port: number, baseHeaders: Record<string, string> = {}): ApiClient {
-  const channel = grpcChannel(port);
+/** grpc-js over HTTP/2, typed by the generated descriptors; over TLS when `options.ca` is given. */
+export function grpcClient(
+  port: number,
+  baseHeaders: Record<string, string> = {},
+  options: { ca?: Buffer } = {},
+): ApiClient {
+  const channel = grpcChannel(port, options.ca);
   const clients = Object.fromEntries(
     Object.entries(SERVICES).map(([name, service]) => [
       name,

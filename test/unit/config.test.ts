@@ -221,12 +221,61 @@ describe('loadConfig', () => {
     expect(loadConfig({ DATABASE_URL: 'postgresql://db.example.com/taskapi', DB_POOL_MAX: '20' }).pool.max).toBe(20);
   });
 
+  it('edge limits: defaults, every variable read, and the one rule between them', () => {
+    expect(loadConfig({}).server).toEqual({
+      maxConnections: 4_096,
+      firstRequestTimeoutMs: 10_000,
+      http2IdleTimeoutMs: 300_000,
+      http1KeepAliveTimeoutMs: 5_000,
+      http1HeadersTimeoutMs: 10_000,
+      http1RequestTimeoutMs: 30_000,
+      maxHeaderBytes: 65_536,
+    });
+    expect(
+      loadConfig({
+        MAX_CONNECTIONS: '50',
+        FIRST_REQUEST_TIMEOUT_MS: '2000',
+        HTTP2_IDLE_TIMEOUT_MS: '0',
+        HTTP1_KEEP_ALIVE_TIMEOUT_MS: '1000',
+        HTTP1_HEADERS_TIMEOUT_MS: '3000',
+        HTTP1_REQUEST_TIMEOUT_MS: '4000',
+        MAX_HEADER_BYTES: '8192',
+      }).server,
+    ).toEqual({
+      maxConnections: 50,
+      firstRequestTimeoutMs: 2_000,
+      http2IdleTimeoutMs: 0,
+      http1KeepAliveTimeoutMs: 1_000,
+      http1HeadersTimeoutMs: 3_000,
+      http1RequestTimeoutMs: 4_000,
+      maxHeaderBytes: 8_192,
+    });
+    expect(configError({ MAX_CONNECTIONS: '0', MAX_HEADER_BYTES: '10' }).problems.map((p) => p.split(':')[0]).sort()).toEqual([
+      'MAX_CONNECTIONS',
+      'MAX_HEADER_BYTES',
+    ]);
+    expect(configError({ HTTP1_HEADERS_TIMEOUT_MS: '5000', HTTP1_REQUEST_TIMEOUT_MS: '4000' }).problems).toEqual([
+      expect.stringMatching(/^HTTP1_HEADERS_TIMEOUT_MS: must not be longer than HTTP1_REQUEST_TIMEOUT_MS/),
+    ]);
+  });
+
+  it('TLS: both files or neither', () => {
+    expect(loadConfig({}).tls).toBeNull();
+    expect(loadConfig({ TLS_CERT_FILE: '/etc/taskapi/cert.pem', TLS_KEY_FILE: '/etc/taskapi/key.pem' }).tls).toEqual({
+      certFile: '/etc/taskapi/cert.pem',
+      keyFile: '/etc/taskapi/key.pem',
+    });
+    expect(configError({ TLS_CERT_FILE: '/etc/taskapi/cert.pem' }).problems).toEqual([expect.stringMatching(/^TLS_KEY_FILE: /)]);
+    expect(configError({ TLS_KEY_FILE: '/etc/taskapi/key.pem' }).problems).toEqual([expect.stringMatching(/^TLS_CERT_FILE: /)]);
+  });
+
   it('the config is frozen, nested objects too', () => {
     for (const DATABASE_URL of [undefined, 'postgresql://db.example.com/taskapi']) {
       const config = loadConfig({ DATABASE_URL });
       expect(Object.isFrozen(config)).toBe(true);
       expect(Object.isFrozen(config.pool)).toBe(true);
       expect(Object.isFrozen(config.database)).toBe(true);
+      expect(Object.isFrozen(config.server)).toBe(true);
       expect(() => {
         (config as { port: number }).port = 1;
       }).toThrow(TypeError);
