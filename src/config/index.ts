@@ -40,6 +40,8 @@ const databaseUrl = z
   });
 
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
+/** An HMAC key shorter than this is guessable in practice. */
+export const MIN_PAGE_TOKEN_SECRET_LENGTH = 32;
 
 const envSchema = z.object({
   DATABASE_URL: databaseUrl,
@@ -57,8 +59,13 @@ const envSchema = z.object({
   DB_POOL_MAX_LIFETIME_SECONDS: intIn(0, 86_400, 1_800),
   DB_STATEMENT_TIMEOUT_MS: intIn(0, 3_600_000, 30_000),
   DB_PREPARED_STATEMENTS: bool(false),
+  DB_POOL_TENANT_MAX: intIn(1, 1000, 0),
   SHUTDOWN_GRACE_MS: intIn(0, 600_000, 10_000),
   IDEMPOTENCY_TTL_SECONDS: intIn(0, 31_536_000, 86_400),
+  PAGE_TOKEN_SECRET: z
+    .string()
+    .min(MIN_PAGE_TOKEN_SECRET_LENGTH, `must be at least ${MIN_PAGE_TOKEN_SECRET_LENGTH} characters`)
+    .optional(),
   LOG_LEVEL: z
     .enum(['debug', 'info', 'warn', 'error', 'silent'], { message: 'must be debug, info, warn, error or silent' })
     .optional()
@@ -82,10 +89,14 @@ export interface Config {
     readonly statementTimeoutMs: number;
     /** Named prepared statements (off for PgBouncer < 1.21 in transaction mode). */
     readonly prepareStatements: boolean;
+    /** Most connections one tenant's transactions may hold at once; its further calls queue. */
+    readonly tenantMax: number;
   };
   readonly shutdownGraceMs: number;
   /** How long a create's request_id is remembered; 0 keeps records forever. */
   readonly idempotencyTtlSeconds: number;
+  /** HMAC key of page tokens; undefined: a random key per process (replicas must share one). */
+  readonly pageTokenSecret: string | undefined;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
 
@@ -110,6 +121,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     throw new ConfigError([...new Set(problems)]);
   }
   const e = parsed.data;
+  const poolMax = e.DATABASE_URL.kind === 'pglite' ? 1 : e.DB_POOL_MAX;
   const config: Config = {
     database: e.DATABASE_URL,
     port: e.PORT,
@@ -121,7 +133,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     pool: {
       // pglite-socket multiplexes every connection onto one session and interleaves their
       // statements (STACK.md), so the embedded database gets exactly one pooled connection.
-      max: e.DATABASE_URL.kind === 'pglite' ? 1 : e.DB_POOL_MAX,
+      max: poolMax,
       idleTimeoutMs: e.DB_POOL_IDLE_TIMEOUT_MS,
       connectionTimeoutMs: e.DB_CONNECTION_TIMEOUT_MS,
       maxLifetimeSeconds: e.DB_POOL_MAX_LIFETIME_SECONDS,
@@ -129,9 +141,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       // pglite-socket runs every connection on one session, where a named statement outlives the
       // connection that prepared it: the next connection's Parse of the same name fails (42P05).
       prepareStatements: e.DATABASE_URL.kind === 'pglite' ? false : e.DB_PREPARED_STATEMENTS,
+      // Half the pool by default: one tenant's burst (or its calls stuck on a lock) leaves the
+      // other half to everyone else. More than the pool means no limit.
+      tenantMax: Math.min(poolMax, e.DB_POOL_TENANT_MAX || Math.max(1, Math.floor(poolMax / 2))),
     },
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
+    pageTokenSecret: e.PAGE_TOKEN_SECRET,
     logLevel: e.LOG_LEVEL,
   };
   return Object.freeze({ ...config, pool: Object.freeze(config.pool), database: Object.freeze(config.database) });

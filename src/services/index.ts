@@ -2,6 +2,7 @@ import type { Config } from '../config/index.js';
 import type { Database, Migrator } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { AuthService } from './auth.js';
+import { PageTokens } from './page-token.js';
 import { ProjectService } from './projects.js';
 import { TaskService } from './tasks.js';
 import { TenantService } from './tenants.js';
@@ -15,12 +16,13 @@ export interface Services {
   readonly tasks: TaskService;
 }
 
-export function createServices(db: Database, migrator: Migrator, config: Pick<Config, 'adminToken' | 'tenancyMode'>, logger: Logger): Services {
+export function createServices(db: Database, migrator: Migrator, config: Pick<Config, 'adminToken' | 'tenancyMode' | 'pageTokenSecret'>, logger: Logger): Services {
+  const pageTokens = new PageTokens(config.pageTokenSecret);
   return {
     auth: new AuthService(db, config.adminToken),
-    tenants: new TenantService(db, migrator, config.tenancyMode, logger),
-    workers: new WorkerService(db),
-    projects: new ProjectService(db),
-    tasks: new TaskService(db),
+    tenants: new TenantService(db, migrator, config.tenancyMode, logger, pageTokens),
+    workers: new WorkerService(db, pageTokens),
+    projects: new ProjectService(db, pageTokens),
+    tasks: new TaskService(db, pageTokens),
   };
 }

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Database, Tx } from '../db/index.js';
 import {
   type JsonObject,
@@ -13,7 +14,7 @@ import { AppError, aborted, failedPrecondition, notFound } from '../errors.js';
 import { type TaskEventKind, appendTaskEvents } from '../repositories/events.js';
 import * as tasks from '../repositories/tasks.js';
 import { type Actor, type Caller, idempotent, inTenant, resolveActor } from './caller.js';
-import { type Page, decodePageToken, queryFingerprint, toPage } from './page-token.js';
+import { type Page, type PageTokens, tokenId } from './page-token.js';
 import { loadTaskViews } from './task-views.js';
 
 export interface CreateTaskInput extends Omit<tasks.NewTask, 'createdById'> {
@@ -38,6 +39,18 @@ export interface UpdateTaskInput {
 }
 
 const rankOf = (p: TaskPriority) => TASK_PRIORITIES.indexOf(p) + 1;
+
+/** What a ListTasks page token may carry: exactly a TaskCursor, or the token is refused. */
+const TASK_CURSOR: z.ZodType<tasks.TaskCursor, unknown> = z.discriminatedUnion('order', [
+  z.strictObject({ order: z.literal('created'), id: tokenId }),
+  z.strictObject({
+    order: z.literal('due_date'),
+    // Within the range of a JavaScript Date, so that it makes a valid timestamptz.
+    dueMs: z.number().int().min(-8.64e15).max(8.64e15).nullable(),
+    id: tokenId,
+  }),
+  z.strictObject({ order: z.literal('priority'), rank: z.number().int().min(1).max(TASK_PRIORITIES.length), id: tokenId }),
+]);
 
 /** A field value as it is recorded in history. */
 function historyValue(v: unknown): JsonValue {
@@ -71,7 +84,10 @@ function diff(before: Task, after: Task): JsonObject {
 }
 
 export class TaskService {
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    private readonly pageTokens: PageTokens,
+  ) {}
 
   /**
    * @throws AppError failed_precondition (missing project, worker or parent; parent in
@@ -107,11 +123,11 @@ export class TaskService {
 
   /** @throws AppError invalid_argument (page_token). */
   list(caller: Caller, input: ListTasksInput): Promise<Page<TaskView>> {
-    const fingerprint = queryFingerprint({ tenant: caller.tenantId, list: 'tasks', filter: input.filter, order: input.order });
-    const position = decodePageToken<tasks.TaskCursor>(input.pageToken, fingerprint);
+    const fingerprint = this.pageTokens.fingerprint({ tenant: caller.tenantId, list: 'tasks', filter: input.filter, order: input.order });
+    const position = this.pageTokens.decode(input.pageToken, fingerprint, TASK_CURSOR);
     return inTenant(this.db, caller, async (tx) => {
       const rows = await tasks.listTasks(tx, input.filter, input.order, position, input.pageSize + 1);
-      const page = toPage(rows, input.pageSize, fingerprint, (last): tasks.TaskCursor => {
+      const page = this.pageTokens.page(rows, input.pageSize, fingerprint, (last): tasks.TaskCursor => {
         switch (input.order) {
           case 'created':
             return { order: 'created', id: last.id };
