@@ -12,7 +12,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { countStatement } from '../metrics.js';
 import { DbError, classifyDbError } from './errors.js';
+import type { Release, TenantLimiter } from './tenant-limiter.js';
 
 export interface Tx {
   /** Rows of a statement. */
@@ -52,6 +54,8 @@ export interface DatabaseOptions {
    * transaction mode older than 1.21, which cannot route them.
    */
   readonly prepareStatements?: boolean;
+  /** Caps the connections one tenant's transactions hold at once; null: no cap. */
+  readonly tenantLimiter?: TenantLimiter | null;
 }
 
 /** Raised when the caller's signal fired: the transaction was rolled back. */
@@ -62,6 +66,8 @@ export class TransactionCancelledError extends AppError {
     this.cause = reason;
   }
 }
+
+const noSlot: Release = () => {};
 
 export class Database {
   readonly pool: pg.Pool;
@@ -74,6 +80,7 @@ export class Database {
   private readonly maxAttempts: number;
   private readonly prepare: boolean;
   private readonly statementNames = new Map<string, string>();
+  readonly tenantLimiter: TenantLimiter | null;
 
   constructor(options: DatabaseOptions) {
     this.pool = options.pool;
@@ -83,6 +90,7 @@ export class Database {
     this.tenantSearchPath = options.tenantSearchPath ?? null;
     this.maxAttempts = options.maxAttempts ?? 4;
     this.prepare = options.prepareStatements ?? false;
+    this.tenantLimiter = options.tenantLimiter ?? null;
   }
 
   /**
@@ -109,8 +117,9 @@ export class Database {
     try {
       return await fn(client);
     } catch (err) {
-      if (classifyDbError(err) instanceof DbError) discard = err as Error;
-      throw classifyDbError(err);
+      const classified = classifyDbError(err);
+      if (classified instanceof DbError) discard = err as Error;
+      throw classified;
     } finally {
       client.release(discard);
     }
@@ -193,7 +202,7 @@ export class Database {
     reached: (stage: 'begin' | 'work') => void,
   ): Promise<T> {
     if (options.signal?.aborted) throw new TransactionCancelledError(options.signal.reason);
-    const client = await this.connect(options);
+    const { client, slot } = await this.connectFor(tenantId, options);
     reached('begin');
     let discard: Error | undefined;
     try {
@@ -218,6 +227,25 @@ export class Database {
       throw classified;
     } finally {
       client.release(discard);
+      slot();
+    }
+  }
+
+  /**
+   * A pooled client for a tenant's transaction, within the tenant's share of the pool (taken
+   * first, so a tenant over its share waits in its own queue, not in the pool's).
+   */
+  private async connectFor(tenantId: bigint | null, options: TransactionOptions): Promise<{ client: pg.PoolClient; slot: Release }> {
+    if (tenantId === null || !this.tenantLimiter) return { client: await this.connect(options), slot: noSlot };
+    const started = performance.now();
+    const slot = await this.tenantLimiter.acquire(tenantId.toString(), options.signal, options.timeoutMs);
+    try {
+      // What is left of the deadline bounds the wait for the pool.
+      const timeoutMs = options.timeoutMs === undefined ? undefined : Math.max(1, options.timeoutMs - (performance.now() - started));
+      return { client: await this.connect({ signal: options.signal, timeoutMs }), slot };
+    } catch (err) {
+      slot();
+      throw err;
     }
   }
 
@@ -245,6 +273,7 @@ export class Database {
 
   private async send(client: pg.PoolClient, text: string, values?: readonly unknown[]): Promise<pg.QueryResult> {
     this.statements++;
+    countStatement();
     if (!this.prepare || values === undefined) return client.query(text, values as unknown[] | undefined);
     // A named statement is parsed and planned once per connection and then reused.
     let name = this.statementNames.get(text);

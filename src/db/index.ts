@@ -8,10 +8,13 @@ import { Database } from './database.js';
 import { startEmbedded } from './embedded.js';
 import { Migrator, quoteIdent, tenantSchema } from './migrate.js';
 import { createPool } from './pool.js';
+import { TenantLimiter } from './tenant-limiter.js';
+import { watchPool } from '../metrics.js';
 
 export { Database, type Tx, type TransactionOptions, TransactionCancelledError } from './database.js';
 export { DbError, type DbErrorKind } from './errors.js';
 export { Migrator, tenantSchema } from './migrate.js';
+export { TenantLimiter, type TenantLimiterStats } from './tenant-limiter.js';
 
 /** The role tenant transactions switch to; created and granted by the migrations. */
 export const APP_ROLE = 'taskapi_app';
@@ -31,12 +34,16 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Open
   const embedded = config.database.kind === 'pglite' ? await startEmbedded(config.database.dataDir) : null;
   const connectionString = config.database.kind === 'postgres' ? config.database.url : embedded!.url;
   const pool = createPool({ connectionString, ...config.pool }, logger);
+  // With one connection (embedded) a share of it is all of it: nothing to divide.
+  const tenantLimiter = config.pool.tenantMax < config.pool.max ? new TenantLimiter(config.pool.tenantMax, config.pool.connectionTimeoutMs) : null;
+  const unwatch = watchPool(pool, tenantLimiter);
   const db = new Database({
     pool,
     logger,
     appRole: APP_ROLE,
     statementTimeoutMs: config.pool.statementTimeoutMs,
     prepareStatements: config.pool.prepareStatements,
+    tenantLimiter,
     tenantSearchPath:
       config.tenancyMode === 'schema' ? (tenantId) => `${quoteIdent(tenantSchema(tenantId))}, public` : null,
   });
@@ -46,6 +53,7 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Open
     migrator,
     embedded: embedded !== null,
     async close() {
+      unwatch();
       await db.close();
       await embedded?.close();
     },
