@@ -3,6 +3,7 @@
  * routes and interceptors, one listening port, and a graceful stop.
  */
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -10,6 +11,7 @@ import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { type Config, MIN_ADMIN_TOKEN_LENGTH, redactDatabaseUrl } from './config/index.js';
 import { type OpenDatabase, openDatabase } from './db/index.js';
 import type { Logger } from './logger.js';
+import { observeCalls } from './rpc/call-log.js';
 import { authInterceptor, errorInterceptor } from './rpc/interceptors.js';
 import { routes } from './rpc/routes.js';
 import { type RpcServer, listen } from './rpc/server.js';
@@ -67,9 +69,19 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       logger.info('migrations applied', { count: applied.length, applied });
     }
     const services = createServices(database.db, database.migrator, { ...config, adminToken: embeddedAdminToken(config, logger) }, logger);
+    if (config.pageTokenSecret === undefined) {
+      logger.info('PAGE_TOKEN_SECRET is not set: page tokens are signed with a key of this process only (set one shared by all replicas)');
+    }
     const shutdown = new AbortController();
+    // connect-es links every call's signal to this one (createLinkedAbortController): one
+    // 'abort' listener per call in flight, removed when the call ends. Past 10 concurrent calls
+    // Node 20 took that for a leak and printed a MaxListenersExceededWarning as plain text into
+    // the JSON log. The count is bounded by the calls in flight, so no limit applies here.
+    // (Node >= 23 no longer limits AbortSignal listeners by default, nodejs/node#55816; this
+    // keeps the service clean on any runtime that still does.)
+    setMaxListeners(0, shutdown.signal);
     let stopping = false;
-    const handler = connectNodeAdapter({
+    const connectHandler = connectNodeAdapter({
       routes: routes(services, { probe: () => database.db.ping(), stopping: () => stopping }),
       interceptors: [errorInterceptor(logger), authInterceptor(services.auth)],
       readMaxBytes: MAX_MESSAGE_BYTES,
@@ -77,6 +89,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       shutdownSignal: shutdown.signal,
       jsonOptions: { ignoreUnknownFields: false },
     });
+    // One log line and the metrics of every call; GET /metrics on the same port.
+    const handler = observeCalls(connectHandler, logger);
     server = await listen({ port: config.port, host: config.host, handler, logger });
     const stopJanitor =
       config.idempotencyTtlSeconds > 0

@@ -11,6 +11,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../logger.js';
+import { trackConnection } from '../metrics.js';
 
 type NodeHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -93,6 +94,7 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
   const tcp = net.createServer((socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+    trackConnection(socket);
     socket.on('error', (err) => logger.debug('socket error', { err }));
     // A connection that never says enough to be routed is not kept forever.
     socket.setTimeout(ROUTE_TIMEOUT_MS, () => socket.destroy());
