@@ -174,8 +174,14 @@ export function observeTenantWait(outcome: LimiterOutcome, seconds: number): voi
   tenantWaitSeconds.observe(seconds);
 }
 
-export function callStarted(): void {
+/** Counts a call as in flight until the returned function is called (once). */
+export function callStarted(): () => void {
   inFlight.inc();
+  let done = false;
+  return () => {
+    if (!done) inFlight.dec();
+    done = true;
+  };
 }
 
 export function streamOpened(): () => void {
@@ -203,7 +209,6 @@ export interface FinishedCall {
 }
 
 export function callFinished(call: FinishedCall): void {
-  inFlight.dec();
   calls.inc({ service: call.service, method: call.method, code: call.code });
   callSeconds.observe({ service: call.service, method: call.method }, call.durationMs / 1000);
   if (call.statements !== undefined) statementsPerCall.observe({ service: call.service, method: call.method }, call.statements);

@@ -45,7 +45,11 @@ export interface CallRecord {
   readonly error?: string | null;
 }
 
-/** Reports a finished call: a log line (info; health checks at debug) and the call metrics. */
+/**
+ * Reports a finished call: a log line (info; health checks at debug) and the call metrics
+ * (calls, latency, statements). A call path of its own also brackets each call with
+ * `callStarted()` (in-flight gauge) and runs it in `withCallStats()` to count its statements.
+ */
 export function logCall(logger: Logger, call: CallRecord): void {
   callFinished(call);
   // Load balancers check health several times a second: at info that would drown the calls.
@@ -137,7 +141,7 @@ export function observeCalls(handler: NodeHandler, logger: Logger): NodeHandler 
       return;
     }
     const started = performance.now();
-    callStarted();
+    const inFlight = callStarted();
     const pending: PendingCall = {
       statements: 0,
       service: 'unknown',
@@ -182,6 +186,7 @@ export function observeCalls(handler: NodeHandler, logger: Logger): NodeHandler 
     const report = () => {
       if (reported) return;
       reported = true;
+      inFlight();
       pending.closeStream?.();
       logCall(logger, {
         service: pending.service,
