@@ -12,6 +12,7 @@
 import type http from 'node:http';
 import type http2 from 'node:http2';
 import { Code } from '@connectrpc/connect';
+import { codeFromHttpStatus } from '@connectrpc/connect/protocol-connect';
 import type { Logger } from '../logger.js';
 import {
   type CallStats,
@@ -109,7 +110,8 @@ type NodeHandler = (req: NodeRequest, res: NodeResponse) => void;
 function codeFromResponse(res: NodeResponse, trailerStatus: string | undefined): string {
   const status = trailerStatus ?? res.getHeader('grpc-status');
   if (status !== undefined) return codeName(Number(status) as Code);
-  return res.statusCode === 200 ? 'OK' : 'Unknown';
+  // e.g. 404 for a path that names no method: Unimplemented, as the Connect protocol maps it.
+  return res.statusCode === 200 ? 'OK' : codeName(codeFromHttpStatus(res.statusCode));
 }
 
 function byteLength(chunk: unknown, encoding?: unknown): number {

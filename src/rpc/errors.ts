@@ -52,6 +52,6 @@ export function toConnectError(err: unknown, logger: Logger, requestId: string):
     }
     return new ConnectError(code === Code.Internal ? `internal error (request ${requestId})` : message, code);
   }
-  logger.error('unexpected error', { requestId, err, stack: err instanceof Error ? err.stack : undefined });
+  logger.error('unexpected error', { requestId, err });
   return new ConnectError(`internal error (request ${requestId})`, Code.Internal);
 }
