@@ -1,7 +1,8 @@
 /**
  * Server interceptors: every call gets a request id, has its errors mapped to gRPC codes and is
- * noted for its log line; calls to tenant services are authenticated (API key and tenant) before the handler runs,
- * and TenantService calls need the admin token. Authentication is this one interceptor.
+ * noted for its log line; calls to tenant services are authenticated (API key and tenant)
+ * before the handler runs, and TenantService calls need the admin token. Authentication is this
+ * one interceptor.
  */
 import { randomUUID } from 'node:crypto';
 import type { Interceptor, StreamResponse } from '@connectrpc/connect';
