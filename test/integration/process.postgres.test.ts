@@ -60,7 +60,8 @@ function logLines(output: string): Array<Record<string, unknown>> {
     });
 }
 
-async function waitForPort(r: Run, timeoutMs = 20_000): Promise<number> {
+// Generous: on a shared 2-core machine under load, starting (tsx, PGlite, migrations) took over 20 s.
+async function waitForPort(r: Run, timeoutMs = 60_000): Promise<number> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     const listening = logLines(r.output()).find((l) => l.msg === 'listening');
@@ -100,7 +101,7 @@ describe('bad configuration', () => {
   });
 });
 
-describe('running', () => {
+describe('running', { timeout: 120_000 }, () => {
   it('starts on the embedded database, answers SERVING, and exits 0 on SIGTERM', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'taskapi-embedded-'));
     dirs.push(dir);
@@ -139,7 +140,7 @@ describe('running', () => {
   });
 });
 
-describe('logs and metrics', () => {
+describe('logs and metrics', { timeout: 120_000 }, () => {
   it('one JSON line per call with its fields, nothing but JSON on stderr under 30 concurrent calls, no secret, and /metrics', async () => {
     const tdb = await createTestDatabase({ tenancy: 'row' });
     dbs.push(tdb);
@@ -211,7 +212,7 @@ describe('logs and metrics', () => {
   });
 });
 
-describe('tools from outside', () => {
+describe('tools from outside', { timeout: 120_000 }, () => {
   const exec = promisify(execFile);
   const env = (extra: Record<string, string>) => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...extra });
 
