@@ -58,7 +58,9 @@ function repeatKey(level: string, msg: string, fields: Record<string, unknown> |
   return `${level}\0${msg}\0${String(kind)}\0${errKey}`;
 }
 
-export function createLogger(level: LogLevel, options: LoggerOptions = {}): Logger {
+/** @param options Or, as before pino, just the function that writes each line. */
+export function createLogger(level: LogLevel, options: LoggerOptions | ((line: string) => void) = {}): Logger {
+  if (typeof options === 'function') options = { write: options };
   const destination: DestinationStream = options.write
     ? { write: options.write }
     : pino.destination({ dest: 2, sync: false });
