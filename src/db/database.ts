@@ -146,7 +146,14 @@ export class Database {
    */
   private async connect(options: Pick<TransactionOptions, 'signal' | 'timeoutMs'> = {}): Promise<pg.PoolClient> {
     const pending = this.pool.connect().catch((err: unknown) => {
-      throw classifyDbError(err);
+      const classified = classifyDbError(err);
+      // Whatever the server says while a connection is being opened (the database refusing
+      // connections, 55000; does not exist, 3D000; a failed login, 28P01) means that there is
+      // no database to work with: UNAVAILABLE, not an INTERNAL error of the call.
+      if (classified instanceof DbError && classified.kind !== 'connection' && classified.kind !== 'pool_busy') {
+        throw new DbError('connection', classified.code, undefined, 'the database is unavailable', { cause: err });
+      }
+      throw classified;
     });
     const { signal, timeoutMs } = options;
     if (!signal && timeoutMs === undefined) return pending;
