@@ -73,6 +73,12 @@ export interface DatabaseOptions {
   readonly prepareStatements?: boolean;
   /** Caps the connections one tenant's transactions hold at once; null: no cap. */
   readonly tenantLimiter?: TenantLimiter | null;
+  /**
+   * Cancels the statement a connection is running, on the server. Called when a transaction's
+   * signal fires while a statement is in flight, so that a statement blocked on a lock does not
+   * hold its connection until statement_timeout after its call gave up.
+   */
+  readonly cancelStatement?: ((client: pg.PoolClient) => void) | null;
 }
 
 /** Raised when the caller's signal fired: the transaction was rolled back. */
@@ -107,6 +113,7 @@ export class Database {
   private readonly prepare: boolean;
   private readonly statementNames = new Map<string, string>();
   readonly tenantLimiter: TenantLimiter | null;
+  private readonly cancelStatement: ((client: pg.PoolClient) => void) | null;
 
   constructor(options: DatabaseOptions) {
     this.pool = options.pool;
@@ -117,6 +124,7 @@ export class Database {
     this.maxAttempts = options.maxAttempts ?? 4;
     this.prepare = options.prepareStatements ?? false;
     this.tenantLimiter = options.tenantLimiter ?? null;
+    this.cancelStatement = options.cancelStatement ?? null;
   }
 
   /**
@@ -328,9 +336,17 @@ export class Database {
   }
 
   private txFor(client: pg.PoolClient, tenantId: bigint | null, signal: AbortSignal | undefined): Tx {
+    const cancel = this.cancelStatement;
     const query = async (text: string, values?: readonly unknown[]) => {
       if (signal?.aborted) throw new TransactionCancelledError(signal.reason);
-      return this.send(client, text, values);
+      if (!signal || !cancel) return this.send(client, text, values);
+      const onAbort = () => cancel(client);
+      signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        return await this.send(client, text, values);
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
     };
     return {
       tenantId,

@@ -54,6 +54,7 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Open
     statementTimeoutMs: config.pool.statementTimeoutMs,
     prepareStatements: config.pool.prepareStatements,
     tenantLimiter,
+    cancelStatement: canceller ? (client) => canceller.cancel(client) : null,
     tenantSearchPath:
       config.tenancyMode === 'schema' ? (tenantId) => `${quoteIdent(tenantSchema(tenantId))}, public` : null,
   });

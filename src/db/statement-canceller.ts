@@ -53,6 +53,16 @@ export class StatementCanceller {
    * Never throws: a request that cannot be delivered is logged.
    * @returns how many cancel requests were delivered.
    */
+  /**
+   * Asks the server to cancel the statement `client` is running (a call gave up on it: its
+   * deadline passed or its client went away). Never throws; a failure is logged at debug.
+   */
+  cancel(client: pg.PoolClient, timeoutMs = 1_000): void {
+    const target = client as unknown as Cancellable;
+    if (target.processID === null || target.secretKey === null) return;
+    sendCancelRequest(target, timeoutMs).catch((err: unknown) => this.logger.debug('cancel request failed', { err }));
+  }
+
   async cancelAll(timeoutMs = 1_000): Promise<number> {
     const targets = [...this.busy]
       .map((client) => client as unknown as Cancellable)

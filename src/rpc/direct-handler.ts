@@ -22,6 +22,7 @@
  */
 import type http from 'node:http';
 import type http2 from 'node:http2';
+import type net from 'node:net';
 import {
   type DescMessage,
   type DescMethod,
@@ -37,7 +38,9 @@ import {
 import { Code, ConnectError, type ContextValues, type HandlerContext, createContextValues } from '@connectrpc/connect';
 import type { Logger } from '../logger.js';
 import type { AuthService } from '../services/auth.js';
+import { type CallStats, callStarted, withCallStats } from '../metrics.js';
 import { type HeaderGet, authorize, requestIdOf } from './call.js';
+import { codeName, logCall, traceIdOf } from './call-log.js';
 import { principalKey, requestIdKey } from './context.js';
 import { toConnectError } from './errors.js';
 import { encodeGrpcMessage } from './grpc-compat.js';
@@ -109,6 +112,8 @@ interface Outcome {
   readonly headers: Record<string, string>;
   readonly body?: Uint8Array;
   readonly error?: ConnectError;
+  /** Writes the call's log line and metrics, once its response (of `bytesOut`) is written. */
+  readonly report: (bytesOut: number) => void;
 }
 
 /** The parts of an incoming request the call needs, whatever the transport. */
@@ -117,7 +122,13 @@ interface Incoming {
   readonly all: () => Iterable<[string, string]>;
   readonly host: string | null;
   readonly url: string;
+  /** For the log line. */
+  readonly peer: string | null;
+  readonly transport: 'h2' | 'http/1.1';
 }
+
+const peerOf = (socket: net.Socket | undefined): string | null =>
+  socket?.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : null;
 
 const first = (v: string | string[] | undefined): string | null => (v === undefined ? null : Array.isArray(v) ? (v[0] ?? null) : v);
 
@@ -169,7 +180,10 @@ export function createDirectHandler(options: DirectHandlerOptions): DirectHandle
     { once: true },
   );
 
-  /** Runs one call: decode, authenticate, handle, encode; every failure becomes an RPC error. */
+  /**
+   * Runs one call: decode, authenticate, handle, encode; every failure becomes an RPC error. The
+   * call counts as in flight, and its statements are counted, until the outcome's `report`.
+   */
   async function run(
     route: Route,
     protocol: Protocol,
@@ -178,23 +192,56 @@ export function createDirectHandler(options: DirectHandlerOptions): DirectHandle
     body: Promise<Buffer>,
     call: AbortController,
   ): Promise<Outcome> {
+    const started = performance.now();
+    const inFlight = callStarted();
+    const stats: CallStats = { statements: 0 };
     const requestId = requestIdOf(incoming.header);
+    let tenantId = incoming.header('x-tenant-id')?.slice(0, 40) || null;
+    let bytesIn = 0;
     let responseHeaders = (): Record<string, string> => ({});
-    try {
-      const request = decode(route.method.input, protocol, await body);
-      const principal = await authorize(auth, route.service.typeName, incoming.header, incoming.host, call.signal);
-      const values = createContextValues();
-      values.set(requestIdKey, requestId);
-      if (principal) values.set(principalKey, principal);
-      const handler = handlerContext(route, protocol, incoming.all, incoming.url, timeoutMs, call, values);
-      responseHeaders = handler.responseHeaders;
-      const result = await route.impl(request, handler.context);
-      return { requestId, headers: responseHeaders(), body: encode(route.method.output, protocol, result) };
-    } catch (err) {
-      const error = toConnectError(err, logger, requestId);
-      error.metadata.set('x-request-id', requestId);
-      return { requestId, headers: responseHeaders(), error };
-    }
+    const reporter = (error?: ConnectError) => (bytesOut: number) => {
+      inFlight();
+      logCall(logger, {
+        service: route.service.typeName,
+        method: route.method.name,
+        code: error ? codeName(error.code) : 'OK',
+        durationMs: performance.now() - started,
+        tenantId,
+        requestId,
+        traceId: traceIdOf(incoming.header('traceparent')),
+        peer: incoming.peer,
+        protocol: incoming.transport,
+        bytesIn,
+        bytesOut,
+        statements: stats.statements,
+        error: error?.rawMessage ?? null,
+      });
+    };
+    return withCallStats(stats, async (): Promise<Outcome> => {
+      try {
+        const bytes = await body;
+        bytesIn = bytes.byteLength;
+        const request = decode(route.method.input, protocol, bytes);
+        const principal = await authorize(auth, route.service.typeName, incoming.header, incoming.host, call.signal);
+        const values = createContextValues();
+        values.set(requestIdKey, requestId);
+        if (principal) {
+          values.set(principalKey, principal);
+          tenantId = principal.tenantId.toString();
+        }
+        const handler = handlerContext(route, protocol, incoming.all, incoming.url, timeoutMs, call, values);
+        responseHeaders = handler.responseHeaders;
+        // The answer goes out when the call ends — deadline, cancel, shutdown — even if the
+        // handler is still waiting on the database (a frozen server, a lock): its transaction
+        // rolls back on its own when it sees the signal or its statement is cancelled.
+        const result = await Promise.race([route.impl(request, handler.context), whenAborted(call.signal)]);
+        return { requestId, headers: responseHeaders(), body: encode(route.method.output, protocol, result), report: reporter() };
+      } catch (err) {
+        const error = toConnectError(err, logger, requestId);
+        error.metadata.set('x-request-id', requestId);
+        return { requestId, headers: responseHeaders(), error, report: reporter(error) };
+      }
+    });
   }
 
   /**
@@ -222,7 +269,7 @@ export function createDirectHandler(options: DirectHandlerOptions): DirectHandle
     return { call, end };
   }
 
-  function http2Incoming(headers: http2.IncomingHttpHeaders): Incoming {
+  function http2Incoming(headers: http2.IncomingHttpHeaders, socket: net.Socket | undefined): Incoming {
     const header: HeaderGet = (name) => first(headers[name]);
     return {
       header,
@@ -232,17 +279,19 @@ export function createDirectHandler(options: DirectHandlerOptions): DirectHandle
         ),
       host: header(':authority'),
       url: `http://${header(':authority')}${header(':path')}`,
+      peer: peerOf(socket),
+      transport: 'h2',
     };
   }
 
   function serveGrpc(route: Route, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    const incoming = http2Incoming(headers);
+    const incoming = http2Incoming(headers, stream.session?.socket as net.Socket | undefined);
     const timeoutMs = grpcTimeoutMs(incoming.header('grpc-timeout'));
     const { call, end } = startCall(timeoutMs, (abort) => stream.once('close', abort));
     const body = readBody(stream, maxRequestBytes, call.signal).then(unframe);
     void run(route, 'grpc', incoming, timeoutMs, body, call).then((outcome) => {
       end();
-      if (stream.destroyed || stream.closed) return;
+      if (stream.destroyed || stream.closed) return outcome.report(0);
       if (outcome.error) {
         // Trailers-only: the status travels in the headers of an ended stream.
         const status = {
@@ -253,6 +302,7 @@ export function createDirectHandler(options: DirectHandlerOptions): DirectHandle
           'grpc-message': encodeGrpcMessage(outcome.error.rawMessage),
         };
         stream.respond(withMetadata(status, outcome.error), { endStream: true });
+        outcome.report(0);
         return;
       }
       const message = outcome.body!;
@@ -266,6 +316,7 @@ export function createDirectHandler(options: DirectHandlerOptions): DirectHandle
       );
       stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
       stream.end(frame);
+      outcome.report(frame.byteLength);
     });
   }
 
@@ -280,15 +331,16 @@ export function createDirectHandler(options: DirectHandlerOptions): DirectHandle
   }
 
   function serveConnectHttp2(route: Route, protocol: Protocol, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    const incoming = http2Incoming(headers);
+    const incoming = http2Incoming(headers, stream.session?.socket as net.Socket | undefined);
     const timeoutMs = connectTimeoutMs(incoming.header('connect-timeout-ms'));
     const { call, end } = startCall(timeoutMs, (abort) => stream.once('close', abort));
     void run(route, protocol, incoming, timeoutMs, readBody(stream, maxRequestBytes, call.signal), call).then((outcome) => {
       end();
-      if (stream.destroyed || stream.closed) return;
+      if (stream.destroyed || stream.closed) return outcome.report(0);
       const [status, out, bytes] = connectResponse(protocol, outcome);
       stream.respond({ ...out, ':status': String(status), 'content-length': String(bytes.byteLength) });
       stream.end(bytes);
+      outcome.report(bytes.byteLength);
     });
   }
 
@@ -299,15 +351,18 @@ export function createDirectHandler(options: DirectHandlerOptions): DirectHandle
       all: () => Object.entries(req.headers).flatMap(([name, value]) => (value === undefined ? [] : [[name, String(value)] as [string, string]])),
       host: header('host'),
       url: `http://${header('host')}${req.url}`,
+      peer: peerOf(req.socket),
+      transport: 'http/1.1',
     };
     const timeoutMs = connectTimeoutMs(header('connect-timeout-ms'));
     const { call, end } = startCall(timeoutMs, (abort) => res.once('close', abort));
     void run(route, protocol, incoming, timeoutMs, readBody(req, maxRequestBytes, call.signal), call).then((outcome) => {
       end();
-      if (res.destroyed) return;
+      if (res.destroyed) return outcome.report(0);
       const [status, out, bytes] = connectResponse(protocol, outcome);
       res.writeHead(status, { ...out, 'content-length': bytes.byteLength });
       res.end(bytes);
+      outcome.report(bytes.byteLength);
     });
   }
 
@@ -377,6 +432,14 @@ function readBody(source: NodeJS.ReadableStream, limit: number, signal: AbortSig
       resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     });
     source.once('error', (err: Error) => stop(new ConnectError(`request: ${err.message}`, Code.Canceled)));
+  });
+}
+
+/** Rejects with the signal's reason once it fires. */
+function whenAborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
   });
 }
 
