@@ -221,7 +221,7 @@ export function createDirectHandler(options: DirectHandlerOptions): DirectHandle
       try {
         const bytes = await body;
         bytesIn = bytes.byteLength;
-        const request = decode(route.method.input, protocol, bytes);
+        const request = decode(route.method.input, protocol, protocol === 'grpc' ? unframe(bytes) : bytes);
         const principal = await authorize(auth, route.service.typeName, incoming.header, incoming.host, call.signal);
         const values = createContextValues();
         values.set(requestIdKey, requestId);
@@ -288,7 +288,7 @@ export function createDirectHandler(options: DirectHandlerOptions): DirectHandle
     const incoming = http2Incoming(headers, stream.session?.socket as net.Socket | undefined);
     const timeoutMs = grpcTimeoutMs(incoming.header('grpc-timeout'));
     const { call, end } = startCall(timeoutMs, (abort) => stream.once('close', abort));
-    const body = readBody(stream, maxRequestBytes, call.signal).then(unframe);
+    const body = readBody(stream, maxRequestBytes, call.signal);
     void run(route, 'grpc', incoming, timeoutMs, body, call).then((outcome) => {
       end();
       if (stream.destroyed || stream.closed) return outcome.report(0);

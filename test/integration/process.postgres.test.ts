@@ -73,8 +73,8 @@ function logLines(output: string): Array<Record<string, unknown>> {
 async function waitForPort(r: Run, timeoutMs = 100_000): Promise<number> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    const m = /"msg":"listening","port":(\d+)/.exec(r.output());
-    if (m) return Number(m[1]);
+    const listening = logLines(r.output()).find((l) => l.msg === 'listening');
+    if (listening) return Number(listening.port);
     if (r.child.exitCode !== null) throw new Error(`exited early:\n${r.output()}`);
     await new Promise((res) => setTimeout(res, 50));
   }

@@ -91,7 +91,7 @@ const forUpdate = 'select id from tasks where id = $1 for update';
 describe('a stop with calls blocked on a row lock and no client deadline', () => {
   it('cancels their statements after the grace period: every call gets UNAVAILABLE, over gRPC and Connect, in about the grace period', async () => {
     const graceMs = 800;
-    const t = await startTestApp({ env: { SHUTDOWN_GRACE_MS: String(graceMs), DB_POOL_MAX: '10' } });
+    const t = await startTestApp({ env: { SHUTDOWN_GRACE_MS: String(graceMs), DB_POOL_MAX: '10', DB_POOL_TENANT_MAX: '10' } });
     apps.push(t);
     const tenant = await t.tenant({ withWorker: true });
     const grpc = t.client('grpc', tenant.headers);
@@ -166,6 +166,8 @@ describe('SIGTERM to the process with calls blocked on a row lock', () => {
         HOST: '127.0.0.1',
         ADMIN_TOKEN,
         SHUTDOWN_GRACE_MS: String(graceMs),
+        // All ten blocked calls on the server at once (one tenant may otherwise hold half the pool).
+        DB_POOL_TENANT_MAX: '10',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -179,7 +181,7 @@ describe('SIGTERM to the process with calls blocked on a row lock', () => {
       await waitFor(
         () => {
           if (child.exitCode !== null) throw new Error(`exited early:\n${output}`);
-          port = Number(/"msg":"listening","port":(\d+)/.exec(output)?.[1] ?? 0);
+          port = Number(/"port":(\d+)[^\n]*"msg":"listening"/.exec(output)?.[1] ?? 0);
           return port > 0;
         },
         'the service to listen',

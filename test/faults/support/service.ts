@@ -68,7 +68,7 @@ export class ServiceProcess {
       'the service to listen',
       () => {
         if (child.exitCode !== null) throw new Error(`the service exited early:\n${service.output}`);
-        const m = /"msg":"listening","port":(\d+)/.exec(service.output);
+        const m = /"port":(\d+)[^\n]*"msg":"listening"/.exec(service.output);
         return m ? Number(m[1]) : undefined;
       },
       30_000,
