@@ -14,7 +14,7 @@ import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { hasRunningLeases } from '../repositories/claims.js';
 import { listTenants } from '../repositories/tenants.js';
-import { expireLeases } from './task-leases.js';
+import { EXPIRE_BATCH, expireLeases } from './task-leases.js';
 
 const TENANTS_PER_PAGE = 500;
 
@@ -42,7 +42,7 @@ export class LeaseReaper {
       total += expired;
       if (!running) this.watched.delete(tenantId);
       // A full batch may have left more behind.
-      if (expired < 100) return total;
+      if (expired < EXPIRE_BATCH) return total;
     }
   }
 

@@ -2,7 +2,9 @@
  * The plan of ClaimTask's statement as the service runs it (as taskapi_app, under row-level
  * security) on ~100k tasks of one tenant, most of them done: the candidate is found by walking
  * tasks_claim_order_idx in claim order from the tenant's start, so the statement reads a handful
- * of index entries, never sorts, and locks only the row it hands out.
+ * of index entries, never sorts, and locks only the row it hands out. PostgreSQL server only:
+ * loading 100k rows into PGlite takes minutes on a busy machine, and the plan that matters is
+ * the server's (PGlite picked the same plans when tried).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tx } from '../../src/db/index.js';
