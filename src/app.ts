@@ -20,6 +20,9 @@ import { type Services, createServices } from './services/index.js';
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** How often expired idempotency records are purged. */
 const JANITOR_INTERVAL_MS = 60 * 60 * 1000;
+/** How often leases that ran out are noticed in the tenants this process leased to, and in all. */
+const LEASE_REAPER_INTERVAL_MS = 2_000;
+const LEASE_REAPER_FULL_INTERVAL_MS = 10 * 60 * 1000;
 
 export interface App {
   readonly port: number;
@@ -87,6 +90,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       config.idempotencyTtlSeconds > 0
         ? new IdempotencyJanitor(database.db, config.idempotencyTtlSeconds, logger).start(JANITOR_INTERVAL_MS)
         : () => {};
+    const stopReaper = services.leases.start(LEASE_REAPER_INTERVAL_MS, LEASE_REAPER_FULL_INTERVAL_MS);
     const rpc = server;
     logger.info('listening', { port: rpc.port, protocols: 'gRPC, gRPC-Web, Connect (HTTP/1.1 and HTTP/2)' });
     let stopped: Promise<void> | undefined;
@@ -98,6 +102,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         stopped ??= (async () => {
           stopping = true;
           stopJanitor();
+          stopReaper();
           const draining = rpc.shutdown(config.shutdownGraceMs, () =>
             shutdown.abort(new ConnectError('the server is shutting down', Code.Unavailable)),
           );

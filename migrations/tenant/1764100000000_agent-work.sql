@@ -25,13 +25,17 @@ alter table tasks
 alter table workers
   add constraint workers_capabilities_count check (jsonb_typeof(capabilities) <> 'array' or jsonb_array_length(capabilities) <= 50);
 
--- ClaimTask's scan (src/repositories/claims.ts): claimable statuses only, in claim order
--- (priority, then due date with none last, then id), so the first rows of a tenant's range are
--- the ones handed out and the planner never sorts. The old (status, lease_expires_at) index
--- served nothing.
+-- ClaimTask's scan (src/repositories/claims.ts): only claimable rows (pending, or in progress
+-- with an expired lease; not the running ones, which a busy tenant has many of), in claim order
+-- (priority, then due date with none last, then id), so the first entries of a tenant's range
+-- are the ones handed out and the planner never sorts. The claim repeats this predicate word for
+-- word so the planner can prove it. The old (status, lease_expires_at) index served nothing.
 drop index tasks_claimable_idx;
 create index tasks_claim_order_idx on tasks (tenant_id, priority_rank desc, due_date, id)
-  where status in ('pending', 'in_progress');
+  where status = 'pending' or (status = 'in_progress' and lease_end = 'expired');
+-- The same within one project (agents usually claim from theirs).
+create index tasks_claim_project_order_idx on tasks (tenant_id, project_id, priority_rank desc, due_date, id)
+  where status = 'pending' or (status = 'in_progress' and lease_end = 'expired');
 -- Leases that ran out without anyone noticing yet (the claim and the reaper look for these).
 create index tasks_lease_running_idx on tasks (tenant_id, lease_expires_at)
   where lease_end is null and lease_expires_at is not null;
@@ -45,6 +49,7 @@ update task_events
 
 alter table task_events drop column task_version;
 drop index tasks_lease_running_idx;
+drop index tasks_claim_project_order_idx;
 drop index tasks_claim_order_idx;
 create index tasks_claimable_idx on tasks (tenant_id, status, lease_expires_at);
 alter table workers drop constraint workers_capabilities_count;

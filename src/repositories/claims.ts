@@ -35,7 +35,7 @@ export interface ClaimFilter {
  * worker, or nothing. Claimable: pending and unassigned or assigned to this worker, or
  * in_progress whose lease expired (and was noticed: see expireLeases); in both cases not before
  * `not_before`, with every required capability held, in the project and with the tags asked for.
- * Served by tasks_claim_order_idx.
+ * Served by tasks_claim_order_idx (tasks_claim_project_order_idx with a project).
  */
 export async function claimTask(tx: Tx, f: ClaimFilter): Promise<BeforeAfter | undefined> {
   const q = new Params();
@@ -43,8 +43,8 @@ export async function claimTask(tx: Tx, f: ClaimFilter): Promise<BeforeAfter | u
   const worker = q.id(f.workerId);
   const where = [
     `t.tenant_id = ${tenant}`,
-    // Repeats the partial index's predicate, so the planner can use it.
-    `t.status in ('pending', 'in_progress')`,
+    // The predicate of the partial claim indexes, word for word, so the planner can use them.
+    `(t.status = 'pending' or (t.status = 'in_progress' and t.lease_end = 'expired'))`,
     `((t.status = 'pending' and (t.assignee_id is null or t.assignee_id = ${worker}))
       or (t.status = 'in_progress' and t.lease_end = 'expired'))`,
     `(t.not_before is null or t.not_before <= now())`,

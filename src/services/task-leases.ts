@@ -10,7 +10,7 @@ import { appendTaskEvents } from '../repositories/events.js';
 import { taskEvent } from './task-events.js';
 
 /** How many unnoticed expired leases one claim (or one reaper pass) handles at most. */
-const EXPIRE_BATCH = 100;
+export const EXPIRE_BATCH = 100;
 
 /**
  * Whether `token` is the task's current, running lease (as of the database's `now`).

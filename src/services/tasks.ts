@@ -9,11 +9,10 @@ import {
 } from '../domain.js';
 import { AppError, failedPrecondition, invalidArgument, notFound } from '../errors.js';
 import { lockTaskWithClock } from '../repositories/claims.js';
-import { type TaskEvent, listTaskEvents } from '../repositories/events.js';
 import * as idempotency from '../repositories/idempotency.js';
 import { findProject } from '../repositories/projects.js';
 import { findWorker } from '../repositories/workers.js';
-import { type TaskEventKind, appendTaskEvents } from '../repositories/events.js';
+import { type TaskEvent, type TaskEventKind, appendTaskEvents, listTaskEvents } from '../repositories/events.js';
 import * as tasks from '../repositories/tasks.js';
 import { type Actor, type Caller, idempotent, inTenant, requestHash, resolveActor } from './caller.js';
 import { type Page, decodePageToken, queryFingerprint, toPage } from './page-token.js';

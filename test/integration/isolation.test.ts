@@ -456,6 +456,24 @@ for (const protocol of PROTOCOLS) {
         }
       });
 
+      it("TaskService agent RPCs: A's workers, projects and tasks are NOT_FOUND for B, and never claimed by B", async () => {
+        const b = asB();
+        await expectCode(b.call('TaskService', 'ClaimTask', { workerId: a.worker.id }), 'NOT_FOUND');
+        await expectCode(b.call('TaskService', 'ClaimTask', { workerId: bWorker.id, projectId: a.project.id }), 'NOT_FOUND');
+        // A's task carries this tag; B's claim by tag finds nothing.
+        expect((await b.call('TaskService', 'ClaimTask', { workerId: bWorker.id, tagsAll: ['a-only'] })).task).toBeUndefined();
+        for (const id of [a.task.id, a.subtask.id]) {
+          await expectCode(b.call('TaskService', 'HeartbeatTask', { id, leaseToken: '1' }), 'NOT_FOUND');
+          await expectCode(b.call('TaskService', 'ReleaseTask', { id, leaseToken: '1', status: 'TASK_STATUS_COMPLETED' }), 'NOT_FOUND');
+          await expectCode(b.call('TaskService', 'GetTaskTree', { id }), 'NOT_FOUND');
+          await expectCode(b.call('TaskService', 'GetTaskTree', { id, maxDepth: 1 }), 'NOT_FOUND');
+          await expectCode(b.call('TaskService', 'ListTaskEvents', { taskId: id }), 'NOT_FOUND');
+          await expectCode(b.call('TaskService', 'UpdateTask', { task: { id, title: 'pwned' }, updateMask: 'title', leaseToken: '1' }), 'NOT_FOUND');
+          await expectCode(b.call('TaskService', 'AssignTask', { id, workerId: bWorker.id, leaseToken: '1' }), 'NOT_FOUND');
+        }
+        await expectCode(b.call('TaskService', 'ListTaskEvents', { projectId: a.project.id }), 'NOT_FOUND');
+      });
+
       it("TaskService: references from B into A are FAILED_PRECONDITION and write nothing", async () => {
         const b = asB();
         await expectCode(b.call('TaskService', 'AssignTask', { id: bTask.id, workerId: a.worker.id }), 'FAILED_PRECONDITION');
