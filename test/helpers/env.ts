@@ -1,11 +1,8 @@
+/** Test settings, read from the environment in one place. */
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { MIGRATIONS_DIR } from '../../src/db/migrate.js';
-
-/** Test settings, read from the environment in one place. */
-import { createHash } from 'node:crypto';
-import { resolve } from 'node:path';
 
 export const TEST_BACKEND = (process.env.TEST_BACKEND ?? 'postgres') as 'postgres' | 'pglite';
 export const TEST_TENANCY = (process.env.TEST_TENANCY ?? 'row') as 'row' | 'schema';
