@@ -13,8 +13,6 @@ export interface TestApp {
   readonly adminToken: string;
   /** A client of the given protocol with these headers on every call. */
   client(protocol: Protocol, headers?: Record<string, string>): ApiClient;
-  /** A Connect client with the admin token. */
-  admin(): ApiClient;
   /** A new tenant with an API key (optionally bound to a new worker). */
   tenant<W extends boolean = false>(options?: { subdomain?: string; withWorker?: W }): Promise<TestTenant<W>>;
   stop(): Promise<void>;
@@ -54,7 +52,6 @@ export async function startTestApp(
     port: app.port,
     adminToken: ADMIN_TOKEN,
     client,
-    admin: () => admin,
     async tenant<W extends boolean = false>(opts: { subdomain?: string; withWorker?: W } = {}) {
       const subdomain = opts.subdomain ?? `t${process.pid}x${++counter}x${Date.now().toString(36)}`;
       const { tenant } = await admin.TenantService.createTenant({ name: `Tenant ${subdomain}`, subdomain });

@@ -50,6 +50,7 @@ for (const protocol of PROTOCOLS) {
         'back\\slash \\n \\u0000 \\x00',
         '%_',
         '100% _done_ like %',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a hostile string, on purpose
         '$1 $$ ${x} `cmd`',
         '"quoted" {"json": true} [1]',
         '\u2028\u2029\t tab',
