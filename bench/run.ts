@@ -65,7 +65,7 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   process.stdout.write(
-    `npm run bench -- [--quick] [--callers 8] [--runs 3] [--duration 3] [--warmup 0.5] [--complete-reps 2]
+    `npm run bench -- [--quick] [--callers 8] [--runs 3] [--duration 2.5] [--warmup 0.5] [--complete-reps 2]
                   [--node /usr/bin/node] [--keep] [--pglite] [--no-postgres] [--only GetTask] [--protocols grpc,bare]
                   [--database postgresql://postgres@127.0.0.1:5432/postgres] [--db-name taskapi_bench]
                   [--pool 10] [--prepared]
@@ -84,7 +84,7 @@ const num = (v: string | undefined, fallback: number) => {
 const opts = {
   callers: num(args.callers, 8),
   runs: num(args.runs, quick ? 1 : 3),
-  durationMs: num(args.duration, quick ? 0.5 : 3) * 1000,
+  durationMs: num(args.duration, quick ? 0.5 : 2.5) * 1000,
   warmupMs: num(args.warmup, quick ? 0.2 : 0.5) * 1000,
   completeReps: num(args['complete-reps'], quick ? 1 : 2),
   nodeBin: args.node ? resolve(args.node) : process.execPath,
@@ -195,6 +195,15 @@ class LoadProcess {
     await this.request({ type: 'setup', data, targets });
   }
 
+  /** @returns a line for the report. */
+  async compare(scenario: string, a: Protocol, b: Protocol, count: number): Promise<string> {
+    const m = await this.request({ type: 'compare', scenario, a, b, count });
+    if (m.type !== 'compared') throw new Error(`unexpected ${m.type}`);
+    return m.mismatches === 0
+      ? `${scenario}: the bare server's answers equal the service's (${a}) on ${m.compared} sampled requests`
+      : `**${scenario}: ${m.mismatches} of ${m.compared} answers of the bare server differ from the service's**; first:\n\n\`\`\`\n${m.first}\n\`\`\``;
+  }
+
   async run(spec: RunSpec): Promise<RunResult> {
     const m = await this.request({ type: 'run', spec });
     if (m.type !== 'result') throw new Error(`unexpected ${m.type}`);
@@ -283,8 +292,10 @@ async function timedRun(bench: Bench, scenario: Scenario, protocol: Protocol, ro
   await worker.run({ scenario: scenario.id, protocol, callers, durationMs: opts.warmupMs, seed: 100 + round });
   const d0 = await dbCpu(bench);
   const c0 = cpuSeconds(serverPid);
+  const l0 = cpuSeconds(worker.pid);
   const r = await worker.run({ scenario: scenario.id, protocol, callers, durationMs: opts.durationMs, seed: round });
   const cpu = cpuSeconds(serverPid) - c0;
+  const client = cpuSeconds(worker.pid) - l0;
   const db = dbCpuDelta(d0, await dbCpu(bench));
   return {
     ops: r.ok / (r.elapsedMs / 1000),
@@ -294,6 +305,7 @@ async function timedRun(bench: Bench, scenario: Scenario, protocol: Protocol, ro
     errors: r.errors,
     cpuUs: (cpu / Math.max(1, r.ok + r.errors)) * 1e6,
     dbCpuUs: bench.dbPids ? (db / Math.max(1, r.ok + r.errors)) * 1e6 : Number.NaN,
+    clientCpuUs: (client / Math.max(1, r.ok + r.errors)) * 1e6,
     firstError: r.firstError,
   };
 }
@@ -308,7 +320,7 @@ async function measureAll(bench: Bench, protocolsAvailable: readonly Protocol[])
   );
   const timed = plan.filter(([s]) => !s.perCallSetup).length;
   const estimate = opts.runs * (timed * (opts.warmupMs + opts.durationMs) / 1000 + (plan.length - timed) * opts.completeReps * 3);
-  log(`  ${plan.length} figures × ${opts.runs} run(s): about ${Math.round(estimate / 60)} min`);
+  log(`  ${plan.length} figures × ${opts.runs} run(s): about ${Math.round(estimate / 60)} min of measuring`);
   const runs = new Map<string, RunFigures[]>();
   for (let round = 1; round <= opts.runs; round++) {
     for (const [scenario, protocol] of plan) {
@@ -410,6 +422,12 @@ async function postgresSection(report: { postgres?: string; seed: Record<string,
   await load.setup(data, { service: service.port, bare: bare.port });
   await floor.setup(data, { floorEnv: env });
   log(`  service pid ${service.proc.pid} port ${service.port}, bare server pid ${bare.proc.pid} port ${bare.port}, floor pid ${floor.pid}, load pid ${load.pid}`);
+  // A baseline that answered less than the service would flatter it: same requests, same answers.
+  const notes: string[] = [];
+  for (const scenario of SCENARIOS.filter((s) => s.protocols.includes('bare') && s.method !== Health.method.check)) {
+    notes.push(await load.compare(scenario.id, 'grpc', 'bare', 20));
+  }
+  for (const n of notes) log(`  ${n}`);
 
   const rows = await measureAll(
     { data, sql: owner, dbPids, load, floor, servicePid: service.proc.pid, barePid: bare.proc.pid },
@@ -420,7 +438,7 @@ async function postgresSection(report: { postgres?: string; seed: Record<string,
     title: `${report.postgres}, row tenancy, pool ${args.pool}, prepared statements ${args.prepared ? 'on' : 'off'}`,
     rows,
     targets: targets(rows),
-    notes: [],
+    notes,
   };
 }
 

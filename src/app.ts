@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { type Config, MIN_ADMIN_TOKEN_LENGTH, redactDatabaseUrl } from './config/index.js';
-import { type OpenDatabase, openDatabase } from './db/index.js';
+import { type OpenDatabase, openDatabase, startChangeListener } from './db/index.js';
 import type { Logger } from './logger.js';
 import { authInterceptor, errorInterceptor } from './rpc/interceptors.js';
 import { connectHandler } from './rpc/connect-adapter.js';
@@ -23,6 +23,9 @@ export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 const DATABASE_CLOSE_MS = 500;
 /** How often expired idempotency records are purged. */
 const JANITOR_INTERVAL_MS = 60 * 60 * 1000;
+/** How often leases that ran out are noticed in the tenants this process leased to, and in all. */
+const LEASE_REAPER_INTERVAL_MS = 2_000;
+const LEASE_REAPER_FULL_INTERVAL_MS = 10 * 60 * 1000;
 
 export interface App {
   readonly port: number;
@@ -90,12 +93,17 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   }
   const database = await openDatabase(config, logger);
   let server: RpcServer | undefined;
+  let stopListener = async () => {};
   try {
     if (config.migrateOnStart) {
       const applied = await database.migrator.run({ direction: 'up' });
       logger.info('migrations applied', { count: applied.length, applied });
     }
     const services = createServices(database.db, database.migrator, { ...config, adminToken: embeddedAdminToken(config, logger) }, logger);
+    // One listener per process, whatever the number of streams (after the migrations: the
+    // notifying trigger must exist before anything waits for it).
+    const listener = await startChangeListener(config.changeFeed, database.db, logger, (tenantId, claimable) => services.feed.notify(tenantId, claimable));
+    stopListener = () => listener.close();
     const shutdown = new AbortController();
     let stopping = false;
     const entries = serviceEntries(services, { probe: () => database.db.ping(), stopping: () => stopping });
@@ -128,6 +136,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       config.idempotencyTtlSeconds > 0
         ? new IdempotencyJanitor(database.db, config.idempotencyTtlSeconds, logger).start(JANITOR_INTERVAL_MS)
         : () => {};
+    const stopReaper = services.leases.start(LEASE_REAPER_INTERVAL_MS, LEASE_REAPER_FULL_INTERVAL_MS);
     const rpc = server;
     logger.info('listening', {
       port: rpc.port,
@@ -143,7 +152,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         stopped ??= (async () => {
           stopping = true;
           stopJanitor();
-          await rpc.shutdown(config.shutdownGraceMs, async () => {
+          stopReaper();
+          const draining = rpc.shutdown(config.shutdownGraceMs, async () => {
             shutdown.abort(new ConnectError('the server is shutting down', Code.Unavailable));
             // An aborted signal stops a transaction only between statements: one blocked on a
             // lock would sit there until statement_timeout. Cancelled on the server, it fails
@@ -151,6 +161,12 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
             const cancelled = await database.cancelRunningStatements();
             if (cancelled > 0) logger.info('cancelled running statements', { cancelled });
           });
+          // Streams never finish by themselves: end them (UNAVAILABLE) and the waits of long-poll
+          // claims (empty answers) right away, once shutdown() has stopped accepting and sent
+          // GOAWAY (its synchronous part), instead of holding them for the grace period.
+          services.feed.close();
+          await draining;
+          await stopListener();
           await closeDatabase(database, logger);
           logger.info('stopped');
         })();
@@ -158,6 +174,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       },
     };
   } catch (err) {
+    await stopListener().catch(() => {});
     await database.close().catch(() => {});
     throw err;
   }

@@ -28,33 +28,115 @@ export interface Worker {
   readonly createdAt: Date;
 }
 
-export interface Project {
-  readonly id: bigint;
-  readonly name: string;
-  readonly description: string;
-  readonly status: ProjectStatus;
-  readonly metadata: JsonObject;
-  readonly createdAt: Date;
-  readonly updatedAt: Date;
-  readonly version: bigint;
+/**
+ * The stored fields of projects and tasks, declared once. The repositories derive the select
+ * list, the row parser, the insert and the update from these maps (column = the snake_case of
+ * the key), the types below are derived from them, and the history records the fields marked
+ * for it. A new column is: a migration, one line here, the .proto, and src/rpc/convert.ts (plus
+ * the input rule in the handler when it is writable).
+ *
+ * `kind` is the stored representation; `write` says who writes the field:
+ * - `always`: set on insert and changed by updates;
+ * - `create`: set on insert only;
+ * - `never`: maintained by the database or by the service's own statements (claims, leases).
+ */
+export type FieldKind = 'bigint' | 'int' | 'text' | 'timestamp' | 'json';
+export type WriteMode = 'always' | 'create' | 'never';
+
+export interface Field<T, W extends WriteMode = WriteMode> {
+  readonly kind: FieldKind;
+  readonly write: W;
+  /** Recorded in the before/after of history events (updated_at is not: every write moves it). */
+  readonly history: boolean;
+  /** Type-level only: the domain type of the field. */
+  readonly type?: T;
 }
 
-export interface Task {
-  readonly id: bigint;
-  readonly title: string;
-  readonly description: string;
-  readonly status: TaskStatus;
-  readonly priority: TaskPriority;
-  readonly tags: string[];
+const field =
+  <W extends WriteMode>(write: W) =>
+  <T>(kind: FieldKind, options: { history?: boolean } = {}): Field<T, W> => ({ kind, write, history: options.history ?? true });
+const writable = field('always');
+const createOnly = field('create');
+const readOnly = field('never');
+
+export type Fields = Record<string, Field<unknown>>;
+/** The domain object of a field map. */
+export type Entity<F extends Fields> = { readonly [K in keyof F]: F[K] extends Field<infer T> ? T : never };
+type KeysWritten<F extends Fields, W extends WriteMode> = { [K in keyof F]: F[K] extends Field<unknown, infer M> ? (M extends W ? K : never) : never }[keyof F];
+/** The fields an insert takes. */
+export type Insertable<F extends Fields> = Pick<Entity<F>, KeysWritten<F, 'always' | 'create'>>;
+/** The fields an update may change: `undefined` keeps the current value, `null` clears a nullable one. */
+export type Changes<F extends Fields> = Partial<Pick<Entity<F>, KeysWritten<F, 'always'>>>;
+
+export const PROJECT_FIELDS = {
+  id: readOnly<bigint>('bigint'),
+  name: writable<string>('text'),
+  description: writable<string>('text'),
+  status: writable<ProjectStatus>('text'),
+  metadata: writable<JsonObject>('json'),
+  createdAt: readOnly<Date>('timestamp'),
+  updatedAt: readOnly<Date>('timestamp', { history: false }),
+  version: readOnly<bigint>('bigint'),
+};
+
+/** Why a task's current lease ended before it expired (null while it runs or after it expired unseen). */
+export type LeaseEnd = 'released' | 'revoked' | 'expired';
+
+export const TASK_FIELDS = {
+  id: readOnly<bigint>('bigint'),
+  title: writable<string>('text'),
+  description: writable<string>('text'),
+  status: writable<TaskStatus>('text'),
+  priority: writable<TaskPriority>('text'),
+  tags: writable<string[]>('json'),
+  projectId: createOnly<bigint>('bigint'),
+  assigneeId: writable<bigint | null>('bigint'),
+  createdById: createOnly<bigint>('bigint'),
+  parentTaskId: writable<bigint | null>('bigint'),
+  createdAt: readOnly<Date>('timestamp'),
+  updatedAt: readOnly<Date>('timestamp', { history: false }),
+  dueDate: writable<Date | null>('timestamp'),
+  version: readOnly<bigint>('bigint'),
+  requiredCapabilities: writable<string[]>('json'),
+  maxAttempts: writable<number>('int'),
+  notBefore: writable<Date | null>('timestamp'),
+  attempts: readOnly<number>('int'),
+  lastError: readOnly<string>('text'),
+  /** The fencing token of the current (or last) lease: grows by one with every claim. */
+  leaseToken: readOnly<bigint>('bigint'),
+  leaseExpiresAt: readOnly<Date | null>('timestamp'),
+  leaseEnd: readOnly<LeaseEnd | null>('text'),
+};
+
+export type Project = Entity<typeof PROJECT_FIELDS>;
+export type Task = Entity<typeof TASK_FIELDS>;
+
+export type TaskEventKind =
+  | 'created'
+  | 'updated'
+  | 'assigned'
+  | 'unassigned'
+  | 'claimed'
+  | 'heartbeat'
+  | 'released'
+  | 'lease_expired'
+  | 'deleted'
+  | 'completed';
+
+/** A history row to append (SPEC §6). */
+export interface NewTaskEvent {
+  readonly taskId: bigint;
   readonly projectId: bigint;
-  readonly assigneeId: bigint | null;
-  readonly createdById: bigint;
-  readonly parentTaskId: bigint | null;
+  readonly kind: TaskEventKind;
+  readonly actorId: bigint | null;
+  /** The task's version after the write. */
+  readonly taskVersion: bigint;
+  readonly data: JsonObject;
+}
+
+export interface TaskEvent extends NewTaskEvent {
+  readonly id: bigint;
   readonly createdAt: Date;
-  readonly updatedAt: Date;
-  readonly dueDate: Date | null;
-  readonly version: bigint;
-  readonly leaseExpiresAt: Date | null;
 }
 
 /** A task with the relations a view asks for, loaded in batch. */

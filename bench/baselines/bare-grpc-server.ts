@@ -17,7 +17,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type DescMethodUnary, create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import * as grpc from '@grpc/grpc-js';
 import pg from 'pg';
 import { Health, HealthCheckResponse_ServingStatus } from '../../src/gen/grpc/health/v1/health_pb.js';
@@ -89,11 +89,12 @@ async function inTenant<T>(caller: Caller, fn: (client: pg.PoolClient) => Promis
   }
 }
 
-interface WorkerJson { id: string; handle: string; type: string; email: string | null; capabilities: string[]; created_at: string }
+interface WorkerJson { id: string; handle: string; type: string; email: string | null; capabilities: string[]; created_at_ms: number }
 interface TaskRow {
   ok: boolean; id: string | null; title: string; description: string; status: string; priority: string; tags: string[];
   project_id: string; assignee_id: string | null; created_by_id: string; parent_task_id: string | null;
-  created_at: Date; updated_at: Date; due_date: Date | null; version: string; lease_expires_at: Date | null;
+  /** Epoch milliseconds. */
+  created_at: number; updated_at: number; due_date: number | null; version: string; lease_expires_at: number | null;
   /** On the first row only. */
   workers: WorkerJson[] | null;
 }
@@ -107,7 +108,7 @@ const worker = (w: WorkerJson) =>
     type: w.type === 'agent' ? WorkerType.AGENT : WorkerType.HUMAN,
     email: w.email ?? '',
     capabilities: w.capabilities,
-    createdAt: timestampFromDate(new Date(w.created_at)),
+    createdAt: timestampFromMs(Math.trunc(w.created_at_ms)),
   });
 
 /** Each worker's message is built once and shared by every task that names it. */
@@ -125,11 +126,11 @@ const task = (r: TaskRow, workers: Workers) =>
     assigneeId: r.assignee_id === null ? undefined : BigInt(r.assignee_id),
     createdById: BigInt(r.created_by_id),
     parentTaskId: r.parent_task_id === null ? undefined : BigInt(r.parent_task_id),
-    createdAt: timestampFromDate(r.created_at),
-    updatedAt: timestampFromDate(r.updated_at),
-    dueDate: r.due_date ? timestampFromDate(r.due_date) : undefined,
+    createdAt: timestampFromMs(Math.trunc(r.created_at)),
+    updatedAt: timestampFromMs(Math.trunc(r.updated_at)),
+    dueDate: r.due_date === null ? undefined : timestampFromMs(Math.trunc(r.due_date)),
     version: BigInt(r.version),
-    leaseExpiresAt: r.lease_expires_at ? timestampFromDate(r.lease_expires_at) : undefined,
+    leaseExpiresAt: r.lease_expires_at === null ? undefined : timestampFromMs(Math.trunc(r.lease_expires_at)),
     assignee: r.assignee_id === null ? undefined : workers.get(r.assignee_id),
     createdBy: workers.get(r.created_by_id),
   });

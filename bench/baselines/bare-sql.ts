@@ -3,9 +3,13 @@
 // The workers of the tasks, each once, as one JSON array built by the database: no second
 // statement, and (measured) half the client CPU of a JSON object per task and relation.
 const WORKERS_JSON = `json_agg(json_build_object('id', w.id::text, 'handle', w.handle, 'type', w.type, 'email', w.email,
-                                                'capabilities', w.capabilities, 'created_at', w.created_at))`;
+                                                'capabilities', w.capabilities, 'created_at_ms', (extract(epoch from w.created_at) * 1000)::float8))`;
+// Timestamps as epoch milliseconds (float8): parsing a number costs the client a fraction of
+// parsing timestamptz text into a Date (measured: a third of the parse CPU of a page), and the
+// service keeps millisecond precision too.
+const ms = (column: string) => `(extract(epoch from t.${column}) * 1000)::float8 as ${column}`;
 const TASK_COLUMNS = `t.id, t.title, t.description, t.status, t.priority, t.tags, t.project_id, t.assignee_id, t.created_by_id,
-        t.parent_task_id, t.created_at, t.updated_at, t.due_date, t.version, t.lease_expires_at`;
+        t.parent_task_id, ${ms('created_at')}, ${ms('updated_at')}, ${ms('due_date')}, t.version, ${ms('lease_expires_at')}`;
 // One row even when the key is wrong or nothing matches, so that the two can be told apart.
 const KEY_OK = `k as (select exists (select 1 from api_keys
                                       where tenant_id = $1::bigint and secret_hash = $2 and revoked_at is null) as ok)`;

@@ -78,11 +78,14 @@ export async function openFloor(env: Record<string, string>): Promise<Floor> {
               createdById: r.createdById,
               parentTaskId: null,
               dueDate: null,
+              requiredCapabilities: [],
+              maxAttempts: 0,
+              notBefore: null,
               requestId: '',
             }),
           };
         case 'UpdateTask':
-          return { task: await services.tasks.update(caller, { id: r.task.id, changes: { title: r.task.title }, expectedVersion: null }) };
+          return { task: await services.tasks.update(caller, { id: r.task.id, changes: { title: r.task.title }, expectedVersion: null, leaseToken: null }) };
         case 'CreateProjectWithTasks':
           return services.projects.createWithTasks(caller, {
             name: r.name,

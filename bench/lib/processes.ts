@@ -61,6 +61,13 @@ export function installSignalHandlers(): void {
       void cleanupAll().finally(() => process.exit(130));
     });
   }
+  // A crash of the orchestrator itself must not orphan a server either.
+  for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+    process.once(event, (err: unknown) => {
+      process.stderr.write(`benchmark crashed: ${(err as Error)?.stack ?? String(err)}\n`);
+      void cleanupAll().finally(() => process.exit(1));
+    });
+  }
 }
 
 export interface NodeProcess {

@@ -12,6 +12,8 @@ export interface RunFigures {
   readonly cpuUs: number;
   /** CPU of the database server's backends per call, microseconds (NaN when not measured). */
   readonly dbCpuUs: number;
+  /** CPU of the load generator per call (JSON only): shows when the client is the bottleneck. */
+  readonly clientCpuUs?: number;
   readonly firstError?: string;
 }
 

@@ -45,6 +45,10 @@ export async function createTenants(admin: RpcClient, adminToken: string, count:
 /** The bulk rows, set-based; returns the row counts. */
 export async function seedRows(sql: Sql, tenantIds: string[], size: SeedSize): Promise<{ workers: number; projects: number; tasks: number }> {
   const ids = tenantIds;
+  const [role] = (await sql.query<{ rolsuper: boolean }>('select rolsuper from pg_roles where rolname = current_user')).rows;
+  if (!role?.rolsuper) {
+    throw new Error('seeding needs a superuser connection (--database): row-level security binds every other owner to one tenant');
+  }
   await sql.query(
     `insert into workers (tenant_id, handle, type, email, capabilities)
      select t, '@worker-' || n, case when n % 3 = 0 then 'human' else 'agent' end,

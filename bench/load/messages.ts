@@ -25,6 +25,8 @@ export interface RunSpec {
 export type ToWorker =
   | { readonly type: 'setup'; readonly data: BenchData; readonly targets: Targets }
   | { readonly type: 'run'; readonly spec: RunSpec }
+  /** Sends the same `count` requests to two protocols and compares the answers message by message. */
+  | { readonly type: 'compare'; readonly scenario: string; readonly a: Protocol; readonly b: Protocol; readonly count: number }
   | { readonly type: 'exit' };
 
 export interface RunResult {
@@ -42,4 +44,5 @@ export interface RunResult {
 export type FromWorker =
   | { readonly type: 'ready' }
   | { readonly type: 'result'; readonly result: RunResult }
+  | { readonly type: 'compared'; readonly compared: number; readonly mismatches: number; readonly first?: string }
   | { readonly type: 'failed'; readonly error: string };

@@ -8,7 +8,7 @@
  * The same script is the floor (baseline a) when its targets name `floorEnv`: it then calls
  * the service layer in process, and its own CPU is the "server" CPU.
  */
-import type { DescMethodUnary } from '@bufbuild/protobuf';
+import { type DescMethodUnary, equals, toJson } from '@bufbuild/protobuf';
 import { type Floor, openFloor } from '../baselines/service-floor.js';
 import { type RpcClient, connectClient, grpcClient } from '../lib/clients.js';
 import { type BenchData, prng } from '../lib/data.js';
@@ -106,6 +106,28 @@ async function run(spec: RunSpec): Promise<RunResult> {
   };
 }
 
+/**
+ * The same requests to two servers, answers compared as messages. Page tokens are opaque and
+ * differ by design, so they are left out.
+ */
+async function compare(scenarioId: string, a: Protocol, b: Protocol, count: number): Promise<FromWorker> {
+  const scenario = scenarioById(scenarioId);
+  const method = scenario.method as DescMethodUnary;
+  const rnd = prng(4242);
+  let mismatches = 0;
+  let first: string | undefined;
+  for (let i = 0; i < count; i++) {
+    const req = scenario.request(data, rnd);
+    const [ra, rb] = await Promise.all([a, b].map((p) => clientFor(p).call(method, req.request, req.tenant)));
+    for (const r of [ra, rb]) if ('nextPageToken' in r) r.nextPageToken = '';
+    if (!equals(method.output, ra, rb)) {
+      mismatches++;
+      first ??= `${a}: ${JSON.stringify(toJson(method.output, ra)).slice(0, 600)}\n${b}: ${JSON.stringify(toJson(method.output, rb)).slice(0, 600)}`;
+    }
+  }
+  return { type: 'compared', compared: count, mismatches, first };
+}
+
 process.on('message', (msg: ToWorker) => {
   void (async () => {
     try {
@@ -118,6 +140,9 @@ process.on('message', (msg: ToWorker) => {
           break;
         case 'run':
           send({ type: 'result', result: await run(msg.spec) });
+          break;
+        case 'compare':
+          send(await compare(msg.scenario, msg.a, msg.b, msg.count));
           break;
         case 'exit':
           for (const c of clients.values()) c.close();

@@ -39,10 +39,33 @@ const databaseUrl = z
     }
   });
 
+/**
+ * DATABASE_LISTEN_URL: where the one LISTEN connection of the change feed goes. Unset: the
+ * DATABASE_URL server. `off`: no LISTEN at all (streams and waiting claims poll instead), for a
+ * service that only reaches the database through a transaction-mode pooler.
+ */
+const listenUrl = z
+  .string()
+  .optional()
+  .transform((value, ctx): { readonly kind: 'postgres'; readonly url: string } | { readonly kind: 'off' } | undefined => {
+    if (value === undefined) return undefined;
+    if (value.trim().toLowerCase() === 'off') return { kind: 'off' };
+    try {
+      const target = parseDatabaseUrl(value);
+      if (target.kind === 'postgres') return target;
+      ctx.addIssue({ code: 'custom', message: 'must be a postgres:// URL of the same database, or off' });
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof DatabaseUrlError ? err.message : 'invalid' });
+    }
+    return z.NEVER;
+  });
+
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
 
 const envSchema = z.object({
   DATABASE_URL: databaseUrl,
+  DATABASE_LISTEN_URL: listenUrl,
+  WATCH_POLL_INTERVAL_MS: intIn(50, 600_000, 1_000),
   PORT: intIn(0, 65535, 50051),
   HOST: z.string().trim().optional().transform((v) => (v ? v : undefined)),
   ADMIN_TOKEN: z
@@ -103,6 +126,14 @@ export interface Config {
     /** Named prepared statements (off for PgBouncer < 1.21 in transaction mode). */
     readonly prepareStatements: boolean;
   };
+  /**
+   * The change feed's wake-ups (WatchTasks, ClaimTask's wait_seconds). `listen`: a LISTEN
+   * connection to this URL (server mode); `embedded`: notifications come back on the pool's own
+   * connection (PGlite); `poll`: none, only the timer.
+   */
+  readonly changeFeed:
+    | { readonly mode: 'listen'; readonly url: string; readonly pollIntervalMs: number }
+    | { readonly mode: 'embedded' | 'poll'; readonly pollIntervalMs: number };
   readonly shutdownGraceMs: number;
   /** Limits at the edge: what a connection may cost before it sends (or finishes) a call. */
   readonly server: ServerLimits;
@@ -170,6 +201,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       // connection that prepared it: the next connection's Parse of the same name fails (42P05).
       prepareStatements: e.DATABASE_URL.kind === 'pglite' ? false : e.DB_PREPARED_STATEMENTS,
     },
+    changeFeed: changeFeedOf(e.DATABASE_URL, e.DATABASE_LISTEN_URL, e.WATCH_POLL_INTERVAL_MS),
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     server: {
       maxConnections: e.MAX_CONNECTIONS,
@@ -190,7 +222,20 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     database: Object.freeze(config.database),
     server: Object.freeze(config.server),
     tls: config.tls && Object.freeze(config.tls),
+    changeFeed: Object.freeze(config.changeFeed),
   });
+}
+
+function changeFeedOf(
+  database: DatabaseTarget,
+  listen: { readonly kind: 'postgres'; readonly url: string } | { readonly kind: 'off' } | undefined,
+  pollIntervalMs: number,
+): Config['changeFeed'] {
+  // pglite-socket serves one session to every connection and NOTIFY comes back to the sender
+  // only (STACK.md), so a LISTEN connection of its own would hear nothing there.
+  if (database.kind === 'pglite') return { mode: 'embedded', pollIntervalMs };
+  if (listen?.kind === 'off') return { mode: 'poll', pollIntervalMs };
+  return { mode: 'listen', url: listen?.url ?? database.url, pollIntervalMs };
 }
 
 /**

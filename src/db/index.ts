@@ -12,6 +12,7 @@ import { StatementCanceller } from './statement-canceller.js';
 
 export { Database, type Prologue, type PrologueRows, type Tx, type TransactionOptions, TransactionCancelledError } from './database.js';
 export { DbError, type DbErrorKind } from './errors.js';
+export { type ChangeHandler, type ChangeListener, startChangeListener } from './change-listener.js';
 export { Migrator, tenantSchema } from './migrate.js';
 
 /** The role tenant transactions switch to; created and granted by the migrations. */

@@ -1,25 +1,17 @@
 import type { Tx } from '../db/index.js';
-import type { JsonObject } from '../domain.js';
+import type { JsonObject, NewTaskEvent, TaskEvent, TaskEventKind } from '../domain.js';
 import { tenantOf } from './tenant-scope.js';
 
-export type TaskEventKind = 'created' | 'updated' | 'assigned' | 'unassigned' | 'deleted' | 'completed';
-
-export interface NewTaskEvent {
-  readonly taskId: bigint;
-  readonly projectId: bigint;
-  readonly kind: TaskEventKind;
-  readonly actorId: bigint | null;
-  readonly data: JsonObject;
-}
+export type { NewTaskEvent, TaskEvent, TaskEventKind } from '../domain.js';
 
 /** Appends history rows in one statement, in the same transaction as the write they describe. */
 export async function appendTaskEvents(tx: Tx, events: readonly NewTaskEvent[]): Promise<void> {
   if (events.length === 0) return;
   await tx.exec(
-    `insert into task_events (tenant_id, task_id, project_id, kind, actor_id, data)
-     select $1::bigint, u.task_id, u.project_id, u.kind, u.actor_id, u.data
-       from unnest($2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::jsonb[])
-            with ordinality as u(task_id, project_id, kind, actor_id, data, n)
+    `insert into task_events (tenant_id, task_id, project_id, kind, actor_id, task_version, data)
+     select $1::bigint, u.task_id, u.project_id, u.kind, u.actor_id, u.task_version, u.data
+       from unnest($2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::jsonb[])
+            with ordinality as u(task_id, project_id, kind, actor_id, task_version, data, n)
       order by u.n`,
     [
       tenantOf(tx),
@@ -27,18 +19,49 @@ export async function appendTaskEvents(tx: Tx, events: readonly NewTaskEvent[]):
       events.map((e) => e.projectId.toString()),
       events.map((e) => e.kind),
       events.map((e) => (e.actorId === null ? null : e.actorId.toString())),
+      events.map((e) => e.taskVersion.toString()),
       events.map((e) => JSON.stringify(e.data)),
     ],
   );
 }
 
-/** A 'deleted' event for every task of the project, in one statement (before a forced project delete). */
-export async function appendProjectTasksDeleted(tx: Tx, projectId: bigint, actorId: bigint | null): Promise<void> {
-  await tx.exec(
-    `insert into task_events (tenant_id, task_id, project_id, kind, actor_id, data)
-     select tenant_id, id, project_id, 'deleted', $3::bigint, '{"reason": "project deleted"}'::jsonb
-       from tasks where tenant_id = $1::bigint and project_id = $2::bigint
-      order by id`,
-    [tenantOf(tx), projectId.toString(), actorId === null ? null : actorId.toString()],
+interface EventRow {
+  id: string;
+  task_id: string;
+  project_id: string;
+  kind: string;
+  actor_id: string | null;
+  task_version: string;
+  data: JsonObject;
+  created_at: Date;
+}
+
+/**
+ * One page of a task's or a project's history after event `afterId`, in id order (keyset: the
+ * (tenant_id, task_id, id) and (tenant_id, project_id, id) indexes serve both).
+ */
+export async function listTaskEvents(
+  tx: Tx,
+  filter: { taskId: bigint } | { projectId: bigint },
+  afterId: bigint,
+  limit: number,
+): Promise<TaskEvent[]> {
+  const [column, value] = 'taskId' in filter ? ['task_id', filter.taskId] : ['project_id', filter.projectId];
+  const rows = await tx.many<EventRow>(
+    `select id, task_id, project_id, kind, actor_id, task_version, data, created_at
+       from task_events
+      where tenant_id = $1::bigint and ${column} = $2::bigint and id > $3::bigint
+      order by id limit $4::int`,
+    [tenantOf(tx), value.toString(), afterId.toString(), limit],
   );
+  return rows.map((r) => ({
+    id: BigInt(r.id),
+    taskId: BigInt(r.task_id),
+    projectId: BigInt(r.project_id),
+    kind: r.kind as TaskEventKind,
+    actorId: r.actor_id === null ? null : BigInt(r.actor_id),
+    taskVersion: BigInt(r.task_version),
+    data: r.data,
+    createdAt: r.created_at,
+  }));
 }

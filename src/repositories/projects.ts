@@ -1,81 +1,65 @@
 import type { Tx } from '../db/index.js';
-import type { JsonObject, Project, ProjectStatus } from '../domain.js';
-import { PROJECT_COLUMNS, type ProjectRow, idList, toProject } from './rows.js';
+import type { Changes, Insertable, PROJECT_FIELDS, Project, ProjectStatus } from '../domain.js';
+import { PROJECTS, idList } from './rows.js';
+import { Params } from './sql.js';
 import { tenantOf } from './tenant-scope.js';
 
-export interface NewProject {
-  readonly name: string;
-  readonly description: string;
-  readonly status: ProjectStatus;
-  readonly metadata: JsonObject;
-}
+export type NewProject = Insertable<typeof PROJECT_FIELDS>;
+export type ProjectChanges = Changes<typeof PROJECT_FIELDS>;
 
-export interface ProjectChanges {
-  readonly name?: string;
-  readonly description?: string;
-  readonly status?: ProjectStatus;
-  readonly metadata?: JsonObject;
-}
+type Row = Record<string, unknown>;
 
 export async function insertProject(tx: Tx, p: NewProject): Promise<Project> {
-  const row = await tx.one<ProjectRow>(
-    `insert into projects (tenant_id, name, description, status, metadata)
-     values ($1::bigint, $2, $3, $4, $5::jsonb) returning ${PROJECT_COLUMNS}`,
-    [tenantOf(tx), p.name, p.description, p.status, JSON.stringify(p.metadata)],
+  const q = new Params();
+  const tenant = q.bind(tenantOf(tx), 'bigint');
+  const { columns, placeholders } = PROJECTS.insert(q, p);
+  const row = await tx.one<Row>(
+    `insert into projects (tenant_id, ${columns.join(', ')}) values (${tenant}, ${placeholders.join(', ')})
+     returning ${PROJECTS.columns()}`,
+    q.values,
   );
-  return toProject(row);
+  return PROJECTS.parse(row);
 }
 
 export async function findProject(tx: Tx, id: bigint, options: { forUpdate?: boolean } = {}): Promise<Project | undefined> {
-  const row = await tx.maybeOne<ProjectRow>(
-    `select ${PROJECT_COLUMNS} from projects where tenant_id = $1::bigint and id = $2::bigint${options.forUpdate ? ' for update' : ''}`,
+  const row = await tx.maybeOne<Row>(
+    `select ${PROJECTS.columns()} from projects where tenant_id = $1::bigint and id = $2::bigint${options.forUpdate ? ' for update' : ''}`,
     [tenantOf(tx), id.toString()],
   );
-  return row && toProject(row);
+  return row && PROJECTS.parse(row);
 }
 
 export async function findProjectsByIds(tx: Tx, ids: Iterable<bigint>): Promise<Map<bigint, Project>> {
   const list = idList(ids);
   if (list.length === 0) return new Map();
-  const rows = await tx.many<ProjectRow>(
-    `select ${PROJECT_COLUMNS} from projects where tenant_id = $1::bigint and id = any($2::bigint[])`,
+  const rows = await tx.many<Row>(
+    `select ${PROJECTS.columns()} from projects where tenant_id = $1::bigint and id = any($2::bigint[])`,
     [tenantOf(tx), list],
   );
-  return new Map(rows.map((r) => [BigInt(r.id), toProject(r)]));
+  return new Map(rows.map((r) => [BigInt(r.id as string), PROJECTS.parse(r)]));
 }
 
 export async function listProjects(tx: Tx, filter: { status: ProjectStatus | null }, afterId: bigint, limit: number): Promise<Project[]> {
-  const rows = await tx.many<ProjectRow>(
-    `select ${PROJECT_COLUMNS} from projects
+  const rows = await tx.many<Row>(
+    `select ${PROJECTS.columns()} from projects
       where tenant_id = $1::bigint and ($2::text is null or status = $2) and id > $3::bigint
       order by id limit $4`,
     [tenantOf(tx), filter.status, afterId.toString(), limit],
   );
-  return rows.map(toProject);
+  return rows.map(PROJECTS.parse);
 }
 
 /** Writes the given fields, bumps the version and updated_at. Undefined fields keep their value. */
 export async function updateProject(tx: Tx, id: bigint, changes: ProjectChanges): Promise<Project> {
-  const row = await tx.one<ProjectRow>(
-    `update projects set
-        name = coalesce($3, name),
-        description = coalesce($4, description),
-        status = coalesce($5, status),
-        metadata = coalesce($6::jsonb, metadata),
-        version = version + 1,
-        updated_at = now()
-      where tenant_id = $1::bigint and id = $2::bigint
-      returning ${PROJECT_COLUMNS}`,
-    [
-      tenantOf(tx),
-      id.toString(),
-      changes.name ?? null,
-      changes.description ?? null,
-      changes.status ?? null,
-      changes.metadata === undefined ? null : JSON.stringify(changes.metadata),
-    ],
+  const q = new Params();
+  const set = [...PROJECTS.assignments(q, changes), 'version = version + 1', 'updated_at = now()'];
+  const row = await tx.one<Row>(
+    `update projects set ${set.join(', ')}
+      where tenant_id = ${q.bind(tenantOf(tx), 'bigint')} and id = ${q.id(id)}
+      returning ${PROJECTS.columns()}`,
+    q.values,
   );
-  return toProject(row);
+  return PROJECTS.parse(row);
 }
 
 export async function projectHasTasks(tx: Tx, id: bigint): Promise<boolean> {

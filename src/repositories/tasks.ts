@@ -1,32 +1,13 @@
 import type { Tx } from '../db/index.js';
-import type { Task, TaskPriority, TaskStatus } from '../domain.js';
-import { TASK_COLUMNS, type TaskRow, idList, toTask } from './rows.js';
+import type { Changes, Insertable, LeaseEnd, TASK_FIELDS, Task, TaskPriority, TaskStatus } from '../domain.js';
+import { TASKS, idList } from './rows.js';
+import { Params } from './sql.js';
 import { tenantOf } from './tenant-scope.js';
 
-export interface NewTask {
-  readonly projectId: bigint;
-  readonly title: string;
-  readonly description: string;
-  readonly status: TaskStatus;
-  readonly priority: TaskPriority;
-  readonly tags: string[];
-  readonly assigneeId: bigint | null;
-  readonly createdById: bigint;
-  readonly parentTaskId: bigint | null;
-  readonly dueDate: Date | null;
-}
+export type NewTask = Insertable<typeof TASK_FIELDS>;
+export type TaskChanges = Changes<typeof TASK_FIELDS>;
 
-/** Fields to write; `undefined` keeps the current value, `null` clears a nullable one. */
-export interface TaskChanges {
-  readonly title?: string;
-  readonly description?: string;
-  readonly status?: TaskStatus;
-  readonly priority?: TaskPriority;
-  readonly tags?: string[];
-  readonly assigneeId?: bigint | null;
-  readonly parentTaskId?: bigint | null;
-  readonly dueDate?: Date | null;
-}
+type Row = Record<string, unknown>;
 
 export type TaskOrder = 'created' | 'due_date' | 'priority';
 
@@ -48,64 +29,60 @@ export type TaskCursor =
   | { readonly order: 'due_date'; readonly dueMs: number | null; readonly id: bigint }
   | { readonly order: 'priority'; readonly rank: number; readonly id: bigint };
 
-const big = (v: bigint | null | undefined) => (v === null || v === undefined ? null : v.toString());
-
 export async function insertTask(tx: Tx, t: NewTask): Promise<Task> {
-  const row = await tx.one<TaskRow>(
-    `insert into tasks (tenant_id, project_id, title, description, status, priority, tags,
-                        assignee_id, created_by_id, parent_task_id, due_date)
-     values ($1::bigint, $2::bigint, $3, $4, $5, $6, $7::jsonb, $8::bigint, $9::bigint, $10::bigint, $11::timestamptz)
-     returning ${TASK_COLUMNS}`,
-    [
-      tenantOf(tx), t.projectId.toString(), t.title, t.description, t.status, t.priority, JSON.stringify(t.tags),
-      big(t.assigneeId), t.createdById.toString(), big(t.parentTaskId), t.dueDate,
-    ],
+  const q = new Params();
+  const tenant = q.bind(tenantOf(tx), 'bigint');
+  const { columns, placeholders } = TASKS.insert(q, t);
+  const row = await tx.one<Row>(
+    `insert into tasks (tenant_id, ${columns.join(', ')}) values (${tenant}, ${placeholders.join(', ')})
+     returning ${TASKS.columns()}`,
+    q.values,
   );
-  return toTask(row);
+  return TASKS.parse(row);
 }
 
 /** One task per title, in one statement, in the order of `titles`. */
 export async function insertTasksWithTitles(tx: Tx, projectId: bigint, titles: string[], createdById: bigint): Promise<Task[]> {
   if (titles.length === 0) return [];
-  const rows = await tx.many<TaskRow>(
+  const rows = await tx.many<Row>(
     `insert into tasks (tenant_id, project_id, title, created_by_id)
      select $1::bigint, $2::bigint, u.title, $4::bigint
        from unnest($3::text[]) with ordinality as u(title, n)
       order by u.n
-     returning ${TASK_COLUMNS}`,
+     returning ${TASKS.columns()}`,
     [tenantOf(tx), projectId.toString(), titles, createdById.toString()],
   );
   // Identity values follow the insert order, so id order is title order.
-  return rows.map(toTask).sort((a, b) => (a.id < b.id ? -1 : 1));
+  return rows.map(TASKS.parse).sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
 export async function findTask(tx: Tx, id: bigint, options: { forUpdate?: boolean } = {}): Promise<Task | undefined> {
-  const row = await tx.maybeOne<TaskRow>(
-    `select ${TASK_COLUMNS} from tasks where tenant_id = $1::bigint and id = $2::bigint${options.forUpdate ? ' for update' : ''}`,
+  const row = await tx.maybeOne<Row>(
+    `select ${TASKS.columns()} from tasks where tenant_id = $1::bigint and id = $2::bigint${options.forUpdate ? ' for update' : ''}`,
     [tenantOf(tx), id.toString()],
   );
-  return row && toTask(row);
+  return row && TASKS.parse(row);
 }
 
 export async function findTasksByIds(tx: Tx, ids: Iterable<bigint>): Promise<Map<bigint, Task>> {
   const list = idList(ids);
   if (list.length === 0) return new Map();
-  const rows = await tx.many<TaskRow>(
-    `select ${TASK_COLUMNS} from tasks where tenant_id = $1::bigint and id = any($2::bigint[])`,
+  const rows = await tx.many<Row>(
+    `select ${TASKS.columns()} from tasks where tenant_id = $1::bigint and id = any($2::bigint[])`,
     [tenantOf(tx), list],
   );
-  return new Map(rows.map((r) => [BigInt(r.id), toTask(r)]));
+  return new Map(rows.map((r) => [BigInt(r.id as string), TASKS.parse(r)]));
 }
 
 /** Direct subtasks of every task in `parentIds`, in one statement, oldest first. */
 export async function findSubtasks(tx: Tx, parentIds: Iterable<bigint>): Promise<Task[]> {
   const list = idList(parentIds);
   if (list.length === 0) return [];
-  const rows = await tx.many<TaskRow>(
-    `select ${TASK_COLUMNS} from tasks where tenant_id = $1::bigint and parent_task_id = any($2::bigint[]) order by id`,
+  const rows = await tx.many<Row>(
+    `select ${TASKS.columns()} from tasks where tenant_id = $1::bigint and parent_task_id = any($2::bigint[]) order by id`,
     [tenantOf(tx), list],
   );
-  return rows.map(toTask);
+  return rows.map(TASKS.parse);
 }
 
 /**
@@ -139,12 +116,9 @@ export async function isSelfOrDescendant(tx: Tx, taskId: bigint, candidateId: bi
  * value is bound. Returns up to `limit` rows.
  */
 export async function listTasks(tx: Tx, filter: TaskFilter, order: TaskOrder, cursor: TaskCursor | null, limit: number): Promise<Task[]> {
-  const values: unknown[] = [tenantOf(tx)];
-  const bind = (v: unknown, cast: string) => {
-    values.push(v);
-    return `$${values.length}::${cast}`;
-  };
-  const where = ['tenant_id = $1::bigint'];
+  const q = new Params();
+  const bind = (v: unknown, cast: string) => q.bind(v, cast);
+  const where = [`tenant_id = ${bind(tenantOf(tx), 'bigint')}`];
   if (filter.projectId !== null) where.push(`project_id = ${bind(filter.projectId.toString(), 'bigint')}`);
   if (filter.statuses.length > 0) where.push(`status = any(${bind(filter.statuses, 'text[]')})`);
   if (filter.assigneeId !== null) where.push(`assignee_id = ${bind(filter.assigneeId.toString(), 'bigint')}`);
@@ -182,93 +156,148 @@ export async function listTasks(tx: Tx, filter: TaskFilter, order: TaskOrder, cu
       }
       break;
   }
-  const rows = await tx.many<TaskRow>(
-    `select ${TASK_COLUMNS} from tasks where ${where.join(' and ')} order by ${orderBy} limit ${bind(limit, 'int')}`,
-    values,
+  const rows = await tx.many<Row>(
+    `select ${TASKS.columns()} from tasks where ${where.join(' and ')} order by ${orderBy} limit ${bind(limit, 'int')}`,
+    q.values,
   );
-  return rows.map(toTask);
+  return rows.map(TASKS.parse);
 }
 
-/** Writes the changes, bumps version and updated_at, returns the new row. */
-export async function updateTask(tx: Tx, id: bigint, c: TaskChanges): Promise<Task> {
-  const row = await tx.one<TaskRow>(
-    `update tasks set
-        title = coalesce($3, title),
-        description = coalesce($4, description),
-        status = coalesce($5, status),
-        priority = coalesce($6, priority),
-        tags = coalesce($7::jsonb, tags),
-        assignee_id = case when $8::boolean then $9::bigint else assignee_id end,
-        parent_task_id = case when $10::boolean then $11::bigint else parent_task_id end,
-        due_date = case when $12::boolean then $13::timestamptz else due_date end,
-        version = version + 1,
-        updated_at = now()
-      where tenant_id = $1::bigint and id = $2::bigint
-      returning ${TASK_COLUMNS}`,
-    [
-      tenantOf(tx), id.toString(),
-      c.title ?? null, c.description ?? null, c.status ?? null, c.priority ?? null,
-      c.tags === undefined ? null : JSON.stringify(c.tags),
-      c.assigneeId !== undefined, big(c.assigneeId),
-      c.parentTaskId !== undefined, big(c.parentTaskId),
-      c.dueDate !== undefined, c.dueDate ?? null,
-    ],
+/**
+ * Writes the changes, bumps version and updated_at, returns the new row. `endLease` also ends
+ * the task's running lease (if any) with that reason: its holder learns it on its next call.
+ */
+export async function updateTask(tx: Tx, id: bigint, changes: TaskChanges, endLease: LeaseEnd | null = null): Promise<Task> {
+  const q = new Params();
+  const set = [...TASKS.assignments(q, changes), 'version = version + 1', 'updated_at = now()'];
+  if (endLease !== null) set.push(...leaseEnding(q, endLease));
+  const row = await tx.one<Row>(
+    `update tasks set ${set.join(', ')}
+      where tenant_id = ${q.bind(tenantOf(tx), 'bigint')} and id = ${q.id(id)}
+      returning ${TASKS.columns()}`,
+    q.values,
   );
-  return toTask(row);
+  return TASKS.parse(row);
+}
+
+/** Assignments that end a running lease (and leave an ended one as it is). */
+function leaseEnding(q: Params, reason: LeaseEnd): string[] {
+  const running = 'lease_end is null and lease_expires_at is not null';
+  return [
+    `lease_end = case when ${running} then ${q.bind(reason, 'text')} else lease_end end`,
+    `lease_expires_at = case when ${running} then null else lease_expires_at end`,
+  ];
 }
 
 /** Deletes the task; its subtasks go with it (foreign key cascade). Returns the deleted ids. */
-export async function deleteTask(tx: Tx, id: bigint): Promise<{ id: bigint; projectId: bigint }[]> {
+export async function deleteTask(tx: Tx, id: bigint): Promise<TaskRef[]> {
   // Collect the subtree first so that every deleted task gets its history event.
-  const rows = await tx.many<{ id: string; project_id: string }>(
+  const rows = await tx.many<RefRow>(
     `with recursive tree(id) as (
         select id from tasks where tenant_id = $1::bigint and id = $2::bigint
         union
         select t.id from tasks t join tree on t.parent_task_id = tree.id where t.tenant_id = $1::bigint
      )
      delete from tasks where tenant_id = $1::bigint and id in (select id from tree)
-     returning id, project_id`,
+     returning id, project_id, version`,
     [tenantOf(tx), id.toString()],
   );
-  return rows.map((r) => ({ id: BigInt(r.id), projectId: BigInt(r.project_id) }));
+  return rows.map(toRef);
+}
+
+/** A task as its history events name it. */
+export interface TaskRef {
+  readonly id: bigint;
+  readonly projectId: bigint;
+  readonly version: bigint;
+}
+type RefRow = { id: string; project_id: string; version: string };
+const toRef = (r: RefRow): TaskRef => ({ id: BigInt(r.id), projectId: BigInt(r.project_id), version: BigInt(r.version) });
+
+/** Every task of the project (before a forced project delete records their deletion). */
+export async function findProjectTaskRefs(tx: Tx, projectId: bigint): Promise<TaskRef[]> {
+  // Locked: a write to one of these tasks that is still running must commit before its
+  // 'deleted' event is written, or that event would carry a stale version and could reach
+  // WatchTasks before the write it follows.
+  const rows = await tx.many<RefRow>(
+    `select id, project_id, version from tasks where tenant_id = $1::bigint and project_id = $2::bigint order by id for update`,
+    [tenantOf(tx), projectId.toString()],
+  );
+  return rows.map(toRef);
 }
 
 /**
- * Marks every task of the project that is not completed as completed and appends one history
- * event per task, in ONE statement. `found` is false when the project does not exist.
+ * Marks every task of the project that is not completed as completed, in ONE statement, ending
+ * the running leases of those tasks (revoked). `found` is false when the project does not
+ * exist; `changed` lists each task with the status it had.
  */
-export async function completeProjectTasks(tx: Tx, projectId: bigint, actorId: bigint | null): Promise<{ found: boolean; count: number }> {
-  const row = await tx.one<{ found: boolean; count: string }>(
+export async function completeProjectTasks(
+  tx: Tx,
+  projectId: bigint,
+): Promise<{ found: boolean; changed: (TaskRef & { statusBefore: TaskStatus; leaseRevoked: boolean })[] }> {
+  const rows = await tx.many<RefRow & { status_before: string | null; lease_revoked: boolean | null }>(
     `with project as (
         select id from projects where tenant_id = $1::bigint and id = $2::bigint
      ), done as (
-        update tasks t set status = 'completed', updated_at = now(), version = t.version + 1
-          from (select id, status from tasks
+        update tasks t set status = 'completed', updated_at = now(), version = t.version + 1,
+               lease_end = case when t.lease_end is null and t.lease_expires_at is not null then 'revoked' else t.lease_end end,
+               lease_expires_at = case when t.lease_end is null then null else t.lease_expires_at end
+          from (select id, status, lease_end is null and lease_expires_at is not null as running from tasks
                  where tenant_id = $1::bigint and project_id = (select id from project) and status <> 'completed'
                  for update) before
          where t.tenant_id = $1::bigint and t.id = before.id
-        returning t.id, t.project_id, before.status as old_status, t.version
-     ), events as (
-        insert into task_events (tenant_id, task_id, project_id, kind, actor_id, data)
-        select $1::bigint, id, project_id, 'completed', $3::bigint,
-               jsonb_build_object('changes', jsonb_build_object(
-                 'status', jsonb_build_object('before', old_status, 'after', 'completed'),
-                 'version', jsonb_build_object('before', (version - 1)::text, 'after', version::text)))
-          from done
+        returning t.id, t.project_id, t.version, before.status as status_before, before.running as lease_revoked
      )
-     select exists (select 1 from project) as found, (select count(*) from done) as count`,
-    [tenantOf(tx), projectId.toString(), big(actorId)],
+     select id, project_id, version, status_before, lease_revoked from done
+     union all
+     -- One marker row tells whether the project exists (also when it has nothing to complete).
+     select null, null, null, null, null where exists (select 1 from project)
+     order by id nulls last`,
+    [tenantOf(tx), projectId.toString()],
   );
-  return { found: row.found, count: Number(row.count) };
+  const changed = rows
+    .filter((r) => r.id !== null)
+    .map((r) => ({ ...toRef(r), statusBefore: r.status_before as TaskStatus, leaseRevoked: r.lease_revoked === true }));
+  return { found: rows.some((r) => r.id === null), changed };
 }
 
-/** Unassigns every task of the worker (bumping versions); returns the tasks as they were. */
-export async function unassignWorkerTasks(tx: Tx, workerId: bigint): Promise<{ id: bigint; projectId: bigint; version: bigint }[]> {
-  const rows = await tx.many<{ id: string; project_id: string; version: string }>(
-    `update tasks set assignee_id = null, version = version + 1, updated_at = now()
-      where tenant_id = $1::bigint and assignee_id = $2::bigint
-      returning id, project_id, version`,
+/**
+ * Unassigns every task of the worker (bumping versions, revoking its running leases); returns
+ * the tasks as they are after the write.
+ */
+export async function unassignWorkerTasks(tx: Tx, workerId: bigint): Promise<(TaskRef & { leaseRevoked: boolean })[]> {
+  const rows = await tx.many<RefRow & { lease_revoked: boolean }>(
+    `update tasks t set assignee_id = null, version = t.version + 1, updated_at = now(),
+            lease_end = case when t.lease_end is null and t.lease_expires_at is not null then 'revoked' else t.lease_end end,
+            lease_expires_at = case when t.lease_end is null then null else t.lease_expires_at end
+       from (select id, lease_end is null and lease_expires_at is not null as running from tasks
+              where tenant_id = $1::bigint and assignee_id = $2::bigint for update) before
+      where t.tenant_id = $1::bigint and t.id = before.id
+      returning t.id, t.project_id, t.version, before.running as lease_revoked`,
     [tenantOf(tx), workerId.toString()],
   );
-  return rows.map((r) => ({ id: BigInt(r.id), projectId: BigInt(r.project_id), version: BigInt(r.version) }));
+  return rows.map((r) => ({ ...toRef(r), leaseRevoked: r.lease_revoked }));
+}
+
+/**
+ * The task and its subtasks down to `maxDepth` levels (null: all), in one recursive statement:
+ * depth first, siblings by id. Empty when the task does not exist.
+ */
+export async function findTaskTree(tx: Tx, id: bigint, maxDepth: number | null): Promise<{ task: Task; depth: number }[]> {
+  const rows = await tx.many<Row & { tree_depth: number }>(
+    `with recursive tree(id, depth, path) as (
+        select id, 0, array[id] from tasks where tenant_id = $1::bigint and id = $2::bigint
+        union all
+        select t.id, tree.depth + 1, tree.path || t.id
+          from tree join tasks t on t.tenant_id = $1::bigint and t.parent_task_id = tree.id
+         where ($3::int is null or tree.depth < $3::int)
+           -- Parents never form a cycle (writes refuse one), but a walk must end regardless.
+           and not t.id = any(tree.path)
+     )
+     select ${TASKS.columns('t')}, tree.depth as tree_depth
+       from tree join tasks t on t.tenant_id = $1::bigint and t.id = tree.id
+      order by tree.path`,
+    [tenantOf(tx), id.toString(), maxDepth],
+  );
+  return rows.map((r) => ({ task: TASKS.parse(r), depth: r.tree_depth }));
 }

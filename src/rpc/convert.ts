@@ -7,6 +7,8 @@ import {
   ProjectSchema,
   ProjectStatus,
   type Task,
+  type TaskEvent,
+  TaskEventSchema,
   TaskPriority,
   TaskSchema,
   TaskStatus,
@@ -46,7 +48,8 @@ export const projectStatus = enumMap<d.ProjectStatus, ProjectStatus>([
   ['archived', ProjectStatus.ARCHIVED],
 ]);
 
-const ts = (date: Date | null | undefined): Timestamp | undefined => (date ? timestampFromDate(date) : undefined);
+export const timestamp = (date: Date | null | undefined): Timestamp | undefined => (date ? timestampFromDate(date) : undefined);
+const ts = timestamp;
 export const dateOf = (t: Timestamp): Date => timestampDate(t);
 
 export const tenantMessage = (t: d.Tenant): Tenant =>
@@ -92,6 +95,11 @@ export function taskMessage(t: d.Task | d.TaskView): Task {
     dueDate: ts(t.dueDate),
     version: t.version,
     leaseExpiresAt: ts(t.leaseExpiresAt),
+    requiredCapabilities: t.requiredCapabilities,
+    maxAttempts: t.maxAttempts,
+    attempts: t.attempts,
+    notBefore: ts(t.notBefore),
+    lastError: t.lastError,
     assignee: view.assignee ? workerMessage(view.assignee) : undefined,
     createdBy: view.createdBy ? workerMessage(view.createdBy) : undefined,
     project: view.project ? projectMessage(view.project) : undefined,
@@ -99,3 +107,15 @@ export function taskMessage(t: d.Task | d.TaskView): Task {
     subtasks: view.subtasks?.map(taskMessage) ?? [],
   });
 }
+
+export const taskEventMessage = (e: d.TaskEvent): TaskEvent =>
+  create(TaskEventSchema, {
+    id: e.id,
+    taskId: e.taskId,
+    projectId: e.projectId,
+    kind: e.kind,
+    actorId: e.actorId ?? undefined,
+    data: e.data,
+    createdAt: ts(e.createdAt),
+    taskVersion: e.taskVersion,
+  });

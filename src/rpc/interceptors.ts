@@ -22,14 +22,30 @@ export function errorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const requestId = requestIdOf((name) => req.header.get(name));
     req.contextValues.set(requestIdKey, requestId);
+    const mapped = (err: unknown) => {
+      const error = toConnectError(err, logger, requestId);
+      error.metadata.set('x-request-id', requestId);
+      return error;
+    };
     try {
       const res = await next(req);
       res.header.set('x-request-id', requestId);
-      return res;
+      if (!res.stream) return res;
+      // A streaming handler runs while its messages are read, after this interceptor returned:
+      // its errors are mapped here, or they would all reach the client as INTERNAL.
+      const messages = res.message;
+      return {
+        ...res,
+        message: (async function* () {
+          try {
+            yield* messages;
+          } catch (err) {
+            throw mapped(err);
+          }
+        })(),
+      };
     } catch (err) {
-      const error = toConnectError(err, logger, requestId);
-      error.metadata.set('x-request-id', requestId);
-      throw error;
+      throw mapped(err);
     }
   };
 }

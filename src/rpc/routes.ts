@@ -12,6 +12,7 @@ import type { Services } from '../services/index.js';
 import { projectHandlers } from './handlers/projects.js';
 import { taskHandlers } from './handlers/tasks.js';
 import { tenantHandlers } from './handlers/tenants.js';
+import { watchHandlers } from './handlers/watch.js';
 import { workerHandlers } from './handlers/workers.js';
 import { healthService } from './health.js';
 import { reflectionService } from './reflection.js';
@@ -33,7 +34,7 @@ export function serviceEntries(services: Services, health: { probe: () => Promis
     [TenantService, tenantHandlers(services.tenants)],
     [WorkerService, workerHandlers(services.workers)],
     [ProjectService, projectHandlers(services.projects)],
-    [TaskService, taskHandlers(services.tasks)],
+    [TaskService, { ...taskHandlers(services.tasks, services.claimWait), ...watchHandlers(services.watch) }],
     [Health, healthService({ services: API_SERVICES.map((s) => s.typeName), ...health })],
     [ServerReflection, reflection],
     // Same messages under the older package name (grpcurl and other older clients ask for it).

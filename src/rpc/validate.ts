@@ -7,20 +7,11 @@ import type { Timestamp } from '@bufbuild/protobuf/wkt';
 import { z } from 'zod';
 import type { JsonObject } from '../domain.js';
 import { AppError } from '../errors.js';
+import { LIMITS, describeLimit } from '../limits.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../services/page-token.js';
 import { dateOf } from './convert.js';
 
-export const LIMITS = {
-  titleChars: 500,
-  nameChars: 200,
-  textBytes: 64 * 1024,
-  metadataBytes: 64 * 1024,
-  tags: 50,
-  tagChars: 64,
-  capabilities: 50,
-  requestIdChars: 200,
-  taskTitles: 1000,
-} as const;
+export { LIMITS } from '../limits.js';
 
 const chars = (s: string) => [...s].length;
 const noNul = (s: string) => !s.includes('\u0000');
@@ -31,7 +22,7 @@ export const text = (max: number, unit: 'chars' | 'bytes' = 'chars') =>
     .refine(noNul, 'must not contain NUL characters')
     .refine(
       (s) => (unit === 'chars' ? chars(s) : Buffer.byteLength(s)) <= max,
-      unit === 'chars' ? `must be at most ${max} characters` : `must be at most ${max / 1024} KiB`,
+      unit === 'chars' ? describeLimit.chars(max) : describeLimit.bytes(max),
     );
 
 export const requiredText = (max: number) =>
@@ -45,23 +36,28 @@ export const tags = z
     z
       .string()
       .refine(noNul, 'must not contain NUL characters')
-      .refine((s) => s.trim().length > 0 && chars(s) <= LIMITS.tagChars, `each must be 1 to ${LIMITS.tagChars} characters`),
+      .refine((s) => s.trim().length > 0 && chars(s) <= LIMITS.tagChars, `each ${describeLimit.chars(LIMITS.tagChars, 1)}`),
   )
-  .max(LIMITS.tags, `at most ${LIMITS.tags} tags`)
+  .max(LIMITS.tags, describeLimit.items(LIMITS.tags, 'tags'))
   // A tag set: repeating a tag adds nothing.
   .transform((list) => [...new Set(list)]);
 
 export const capabilities = z
-  .array(z.string().refine((s) => noNul(s) && s.trim().length > 0 && chars(s) <= LIMITS.tagChars, `each must be 1 to ${LIMITS.tagChars} characters`))
-  .max(LIMITS.capabilities, `at most ${LIMITS.capabilities} capabilities`)
+  .array(z.string().refine((s) => noNul(s) && s.trim().length > 0 && chars(s) <= LIMITS.tagChars, `each ${describeLimit.chars(LIMITS.tagChars, 1)}`))
+  .max(LIMITS.capabilities, describeLimit.items(LIMITS.capabilities, 'capabilities'))
   .transform((list) => [...new Set(list)]);
 
-export const handle = z.string().regex(/^@[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/, 'must look like @name (letters, digits, _ . -; at most 64 after the @)');
+export const handle = z
+  .string()
+  .regex(
+    new RegExp(`^@[A-Za-z0-9_][A-Za-z0-9_.-]{0,${LIMITS.handleChars - 1}}$`),
+    `must look like @name (letters, digits, _ . -; at most ${LIMITS.handleChars} after the @)`,
+  );
 
 export const email = z
   .string()
   .transform((s) => s.trim())
-  .pipe(z.union([z.literal(''), z.email('is not an email address').max(254, 'is not an email address')]))
+  .pipe(z.union([z.literal(''), z.email('is not an email address').max(LIMITS.emailChars, 'is not an email address')]))
   .transform((s) => (s === '' ? null : s));
 
 export const subdomain = z
@@ -74,7 +70,7 @@ export const metadata = z
   .custom<JsonObject>()
   .optional()
   .transform((v) => v ?? {})
-  .refine((v) => Buffer.byteLength(JSON.stringify(v)) <= LIMITS.metadataBytes, `must be at most ${LIMITS.metadataBytes / 1024} KiB as JSON`)
+  .refine((v) => Buffer.byteLength(JSON.stringify(v)) <= LIMITS.metadataBytes, `${describeLimit.bytes(LIMITS.metadataBytes)} as JSON`)
   // A NUL in any key or string value (JSON text would also flag a literal backslash-u0000).
   .refine((v) => !containsNul(v), 'must not contain NUL characters')
   // NaN and Infinity have no JSON form: they would be stored as null without a word.
@@ -107,6 +103,28 @@ export const optionalId = z
   .transform((v) => (v === undefined || v === 0n ? null : v));
 /** expected_version: 0 means no check. */
 export const expectedVersion = optionalId;
+
+/** A lease token a caller presents: 0 (or absent) means none. */
+export const optionalLeaseToken = optionalId;
+/** A lease token that must be given. */
+export const leaseToken = z.bigint().refine((v) => v > 0n && v <= INT64_MAX, 'is required (the token ClaimTask returned)');
+
+/** A whole number of seconds in [min, max]; 0 means `fallback` when one is given. */
+export const seconds = (range: { min?: number; max: number; default?: number }) =>
+  z
+    .number()
+    .int()
+    .refine(
+      (v) => (range.default !== undefined && v === 0) || (v >= (range.min ?? 0) && v <= range.max),
+      describeLimit.range(range.min ?? 0, range.max),
+    )
+    .transform((v) => (v === 0 && range.default !== undefined ? range.default : v));
+
+export const leaseSeconds = seconds(LIMITS.leaseSeconds);
+export const waitSeconds = seconds(LIMITS.waitSeconds);
+export const retryAfterSeconds = seconds(LIMITS.retryAfterSeconds);
+export const maxAttempts = z.number().int().min(0, describeLimit.range(0, LIMITS.maxAttempts)).max(LIMITS.maxAttempts, describeLimit.range(0, LIMITS.maxAttempts));
+export const lastError = text(LIMITS.lastErrorBytes, 'bytes');
 
 export const pageSize = z
   .number()
@@ -158,3 +176,5 @@ export function check<S extends z.ZodType>(schema: S, input: unknown, prefix = '
 
 /** createdById → created_by_id, so errors use the .proto field names. */
 export const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+/** due_date → dueDate. */
+export const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());

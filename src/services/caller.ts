@@ -8,6 +8,7 @@ import type { Database, TransactionOptions, Tx } from '../db/index.js';
 import { DbError } from '../db/index.js';
 import type { JsonValue } from '../domain.js';
 import { AppError, invalidArgument } from '../errors.js';
+import { LIMITS, describeLimit } from '../limits.js';
 import { apiKeyFromPrologue, apiKeyPrologue } from '../repositories/api-keys.js';
 import * as idempotency from '../repositories/idempotency.js';
 import { fromTaggedJson, toTaggedJson } from './tagged-json.js';
@@ -49,8 +50,20 @@ const CONSTRAINTS: Readonly<Record<string, { code: AppError['code']; field: stri
   tasks_parent_fkey: { code: 'failed_precondition', field: 'parent_task_id', message: 'parent task not found in this project' },
   tasks_not_own_parent: { code: 'failed_precondition', field: 'parent_task_id', message: 'a task cannot be its own parent' },
   api_keys_worker_fkey: { code: 'failed_precondition', field: 'worker_id', message: 'worker not found' },
-  tasks_title_length: { code: 'invalid_argument', field: 'title', message: 'must be 1 to 500 characters' },
-  projects_name_length: { code: 'invalid_argument', field: 'name', message: 'must be 1 to 200 characters' },
+  tasks_title_length: { code: 'invalid_argument', field: 'title', message: describeLimit.chars(LIMITS.titleChars, 1) },
+  tasks_description_size: { code: 'invalid_argument', field: 'description', message: describeLimit.bytes(LIMITS.textBytes) },
+  tasks_tags_count: { code: 'invalid_argument', field: 'tags', message: describeLimit.items(LIMITS.tags, 'tags') },
+  tasks_required_capabilities_strings: {
+    code: 'invalid_argument',
+    field: 'required_capabilities',
+    message: describeLimit.items(LIMITS.capabilities, 'capabilities'),
+  },
+  tasks_max_attempts_range: { code: 'invalid_argument', field: 'max_attempts', message: describeLimit.range(0, LIMITS.maxAttempts) },
+  tasks_last_error_size: { code: 'invalid_argument', field: 'error', message: describeLimit.bytes(LIMITS.lastErrorBytes) },
+  projects_name_length: { code: 'invalid_argument', field: 'name', message: describeLimit.chars(LIMITS.nameChars, 1) },
+  projects_description_size: { code: 'invalid_argument', field: 'description', message: describeLimit.bytes(LIMITS.textBytes) },
+  projects_metadata_object: { code: 'invalid_argument', field: 'metadata', message: describeLimit.bytes(LIMITS.metadataBytes) },
+  workers_capabilities_count: { code: 'invalid_argument', field: 'capabilities', message: describeLimit.items(LIMITS.capabilities, 'capabilities') },
   workers_handle_format: { code: 'invalid_argument', field: 'handle', message: 'must look like @name' },
   workers_email_format: { code: 'invalid_argument', field: 'email', message: 'is not an email address' },
   tenants_subdomain_format: { code: 'invalid_argument', field: 'subdomain', message: 'must be a DNS label' },
@@ -113,8 +126,8 @@ export async function idempotent<T>(
   run: () => Promise<T>,
 ): Promise<T> {
   if (requestId === '') return run();
-  if (requestId.length > 200) throw invalidArgument('request_id', 'must be at most 200 characters');
-  const hash = createHash('sha256').update(operation).update('\0').update(JSON.stringify(toTaggedJson(request))).digest();
+  if (requestId.length > LIMITS.requestIdChars) throw invalidArgument('request_id', describeLimit.chars(LIMITS.requestIdChars));
+  const hash = requestHash(operation, request);
   if (await idempotency.claimRequestId(tx, requestId, hash)) {
     const result = await run();
     await idempotency.saveResponse(tx, requestId, toTaggedJson(result));
@@ -126,6 +139,11 @@ export async function idempotent<T>(
   }
   if (record.response === null) throw new AppError('aborted', 'the first request with this request_id is still running');
   return fromTaggedJson<T>(record.response as JsonValue);
+}
+
+/** What identifies a request for idempotency: the operation and its (resolved) input. */
+export function requestHash(operation: string, request: unknown): Buffer {
+  return createHash('sha256').update(operation).update('\0').update(JSON.stringify(toTaggedJson(request))).digest();
 }
 
 /** The creator of a write: the key's worker, or the explicit id, which must then agree. */

@@ -1,14 +1,15 @@
 import type { Database } from '../db/index.js';
 import type { JsonObject, Project, ProjectStatus, TaskView } from '../domain.js';
-import { aborted, failedPrecondition, notFound } from '../errors.js';
-import { appendProjectTasksDeleted, appendTaskEvents } from '../repositories/events.js';
+import { failedPrecondition, notFound } from '../errors.js';
+import { appendTaskEvents } from '../repositories/events.js';
 import * as projects from '../repositories/projects.js';
-import { completeProjectTasks, insertTasksWithTitles } from '../repositories/tasks.js';
+import { completeProjectTasks, findProjectTaskRefs, insertTasksWithTitles } from '../repositories/tasks.js';
 import { findWorker } from '../repositories/workers.js';
 import { type Caller, idempotent, inTenant, resolveActor } from './caller.js';
 import { type Page, decodePageToken, queryFingerprint, toPage } from './page-token.js';
 import { loadTaskViews } from './task-views.js';
-import { snapshot } from './tasks.js';
+import { taskEvent, versionStep } from './task-events.js';
+import { checkVersion } from './versions.js';
 
 export interface CreateProjectInput {
   readonly name: string;
@@ -62,10 +63,7 @@ export class ProjectService {
         const project = await projects.insertProject(tx, { ...fields, status: 'active' });
         const created = await insertTasksWithTitles(tx, project.id, input.taskTitles, createdById);
         await this.afterTasksInserted?.();
-        await appendTaskEvents(
-          tx,
-          created.map((t) => ({ taskId: t.id, projectId: t.projectId, kind: 'created' as const, actorId: createdById, data: { task: snapshot(t) } })),
-        );
+        await appendTaskEvents(tx, created.map((t) => taskEvent.created(t, createdById)));
         return { project, tasks: await loadTaskViews(tx, created, 'basic') };
       });
     });
@@ -93,9 +91,7 @@ export class ProjectService {
     return inTenant(this.db, caller, async (tx) => {
       const current = await projects.findProject(tx, input.id, { forUpdate: true });
       if (!current) throw notFound('project');
-      if (input.expectedVersion !== null && current.version !== input.expectedVersion) {
-        throw aborted(`expected_version: the project is at version ${current.version}, not ${input.expectedVersion}`);
-      }
+      checkVersion('project', current, input.expectedVersion);
       return projects.updateProject(tx, input.id, input.changes);
     });
   }
@@ -112,7 +108,10 @@ export class ProjectService {
         throw failedPrecondition('the project has tasks; pass force to delete them too', 'force');
       }
       // History outlives the tasks: each one deleted with the project gets its event.
-      if (input.force) await appendProjectTasksDeleted(tx, input.id, actor.workerId);
+      if (input.force) {
+        const doomed = await findProjectTaskRefs(tx, input.id);
+        await appendTaskEvents(tx, doomed.map((t) => taskEvent.deleted(t, actor.workerId, { reason: 'project deleted' })));
+      }
       await projects.deleteProject(tx, input.id);
     });
   }
@@ -120,9 +119,23 @@ export class ProjectService {
   /** Completes every task of the project that is not completed; returns how many. @throws AppError not_found. */
   completeTasks(caller: Caller, projectId: bigint): Promise<number> {
     return inTenant(this.db, caller, async (tx, actor) => {
-      const { found, count } = await completeProjectTasks(tx, projectId, actor.workerId);
+      const { found, changed } = await completeProjectTasks(tx, projectId);
       if (!found) throw notFound('project');
-      return count;
+      await appendTaskEvents(
+        tx,
+        changed.map((t) => {
+          const { before, after } = versionStep(t);
+          const lease = t.leaseRevoked ? [{ leaseEnd: null }, { leaseEnd: 'revoked' as const }] : [{}, {}];
+          return taskEvent.changed(
+            'completed',
+            t,
+            { ...before, status: t.statusBefore, ...lease[0] },
+            { ...after, status: 'completed' as const, ...lease[1] },
+            actor.workerId,
+          );
+        }),
+      );
+      return changed.length;
     });
   }
 }

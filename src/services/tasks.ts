@@ -1,7 +1,5 @@
 import type { Database, Tx } from '../db/index.js';
 import {
-  type JsonObject,
-  type JsonValue,
   TASK_PRIORITIES,
   TASK_TRANSITIONS,
   type Task,
@@ -9,12 +7,19 @@ import {
   type TaskView,
   type TaskViewKind,
 } from '../domain.js';
-import { AppError, aborted, failedPrecondition, notFound } from '../errors.js';
-import { type TaskEventKind, appendTaskEvents } from '../repositories/events.js';
+import { AppError, failedPrecondition, invalidArgument, notFound } from '../errors.js';
+import { lockTaskWithClock } from '../repositories/claims.js';
+import * as idempotency from '../repositories/idempotency.js';
+import { findProject } from '../repositories/projects.js';
+import { findWorker } from '../repositories/workers.js';
+import { type TaskEvent, type TaskEventKind, appendTaskEvents, listTaskEvents } from '../repositories/events.js';
 import * as tasks from '../repositories/tasks.js';
-import { type Actor, type Caller, idempotent, inTenant, resolveActor } from './caller.js';
+import { type Actor, type Caller, idempotent, inTenant, requestHash, resolveActor } from './caller.js';
 import { type Page, decodePageToken, queryFingerprint, toPage } from './page-token.js';
+import { taskEvent } from './task-events.js';
 import { loadTaskViews } from './task-views.js';
+import { type ReleaseInput, checkLease, claimOnce, heartbeat, release } from './task-leases.js';
+import { checkVersion } from './versions.js';
 
 export interface CreateTaskInput extends Omit<tasks.NewTask, 'createdById'> {
   /** Optional when the caller's API key is bound to a worker. */
@@ -35,42 +40,34 @@ export interface UpdateTaskInput {
   readonly changes: tasks.TaskChanges;
   /** null: no version check. */
   readonly expectedVersion: bigint | null;
+  /** null: not a lease holder's write. Else the write happens only while this lease is current. */
+  readonly leaseToken: bigint | null;
 }
+
+export interface ClaimInput {
+  /** null: the worker of the caller's API key. */
+  readonly workerId: bigint | null;
+  readonly projectId: bigint | null;
+  readonly tagsAll: string[];
+  readonly leaseSeconds: number;
+  readonly requestId: string;
+}
+
+export interface Claim {
+  /** null: nothing was claimable. */
+  readonly task: TaskView | null;
+  readonly leaseToken: bigint | null;
+  readonly leaseExpiresAt: Date | null;
+}
+
+const NO_CLAIM: Claim = { task: null, leaseToken: null, leaseExpiresAt: null };
 
 const rankOf = (p: TaskPriority) => TASK_PRIORITIES.indexOf(p) + 1;
 
-/** A field value as it is recorded in history. */
-function historyValue(v: unknown): JsonValue {
-  if (v === undefined || v === null) return null;
-  if (typeof v === 'bigint') return v.toString();
-  if (v instanceof Date) return v.toISOString();
-  return v as JsonValue;
-}
-
-const CHANGE_FIELDS = {
-  title: 'title',
-  description: 'description',
-  status: 'status',
-  priority: 'priority',
-  tags: 'tags',
-  assigneeId: 'assignee_id',
-  parentTaskId: 'parent_task_id',
-  dueDate: 'due_date',
-} as const satisfies Record<keyof tasks.TaskChanges, string>;
-
-/** before/after of every field that really changed, plus the version step. */
-function diff(before: Task, after: Task): JsonObject {
-  const changes: JsonObject = {};
-  for (const [key, name] of Object.entries(CHANGE_FIELDS) as [keyof tasks.TaskChanges, string][]) {
-    const a = historyValue(before[key]);
-    const b = historyValue(after[key]);
-    if (JSON.stringify(a) !== JSON.stringify(b)) changes[name] = { before: a, after: b };
-  }
-  changes.version = { before: before.version.toString(), after: after.version.toString() };
-  return { changes };
-}
-
 export class TaskService {
+  /** Told about every tenant that was handed a lease (the lease reaper watches those). */
+  onLease: ((tenantId: bigint) => void) | null = null;
+
   constructor(private readonly db: Database) {}
 
   /**
@@ -86,9 +83,7 @@ export class TaskService {
       // one request_id with the same body are different requests.
       return idempotent(tx, requestId, 'CreateTask', { ...fields, createdById }, async () => {
         const task = await tasks.insertTask(tx, { ...fields, createdById });
-        await appendTaskEvents(tx, [
-          { taskId: task.id, projectId: task.projectId, kind: 'created', actorId: createdById, data: { task: snapshot(task) } },
-        ]);
+        await appendTaskEvents(tx, [taskEvent.created(task, createdById)]);
         const [view] = await loadTaskViews(tx, [task], 'basic');
         return view!;
       });
@@ -134,7 +129,10 @@ export class TaskService {
   }
 
   /** Sets or clears the assignee. @throws as update. */
-  async assign(caller: Caller, input: { id: bigint; workerId: bigint | null; expectedVersion: bigint | null }): Promise<TaskView> {
+  async assign(
+    caller: Caller,
+    input: { id: bigint; workerId: bigint | null; expectedVersion: bigint | null; leaseToken: bigint | null },
+  ): Promise<TaskView> {
     // The request names the worker `worker_id`; the column (and the shared error) `assignee_id`.
     const renamed = (err: unknown) =>
       err instanceof AppError && err.field === 'assignee_id' ? new AppError(err.code, err.message.replace('assignee_id', 'worker_id'), 'worker_id') : err;
@@ -142,7 +140,7 @@ export class TaskService {
       this.write(
         tx,
         actor,
-        { id: input.id, changes: { assigneeId: input.workerId }, expectedVersion: input.expectedVersion },
+        { id: input.id, changes: { assigneeId: input.workerId }, expectedVersion: input.expectedVersion, leaseToken: input.leaseToken },
         input.workerId === null ? 'unassigned' : 'assigned',
       ),
     ).catch((err) => {
@@ -159,29 +157,134 @@ export class TaskService {
       const deleted = await tasks.deleteTask(tx, task.id);
       await appendTaskEvents(
         tx,
-        deleted.map((d) => ({
-          taskId: d.id,
-          projectId: d.projectId,
-          kind: 'deleted' as const,
-          actorId: actor.workerId,
-          data: (d.id === task.id ? {} : { cascade_from: task.id.toString() }) as JsonObject,
-        })),
+        deleted.map((d) => taskEvent.deleted(d, actor.workerId, d.id === task.id ? {} : { cascade_from: task.id.toString() })),
       );
     });
   }
 
-  private async lock(tx: Tx, id: bigint, expectedVersion: bigint | null): Promise<Task> {
-    const task = await tasks.findTask(tx, id, { forUpdate: true });
-    if (!task) throw notFound('task');
-    if (expectedVersion !== null && task.version !== expectedVersion) {
-      throw aborted(`expected_version: the task is at version ${task.version}, not ${expectedVersion}`);
+  /**
+   * Atomically takes one claimable task for the worker, or nothing (SPEC §6). One attempt, no
+   * waiting: a long poll (wait_seconds) wraps this call. With a request_id, a retry returns the
+   * same claim while its lease is current.
+   * @throws AppError not_found (worker, project); permission_denied (worker_id other than the
+   *   key's worker); invalid_argument (request_id reuse); failed_precondition (the claim of this
+   *   request_id has ended).
+   */
+  async claim(caller: Caller, input: ClaimInput): Promise<Claim> {
+    const claim = await inTenant(this.db, caller, async (tx, actor) => {
+      const workerId = resolveActor(actor, input.workerId, 'worker_id');
+      const hash = requestHash('ClaimTask', { ...input, workerId });
+      if (input.requestId !== '') {
+        const record = await idempotency.findRecord(tx, input.requestId);
+        if (record) return this.replayClaim(tx, record, hash);
+      }
+      const worker = await findWorker(tx, workerId);
+      if (!worker) throw new AppError('not_found', 'worker_id: worker not found', 'worker_id');
+      if (input.projectId !== null && !(await findProject(tx, input.projectId))) {
+        throw new AppError('not_found', 'project_id: project not found', 'project_id');
+      }
+      const filter = { workerId, capabilities: worker.capabilities, projectId: input.projectId, tagsAll: input.tagsAll, leaseSeconds: input.leaseSeconds };
+      const task = await claimOnce(tx, filter, actor.workerId ?? workerId);
+      // Nothing claimed is not recorded: a retry with the same request_id tries again.
+      if (!task) return NO_CLAIM;
+      if (input.requestId !== '') {
+        // A concurrent twin of this request inserted first: roll this claim back and let the
+        // client's retry find the twin's record.
+        if (!(await idempotency.claimRequestId(tx, input.requestId, hash))) {
+          throw new AppError('aborted', 'the first request with this request_id is still running');
+        }
+        await idempotency.saveResponse(tx, input.requestId, { task_id: task.id.toString(), lease_token: task.leaseToken.toString() });
+      }
+      const [view] = await loadTaskViews(tx, [task], 'basic');
+      return { task: view!, leaseToken: task.leaseToken, leaseExpiresAt: task.leaseExpiresAt };
+    });
+    if (claim.task) this.onLease?.(caller.tenantId);
+    return claim;
+  }
+
+  private async replayClaim(tx: Tx, record: { requestHash: Buffer; response: unknown }, hash: Buffer): Promise<Claim> {
+    if (!record.requestHash.equals(hash)) throw invalidArgument('request_id', 'was already used for a different request');
+    const first = record.response as { task_id?: string; lease_token?: string } | null;
+    if (!first?.task_id || !first.lease_token) throw invalidArgument('request_id', 'was already used for a different request');
+    const locked = await lockTaskWithClock(tx, BigInt(first.task_id));
+    if (!locked) throw notFound('task');
+    try {
+      checkLease(locked.now, locked.task, BigInt(first.lease_token));
+    } catch (err) {
+      throw failedPrecondition(`the claim made with this request_id is over (${(err as Error).message})`, 'request_id');
     }
+    const [view] = await loadTaskViews(tx, [locked.task], 'basic');
+    return { task: view!, leaseToken: locked.task.leaseToken, leaseExpiresAt: locked.task.leaseExpiresAt };
+  }
+
+  /** Extends the lease. @throws AppError not_found; failed_precondition (lease not current). */
+  heartbeat(caller: Caller, input: { id: bigint; leaseToken: bigint; leaseSeconds: number }): Promise<Date> {
+    return inTenant(this.db, caller, async (tx, actor) => {
+      const task = await heartbeat(tx, input.id, input.leaseToken, input.leaseSeconds, actor.workerId);
+      return task.leaseExpiresAt!;
+    });
+  }
+
+  /** Ends the lease with a final status. @throws AppError not_found; failed_precondition (lease not current). */
+  release(caller: Caller, input: ReleaseInput): Promise<TaskView> {
+    return inTenant(this.db, caller, async (tx, actor) => {
+      const task = await release(tx, input, actor.workerId);
+      const [view] = await loadTaskViews(tx, [task], 'basic');
+      return view!;
+    });
+  }
+
+  /**
+   * The task and its subtasks down to `maxDepth` (null: all) with one recursive query.
+   * @throws AppError not_found.
+   */
+  tree(caller: Caller, id: bigint, maxDepth: number | null): Promise<{ task: TaskView; depth: number }[]> {
+    return inTenant(this.db, caller, async (tx) => {
+      const nodes = await tasks.findTaskTree(tx, id, maxDepth);
+      if (nodes.length === 0) throw notFound('task');
+      const views = await loadTaskViews(tx, nodes.map((n) => n.task), 'basic');
+      return nodes.map((n, i) => ({ task: views[i]!, depth: n.depth }));
+    }, { readOnly: true });
+  }
+
+  /**
+   * A page of the history of a task or of a project, oldest first. History outlives its task:
+   * a deleted task's events are still listed.
+   * @throws AppError not_found (no such task or project); invalid_argument (page_token).
+   */
+  events(caller: Caller, input: { filter: { taskId: bigint } | { projectId: bigint }; pageSize: number; pageToken: string }): Promise<Page<TaskEvent>> {
+    const fingerprint = queryFingerprint({ tenant: caller.tenantId, list: 'task_events', filter: input.filter });
+    const after = decodePageToken<bigint>(input.pageToken, fingerprint) ?? 0n;
+    return inTenant(this.db, caller, async (tx) => {
+      const rows = await listTaskEvents(tx, input.filter, after, input.pageSize + 1);
+      // Every task has its created event, so no event on the first page means no such task; a
+      // project may exist without any yet.
+      if (rows.length === 0 && after === 0n) {
+        if ('taskId' in input.filter) throw notFound('task');
+        if (!(await findProject(tx, input.filter.projectId))) throw notFound('project');
+      }
+      return toPage(rows, input.pageSize, fingerprint, (e) => e.id);
+    }, { readOnly: true });
+  }
+
+  private async lock(tx: Tx, id: bigint, expectedVersion: bigint | null, leaseToken: bigint | null = null): Promise<Task> {
+    let task: Task | undefined;
+    if (leaseToken === null) {
+      task = await tasks.findTask(tx, id, { forUpdate: true });
+      if (!task) throw notFound('task');
+    } else {
+      const locked = await lockTaskWithClock(tx, id);
+      if (!locked) throw notFound('task');
+      checkLease(locked.now, locked.task, leaseToken);
+      task = locked.task;
+    }
+    checkVersion('task', task, expectedVersion);
     return task;
   }
 
   private async write(tx: Tx, actor: Actor, input: UpdateTaskInput, kind: TaskEventKind): Promise<TaskView> {
-    const before = await this.lock(tx, input.id, input.expectedVersion);
-    const { status, parentTaskId } = input.changes;
+    const before = await this.lock(tx, input.id, input.expectedVersion, input.leaseToken);
+    const { status, parentTaskId, assigneeId } = input.changes;
     if (status !== undefined && status !== before.status && !TASK_TRANSITIONS[before.status].includes(status)) {
       throw failedPrecondition(`cannot change from ${before.status} to ${status}`, 'status');
     }
@@ -191,18 +294,14 @@ export class TaskService {
         throw failedPrecondition('the parent cannot be the task itself or one of its subtasks', 'parent_task_id');
       }
     }
-    const after = await tasks.updateTask(tx, before.id, input.changes);
-    await appendTaskEvents(tx, [
-      { taskId: after.id, projectId: after.projectId, kind, actorId: actor.workerId, data: diff(before, after) },
-    ]);
+    // A write that takes the task away from its lease holder (another status, another or no
+    // assignee) ends the lease: revoked when someone else writes, released when the holder
+    // itself does (a fenced write).
+    const takesAway = (status !== undefined && status !== before.status) || (assigneeId !== undefined && assigneeId !== before.assigneeId);
+    const endLease = takesAway ? (input.leaseToken !== null ? 'released' : 'revoked') : null;
+    const after = await tasks.updateTask(tx, before.id, input.changes, endLease);
+    await appendTaskEvents(tx, [taskEvent.changed(kind, after, before, after, actor.workerId)]);
     const [view] = await loadTaskViews(tx, [after], 'basic');
     return view!;
   }
-}
-
-/** The task as recorded in its 'created' event. */
-export function snapshot(task: Task): JsonObject {
-  const out: JsonObject = {};
-  for (const [k, v] of Object.entries(task)) out[k] = historyValue(v);
-  return out;
 }

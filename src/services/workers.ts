@@ -5,6 +5,7 @@ import { appendTaskEvents } from '../repositories/events.js';
 import { unassignWorkerTasks } from '../repositories/tasks.js';
 import * as workers from '../repositories/workers.js';
 import { type Caller, idempotent, inTenant } from './caller.js';
+import { taskEvent, versionStep } from './task-events.js';
 import { type Page, decodePageToken, queryFingerprint, toPage } from './page-token.js';
 
 export interface CreateWorkerInput {
@@ -69,13 +70,18 @@ export class WorkerService {
       const unassigned = await unassignWorkerTasks(tx, id);
       await appendTaskEvents(
         tx,
-        unassigned.map((t) => ({
-          taskId: t.id,
-          projectId: t.projectId,
-          kind: 'unassigned' as const,
-          actorId: actor.workerId,
-          data: { changes: { assignee_id: { before: id.toString(), after: null } }, reason: 'worker deleted' },
-        })),
+        unassigned.map((t) => {
+          const { before, after } = versionStep(t);
+          const lease = t.leaseRevoked ? [{ leaseEnd: null }, { leaseEnd: 'revoked' as const }] : [{}, {}];
+          return taskEvent.changed(
+            'unassigned',
+            t,
+            { ...before, assigneeId: id, ...lease[0] },
+            { ...after, assigneeId: null, ...lease[1] },
+            actor.workerId,
+            { reason: 'worker deleted' },
+          );
+        }),
       );
       await workers.deleteWorker(tx, id);
     });

@@ -1,3 +1,8 @@
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { MIGRATIONS_DIR } from '../../src/db/migrate.js';
+
 /** Test settings, read from the environment in one place. */
 export const TEST_BACKEND = (process.env.TEST_BACKEND ?? 'postgres') as 'postgres' | 'pglite';
 export const TEST_TENANCY = (process.env.TEST_TENANCY ?? 'row') as 'row' | 'schema';
@@ -13,9 +18,22 @@ export const TEST_POOLER_URL = process.env.TEST_POOLER_URL;
 export const TEST_PREPARED_STATEMENTS = process.env.TEST_PREPARED_STATEMENTS ?? 'false';
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 
+/**
+ * Named after the migrations it holds: checkouts with different migrations (parallel branches
+ * on one server) each get their own template instead of rebuilding each other's mid-run.
+ */
 export function templateName(tenancy: 'row' | 'schema'): string {
-  return `taskapi_test_template_${tenancy}`;
+  return `taskapi_test_template_${tenancy}_${MIGRATIONS_HASH}`;
 }
+
+const MIGRATIONS_HASH = (() => {
+  const hash = createHash('sha256');
+  for (const set of ['shared', 'tenant']) {
+    const dir = join(MIGRATIONS_DIR, set);
+    for (const file of readdirSync(dir).sort()) hash.update(`${set}/${file}\0`).update(readFileSync(join(dir, file)));
+  }
+  return hash.digest('hex').slice(0, 12);
+})();
 
 /** A URL of the test server for database `name`. */
 export function databaseUrl(name: string): string {

@@ -224,12 +224,51 @@ const CASES: Cases = {
       for (const id of [a.task.id, a.subtask.id]) {
         await expectRpcError(b.api.TaskService.assignTask({ id, workerId: b.worker.id }), Code.NotFound);
         await expectRpcError(b.api.TaskService.assignTask({ id }), Code.NotFound);
+        await expectRpcError(b.api.TaskService.assignTask({ id, workerId: b.worker.id, leaseToken: 1n }), Code.NotFound);
       }
       await expectRpcError(
         b.api.TaskService.assignTask({ id: b.task.id, workerId: a.worker.id }),
         Code.FailedPrecondition,
         'worker_id',
       );
+    },
+    async claimTask({ a, b }) {
+      await expectRpcError(b.api.TaskService.claimTask({ workerId: a.worker.id }), Code.NotFound);
+      await expectRpcError(b.api.TaskService.claimTask({ workerId: b.worker.id, projectId: a.project.id }), Code.NotFound);
+      // A's task carries this tag; B's claim by it finds nothing (and leaves B's own tasks alone).
+      expect((await b.api.TaskService.claimTask({ workerId: b.worker.id, tagsAll: ['a-only'] })).task).toBeUndefined();
+    },
+    async heartbeatTask({ a, b }) {
+      for (const id of [a.task.id, a.subtask.id]) {
+        await expectRpcError(b.api.TaskService.heartbeatTask({ id, leaseToken: 1n }), Code.NotFound);
+      }
+    },
+    async releaseTask({ a, b }) {
+      for (const id of [a.task.id, a.subtask.id]) {
+        await expectRpcError(b.api.TaskService.releaseTask({ id, leaseToken: 1n, status: TaskStatus.COMPLETED }), Code.NotFound);
+      }
+    },
+    async getTaskTree({ a, b }) {
+      for (const id of [a.task.id, a.subtask.id]) {
+        await expectRpcError(b.api.TaskService.getTaskTree({ id }), Code.NotFound);
+        await expectRpcError(b.api.TaskService.getTaskTree({ id, maxDepth: 1 }), Code.NotFound);
+      }
+    },
+    async watchTasks({ a, b }) {
+      // B's stream on A's project: nothing of A's ever arrives (row-level security); the stream
+      // only ends at its deadline.
+      const received: unknown[] = [];
+      const watching = (async () => {
+        for await (const res of b.api.TaskService.watchTasks({ projectId: a.project.id }, { timeoutMs: 800 })) received.push(res);
+      })();
+      await expectRpcError(watching, Code.DeadlineExceeded);
+      expect(received).toEqual([]);
+    },
+    async listTaskEvents({ a, b }) {
+      for (const id of [a.task.id, a.subtask.id]) {
+        await expectRpcError(b.api.TaskService.listTaskEvents({ taskId: id }), Code.NotFound);
+      }
+      await expectRpcError(b.api.TaskService.listTaskEvents({ projectId: a.project.id }), Code.NotFound);
     },
   },
 };

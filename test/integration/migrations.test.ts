@@ -1,8 +1,13 @@
 /** node-pg-migrate migrations on a fresh database: up, down, up again; status; schema mode. */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { OpenDatabase } from '../../src/db/index.js';
+import { MIGRATIONS_DIR } from '../../src/db/migrate.js';
 import { type TestDatabase, createTestDatabase } from '../helpers/database.js';
 
+/** The newest tenant migration: the one a single step down reverts. */
+const LAST_TENANT_MIGRATION = readdirSync(join(MIGRATIONS_DIR, 'tenant')).sort().at(-1)!.replace(/\.sql$/, '');
 const TABLES = ['tenants', 'workers', 'projects', 'tasks', 'task_events', 'api_keys', 'idempotency_records'];
 let tdb: TestDatabase | undefined;
 let open: OpenDatabase | undefined;
@@ -68,10 +73,10 @@ describe('schema mode', () => {
 
     // One step down: the last tenant migration in every tenant schema; the shared set stays.
     const stepped = await open.migrator.run({ direction: 'down' });
-    expect(stepped).toEqual(ids.map((r) => `tenant_${r.id}.1764000000200_row-level-security`));
+    expect(stepped).toEqual(ids.map((r) => `tenant_${r.id}.${LAST_TENANT_MIGRATION}`));
     const afterStep = await open.migrator.status();
     expect(afterStep[0]!.pending).toEqual([]);
-    for (const s of afterStep.slice(1)) expect(s.pending).toEqual(['1764000000200_row-level-security']);
+    for (const s of afterStep.slice(1)) expect(s.pending).toEqual([LAST_TENANT_MIGRATION]);
     expect(await open.migrator.run({ direction: 'up' })).toEqual(stepped);
 
     // Down all reverts every tenant schema, then the shared one.

@@ -3,9 +3,10 @@ import { z } from 'zod';
 import { TaskOrderBy, type TaskService, TaskView } from '../../gen/taskapi/v1/task_pb.js';
 import { invalidArgument } from '../../errors.js';
 import type { TaskChanges } from '../../repositories/tasks.js';
+import type { ClaimWaitService } from '../../services/claim-wait.js';
 import type { TaskService as Tasks } from '../../services/tasks.js';
 import { callerOf } from '../context.js';
-import { taskMessage, taskPriority, taskStatus } from '../convert.js';
+import { taskEventMessage, taskMessage, taskPriority, taskStatus, timestamp } from '../convert.js';
 import { fieldsToWrite } from './update-mask.js';
 import * as v from '../validate.js';
 
@@ -20,19 +21,68 @@ const orderBy = z
   .refine((x) => x in ORDERS, 'is not a known value')
   .transform((x) => ORDERS[x as keyof typeof ORDERS]);
 
-const create = z.object({
-  projectId: v.id,
+/**
+ * The input rule of every task field a client may write, by domain name; the update mask names
+ * them in snake_case. Typed against TaskChanges, so a writable field without a rule here does
+ * not compile.
+ */
+const required = <T>(s: z.ZodType<T | null>) => s.refine((x) => x !== null, 'is required when in update_mask');
+const WRITABLE = {
   title: v.title,
   description: v.description,
-  status: v.enumOf(taskStatus.toDomain, 'pending'),
-  priority: v.enumOf(taskPriority.toDomain, 'medium'),
+  status: required(v.enumOf(taskStatus.toDomain, null)),
+  priority: required(v.enumOf(taskPriority.toDomain, null)),
   tags: v.tags,
   assigneeId: v.optionalId,
   parentTaskId: v.optionalId,
   dueDate: v.timestamp,
+  requiredCapabilities: v.capabilities,
+  maxAttempts: v.maxAttempts,
+  notBefore: v.timestamp,
+} satisfies Record<keyof TaskChanges, z.ZodType>;
+const UPDATABLE = (Object.keys(WRITABLE) as (keyof TaskChanges)[]).map(v.snake);
+
+const create = z.object({
+  ...WRITABLE,
+  // On create, UNSPECIFIED means the default.
+  status: v.enumOf(taskStatus.toDomain, 'pending'),
+  priority: v.enumOf(taskPriority.toDomain, 'medium'),
+  projectId: v.id,
   createdById: v.optionalId,
   requestId: v.requestId,
 });
+
+const claim = z.object({
+  workerId: v.optionalId,
+  projectId: v.optionalId,
+  tagsAll: v.tags,
+  leaseSeconds: v.leaseSeconds,
+  requestId: v.requestId,
+  waitSeconds: v.waitSeconds,
+});
+const heartbeat = z.object({ id: v.id, leaseToken: v.leaseToken, leaseSeconds: v.leaseSeconds });
+const RELEASE_STATUSES = ['completed', 'review', 'blocked', 'pending'] as const;
+const release = z.object({
+  id: v.id,
+  leaseToken: v.leaseToken,
+  status: v
+    .enumOf(taskStatus.toDomain, null)
+    .refine((s): s is (typeof RELEASE_STATUSES)[number] => RELEASE_STATUSES.includes(s as never), 'must be COMPLETED, REVIEW, BLOCKED or PENDING'),
+  error: v.lastError,
+  retryAfterSeconds: v.retryAfterSeconds,
+});
+const tree = z.object({
+  id: v.id,
+  maxDepth: z
+    .number()
+    .int()
+    .min(0, `must be between 0 (all) and ${v.LIMITS.treeDepth.max}`)
+    .max(v.LIMITS.treeDepth.max, `must be between 0 (all) and ${v.LIMITS.treeDepth.max}`)
+    .transform((d) => (d === 0 ? null : d)),
+});
+const events = z
+  .object({ taskId: v.optionalId, projectId: v.optionalId, pageSize: v.pageSize, pageToken: v.pageToken })
+  .refine((r) => (r.taskId === null) !== (r.projectId === null), { message: 'give exactly one of task_id and project_id', path: ['taskId'] });
 
 const list = z.object({
   projectId: v.optionalId,
@@ -50,21 +100,8 @@ const list = z.object({
   view,
 });
 
-const UPDATABLE = ['title', 'description', 'status', 'priority', 'tags', 'assignee_id', 'parent_task_id', 'due_date'] as const;
-type Updatable = (typeof UPDATABLE)[number];
-const required = <T>(s: z.ZodType<T | null>) => s.refine((x) => x !== null, 'is required when in update_mask');
-const CHANGES: Record<Updatable, [keyof TaskChanges, z.ZodType]> = {
-  title: ['title', v.title],
-  description: ['description', v.description],
-  status: ['status', required(v.enumOf(taskStatus.toDomain, null))],
-  priority: ['priority', required(v.enumOf(taskPriority.toDomain, null))],
-  tags: ['tags', v.tags],
-  assignee_id: ['assigneeId', v.optionalId],
-  parent_task_id: ['parentTaskId', v.optionalId],
-  due_date: ['dueDate', v.timestamp],
-};
-
-export function taskHandlers(tasks: Tasks): ServiceImpl<typeof TaskService> {
+// WatchTasks (server streaming) is served by its own handler; every other method is here.
+export function taskHandlers(tasks: Tasks, claimWait: ClaimWaitService): Omit<ServiceImpl<typeof TaskService>, 'watchTasks'> {
   return {
     async createTask(req, ctx) {
       return { task: taskMessage(await tasks.create(callerOf(ctx), v.check(create, req))) };
@@ -88,12 +125,13 @@ export function taskHandlers(tasks: Tasks): ServiceImpl<typeof TaskService> {
         due_date: (t) => t.dueDate !== undefined,
       });
       if (fields.length === 0) throw invalidArgument('update_mask', 'names no field to update');
-      const shape = Object.fromEntries(fields.map((f) => [CHANGES[f][0], CHANGES[f][1]]));
+      const shape = Object.fromEntries(fields.map((f) => [v.camel(f), WRITABLE[v.camel(f) as keyof TaskChanges]]));
       const changes = v.check(z.object(shape), req.task, 'task') as TaskChanges;
       const task = await tasks.update(callerOf(ctx), {
         id,
         changes,
         expectedVersion: v.check(v.expectedVersion, req.expectedVersion, 'expected_version'),
+        leaseToken: v.check(v.optionalLeaseToken, req.leaseToken, 'lease_token'),
       });
       return { task: taskMessage(task) };
     },
@@ -109,8 +147,33 @@ export function taskHandlers(tasks: Tasks): ServiceImpl<typeof TaskService> {
         id: v.check(v.id, req.id, 'id'),
         workerId: v.check(v.optionalId, req.workerId, 'worker_id'),
         expectedVersion: v.check(v.expectedVersion, req.expectedVersion, 'expected_version'),
+        leaseToken: v.check(v.optionalLeaseToken, req.leaseToken, 'lease_token'),
       });
       return { task: taskMessage(task) };
+    },
+    async claimTask(req, ctx) {
+      const { waitSeconds, ...input } = v.check(claim, req);
+      const result = await claimWait.claim(callerOf(ctx), input, waitSeconds);
+      if (!result.task) return {};
+      return { task: taskMessage(result.task), leaseToken: result.leaseToken!, leaseExpiresAt: timestamp(result.leaseExpiresAt) };
+    },
+    async heartbeatTask(req, ctx) {
+      const leaseExpiresAt = await tasks.heartbeat(callerOf(ctx), v.check(heartbeat, req));
+      return { leaseExpiresAt: timestamp(leaseExpiresAt) };
+    },
+    async releaseTask(req, ctx) {
+      return { task: taskMessage(await tasks.release(callerOf(ctx), v.check(release, req))) };
+    },
+    async getTaskTree(req, ctx) {
+      const { id, maxDepth } = v.check(tree, req);
+      const nodes = await tasks.tree(callerOf(ctx), id, maxDepth);
+      return { nodes: nodes.map((n) => ({ task: taskMessage(n.task), depth: n.depth })) };
+    },
+    async listTaskEvents(req, ctx) {
+      const { taskId, projectId, pageSize, pageToken } = v.check(events, req);
+      const filter = taskId !== null ? { taskId } : { projectId: projectId! };
+      const page = await tasks.events(callerOf(ctx), { filter, pageSize, pageToken });
+      return { events: page.items.map(taskEventMessage), nextPageToken: page.nextPageToken };
     },
   };
 }

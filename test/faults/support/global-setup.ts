@@ -13,10 +13,19 @@ import { PGBOUNCER_BIN } from './pgbouncer.js';
 import { PG_BIN, childPids } from './postgres-cluster.js';
 import { RUN_AS } from './processes.js';
 
-function killPidFile(file: string, withChildren: boolean): void {
+/**
+ * Kills the process a pid file names, if it still is that process: a pid left by a run that
+ * died may since belong to something else, so its command line must contain `expected`.
+ */
+function killPidFile(file: string, expected: string, withChildren: boolean): void {
   if (!existsSync(file)) return;
   const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
   if (!Number.isInteger(pid) || pid <= 0) return;
+  try {
+    if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(expected)) return;
+  } catch {
+    return; // gone
+  }
   for (const p of withChildren ? [pid, ...childPids(pid)] : [pid]) {
     try {
       process.kill(p, 'SIGCONT');
@@ -39,9 +48,9 @@ function alive(pid: number): boolean {
 /** Kills what a run left in `root` and removes it. */
 function sweep(root: string): void {
   for (const entry of readdirSync(root)) {
-    if (/^service-\d+\.pid$/.test(entry)) killPidFile(join(root, entry), false);
-    killPidFile(join(root, entry, 'data', 'postmaster.pid'), true);
-    killPidFile(join(root, entry, 'pgbouncer.pid'), false);
+    if (/^service-\d+\.pid$/.test(entry)) killPidFile(join(root, entry), 'src/main.ts', false);
+    killPidFile(join(root, entry, 'data', 'postmaster.pid'), join(root, entry, 'data'), true);
+    killPidFile(join(root, entry, 'pgbouncer.pid'), 'pgbouncer', false);
   }
   rmSync(root, { recursive: true, force: true });
 }

@@ -42,8 +42,8 @@ export interface ApiClient {
 }
 
 const PROTO_DIR = join(import.meta.dirname, '../../../proto');
-const CODE_NAMES = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k]));
-const CONNECT_CODES: Record<string, string> = {
+export const CODE_NAMES = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k]));
+export const CONNECT_CODES: Record<string, string> = {
   canceled: 'CANCELLED',
   unknown: 'UNKNOWN',
   invalid_argument: 'INVALID_ARGUMENT',
@@ -93,7 +93,7 @@ export function connectClient(port: number, baseHeaders: Record<string, string> 
 }
 
 let packageDefinition: protoLoader.PackageDefinition | undefined;
-function loadPackage() {
+export function loadPackage() {
   packageDefinition ??= protoLoader.loadSync(
     ['taskapi/v1/tenant.proto', 'taskapi/v1/worker.proto', 'taskapi/v1/project.proto', 'taskapi/v1/task.proto'],
     { includeDirs: [PROTO_DIR], longs: String, enums: String, defaults: false, oneofs: true },
@@ -101,9 +101,23 @@ function loadPackage() {
   return grpc.loadPackageDefinition(packageDefinition) as Json;
 }
 
-// Fields that are google.protobuf well-known types in the API, by name.
-const TIMESTAMP_FIELDS = new Set(['dueDate', 'dueBefore', 'dueAfter', 'createdAt', 'updatedAt', 'leaseExpiresAt']);
-const STRUCT_FIELDS = new Set(['metadata', 'data']);
+/**
+ * Names of the API's fields of a well-known type, read from the .proto files (so a new
+ * Timestamp or Struct field needs no change here). Field names are unique enough in this API:
+ * no name is a Timestamp in one message and something else in another.
+ */
+function fieldsOfType(typeName: string): Set<string> {
+  loadPackage();
+  const names = new Set<string>();
+  for (const [name, def] of Object.entries(packageDefinition!)) {
+    if (!name.startsWith('taskapi.')) continue;
+    for (const f of (def as Json).type?.field ?? []) if (f.typeName === typeName) names.add(f.name);
+  }
+  return names;
+}
+let wellKnown: { timestamps: Set<string>; structs: Set<string> } | undefined;
+const wellKnownFields = () =>
+  (wellKnown ??= { timestamps: fieldsOfType('google.protobuf.Timestamp'), structs: fieldsOfType('google.protobuf.Struct') });
 
 function toStructValue(v: Json): Json {
   if (v === null) return { nullValue: 'NULL_VALUE' };
@@ -132,8 +146,9 @@ function fromStructValue(v: Json): Json {
 const fromStruct = (s: Json) => Object.fromEntries(Object.entries(s.fields ?? {}).map(([k, v]) => [k, fromStructValue(v)]));
 
 /** Proto-JSON-style request → grpc-js object. */
-function toGrpc(value: Json, key = ''): Json {
+export function toGrpc(value: Json, key = ''): Json {
   if (value === null || value === undefined) return value;
+  const { timestamps: TIMESTAMP_FIELDS, structs: STRUCT_FIELDS } = wellKnownFields();
   if (TIMESTAMP_FIELDS.has(key) && typeof value === 'string') {
     const ms = Date.parse(value);
     return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 };
@@ -146,8 +161,9 @@ function toGrpc(value: Json, key = ''): Json {
 }
 
 /** grpc-js response object → proto-JSON-style (defaults omitted like Connect does). */
-function fromGrpc(value: Json, key = ''): Json {
+export function fromGrpc(value: Json, key = ''): Json {
   if (value === null || value === undefined) return undefined;
+  const { timestamps: TIMESTAMP_FIELDS, structs: STRUCT_FIELDS } = wellKnownFields();
   if (TIMESTAMP_FIELDS.has(key) && typeof value === 'object') {
     const ms = Number(value.seconds) * 1000 + Math.floor((value.nanos ?? 0) / 1e6);
     return new Date(ms).toISOString();

@@ -61,3 +61,18 @@ export async function foreignWorkerId(ours: ApiClient, theirs: ApiClient, handle
   }
   throw new Error('no worker id of the other tenant is free in this one');
 }
+
+/**
+ * Calls `probe` until `done` holds for its result, and returns that result; fails after
+ * `timeoutMs`. For conditions that come true with time (a lease running out): the wait ends as
+ * soon as the condition holds, and the bound keeps a broken service from hanging the test.
+ */
+export async function eventually<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

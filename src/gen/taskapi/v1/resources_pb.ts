@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file taskapi/v1/resources.proto.
  */
 export const file_taskapi_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("Chp0YXNrYXBpL3YxL3Jlc291cmNlcy5wcm90bxIKdGFza2FwaS52MSJlCgZUZW5hbnQSCgoCaWQYASABKAMSDAoEbmFtZRgCIAEoCRIRCglzdWJkb21haW4YAyABKAkSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAinwEKBldvcmtlchIKCgJpZBgBIAEoAxIOCgZoYW5kbGUYAiABKAkSJAoEdHlwZRgDIAEoDjIWLnRhc2thcGkudjEuV29ya2VyVHlwZRINCgVlbWFpbBgEIAEoCRIUCgxjYXBhYmlsaXRpZXMYBSADKAkSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi/wEKB1Byb2plY3QSCgoCaWQYASABKAMSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIpCgZzdGF0dXMYBCABKA4yGS50YXNrYXBpLnYxLlByb2plY3RTdGF0dXMSKQoIbWV0YWRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YCCABKAMirAUKBFRhc2sSCgoCaWQYASABKAMSDQoFdGl0bGUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSJgoGc3RhdHVzGAQgASgOMhYudGFza2FwaS52MS5UYXNrU3RhdHVzEioKCHByaW9yaXR5GAUgASgOMhgudGFza2FwaS52MS5UYXNrUHJpb3JpdHkSDAoEdGFncxgGIAMoCRISCgpwcm9qZWN0X2lkGAcgASgDEhgKC2Fzc2lnbmVlX2lkGAggASgDSACIAQESFQoNY3JlYXRlZF9ieV9pZBgJIAEoAxIbCg5wYXJlbnRfdGFza19pZBgKIAEoA0gBiAEBEi4KCmNyZWF0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGR1ZV9kYXRlGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGA4gASgDEjQKEGxlYXNlX2V4cGlyZXNfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiQKCGFzc2lnbmVlGBAgASgLMhIudGFza2FwaS52MS5Xb3JrZXISJgoKY3JlYXRlZF9ieRgRIAEoCzISLnRhc2thcGkudjEuV29ya2VyEiQKB3Byb2plY3QYEiABKAsyEy50YXNrYXBpLnYxLlByb2plY3QSIAoGcGFyZW50GBMgASgLMhAudGFza2FwaS52MS5UYXNrEiIKCHN1YnRhc2tzGBQgAygLMhAudGFza2FwaS52MS5UYXNrQg4KDF9hc3NpZ25lZV9pZEIRCg9fcGFyZW50X3Rhc2tfaWQqVwoKV29ya2VyVHlwZRIbChdXT1JLRVJfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVdPUktFUl9UWVBFX0hVTUFOEAESFQoRV09SS0VSX1RZUEVfQUdFTlQQAiqFAQoNUHJvamVjdFN0YXR1cxIeChpQUk9KRUNUX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFVBST0pFQ1RfU1RBVFVTX0FDVElWRRABEhwKGFBST0pFQ1RfU1RBVFVTX0NPTVBMRVRFRBACEhsKF1BST0pFQ1RfU1RBVFVTX0FSQ0hJVkVEEAMqqwEKClRhc2tTdGF0dXMSGwoXVEFTS19TVEFUVVNfVU5TUEVDSUZJRUQQABIXChNUQVNLX1NUQVRVU19QRU5ESU5HEAESGwoXVEFTS19TVEFUVVNfSU5fUFJPR1JFU1MQAhIWChJUQVNLX1NUQVRVU19SRVZJRVcQAxIZChVUQVNLX1NUQVRVU19DT01QTEVURUQQBBIXChNUQVNLX1NUQVRVU19CTE9DS0VEEAUqkgEKDFRhc2tQcmlvcml0eRIdChlUQVNLX1BSSU9SSVRZX1VOU1BFQ0lGSUVEEAASFQoRVEFTS19QUklPUklUWV9MT1cQARIYChRUQVNLX1BSSU9SSVRZX01FRElVTRACEhYKElRBU0tfUFJJT1JJVFlfSElHSBADEhoKFlRBU0tfUFJJT1JJVFlfQ1JJVElDQUwQBGIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chp0YXNrYXBpL3YxL3Jlc291cmNlcy5wcm90bxIKdGFza2FwaS52MSJlCgZUZW5hbnQSCgoCaWQYASABKAMSDAoEbmFtZRgCIAEoCRIRCglzdWJkb21haW4YAyABKAkSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAinwEKBldvcmtlchIKCgJpZBgBIAEoAxIOCgZoYW5kbGUYAiABKAkSJAoEdHlwZRgDIAEoDjIWLnRhc2thcGkudjEuV29ya2VyVHlwZRINCgVlbWFpbBgEIAEoCRIUCgxjYXBhYmlsaXRpZXMYBSADKAkSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi/wEKB1Byb2plY3QSCgoCaWQYASABKAMSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIpCgZzdGF0dXMYBCABKA4yGS50YXNrYXBpLnYxLlByb2plY3RTdGF0dXMSKQoIbWV0YWRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YCCABKAMitwYKBFRhc2sSCgoCaWQYASABKAMSDQoFdGl0bGUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSJgoGc3RhdHVzGAQgASgOMhYudGFza2FwaS52MS5UYXNrU3RhdHVzEioKCHByaW9yaXR5GAUgASgOMhgudGFza2FwaS52MS5UYXNrUHJpb3JpdHkSDAoEdGFncxgGIAMoCRISCgpwcm9qZWN0X2lkGAcgASgDEhgKC2Fzc2lnbmVlX2lkGAggASgDSACIAQESFQoNY3JlYXRlZF9ieV9pZBgJIAEoAxIbCg5wYXJlbnRfdGFza19pZBgKIAEoA0gBiAEBEi4KCmNyZWF0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGR1ZV9kYXRlGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGA4gASgDEjQKEGxlYXNlX2V4cGlyZXNfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiQKCGFzc2lnbmVlGBAgASgLMhIudGFza2FwaS52MS5Xb3JrZXISJgoKY3JlYXRlZF9ieRgRIAEoCzISLnRhc2thcGkudjEuV29ya2VyEiQKB3Byb2plY3QYEiABKAsyEy50YXNrYXBpLnYxLlByb2plY3QSIAoGcGFyZW50GBMgASgLMhAudGFza2FwaS52MS5UYXNrEiIKCHN1YnRhc2tzGBQgAygLMhAudGFza2FwaS52MS5UYXNrEh0KFXJlcXVpcmVkX2NhcGFiaWxpdGllcxgVIAMoCRIUCgxtYXhfYXR0ZW1wdHMYFiABKAUSEAoIYXR0ZW1wdHMYFyABKAUSLgoKbm90X2JlZm9yZRgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgZIAEoCUIOCgxfYXNzaWduZWVfaWRCEQoPX3BhcmVudF90YXNrX2lkItsBCglUYXNrRXZlbnQSCgoCaWQYASABKAMSDwoHdGFza19pZBgCIAEoAxISCgpwcm9qZWN0X2lkGAMgASgDEgwKBGtpbmQYBCABKAkSFQoIYWN0b3JfaWQYBSABKANIAIgBARIlCgRkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgx0YXNrX3ZlcnNpb24YCCABKANCCwoJX2FjdG9yX2lkKlcKCldvcmtlclR5cGUSGwoXV09SS0VSX1RZUEVfVU5TUEVDSUZJRUQQABIVChFXT1JLRVJfVFlQRV9IVU1BThABEhUKEVdPUktFUl9UWVBFX0FHRU5UEAIqhQEKDVByb2plY3RTdGF0dXMSHgoaUFJPSkVDVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVQUk9KRUNUX1NUQVRVU19BQ1RJVkUQARIcChhQUk9KRUNUX1NUQVRVU19DT01QTEVURUQQAhIbChdQUk9KRUNUX1NUQVRVU19BUkNISVZFRBADKqsBCgpUYXNrU3RhdHVzEhsKF1RBU0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTVEFTS19TVEFUVVNfUEVORElORxABEhsKF1RBU0tfU1RBVFVTX0lOX1BST0dSRVNTEAISFgoSVEFTS19TVEFUVVNfUkVWSUVXEAMSGQoVVEFTS19TVEFUVVNfQ09NUExFVEVEEAQSFwoTVEFTS19TVEFUVVNfQkxPQ0tFRBAFKpIBCgxUYXNrUHJpb3JpdHkSHQoZVEFTS19QUklPUklUWV9VTlNQRUNJRklFRBAAEhUKEVRBU0tfUFJJT1JJVFlfTE9XEAESGAoUVEFTS19QUklPUklUWV9NRURJVU0QAhIWChJUQVNLX1BSSU9SSVRZX0hJR0gQAxIaChZUQVNLX1BSSU9SSVRZX0NSSVRJQ0FMEARiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message taskapi.v1.Tenant
@@ -249,6 +249,41 @@ export type Task = Message<"taskapi.v1.Task"> & {
    * @generated from field: repeated taskapi.v1.Task subtasks = 20;
    */
   subtasks: Task[];
+
+  /**
+   * A worker may claim the task only when its capabilities contain all of these; empty: anyone.
+   *
+   * @generated from field: repeated string required_capabilities = 21;
+   */
+  requiredCapabilities: string[];
+
+  /**
+   * How many claims the task gets before an expired lease blocks it; 0 = unlimited.
+   *
+   * @generated from field: int32 max_attempts = 22;
+   */
+  maxAttempts: number;
+
+  /**
+   * Read-only: how many times the task was claimed.
+   *
+   * @generated from field: int32 attempts = 23;
+   */
+  attempts: number;
+
+  /**
+   * The task is not claimable before this time; unset: at once.
+   *
+   * @generated from field: google.protobuf.Timestamp not_before = 24;
+   */
+  notBefore?: Timestamp | undefined;
+
+  /**
+   * Read-only: the error of the last failed attempt (released with an error, or lease expired).
+   *
+   * @generated from field: string last_error = 25;
+   */
+  lastError: string;
 };
 
 /**
@@ -257,6 +292,70 @@ export type Task = Message<"taskapi.v1.Task"> & {
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
   messageDesc(file_taskapi_v1_resources, 3);
+
+/**
+ * One entry of a task's append-only history.
+ *
+ * @generated from message taskapi.v1.TaskEvent
+ */
+export type TaskEvent = Message<"taskapi.v1.TaskEvent"> & {
+  /**
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * @generated from field: int64 task_id = 2;
+   */
+  taskId: bigint;
+
+  /**
+   * @generated from field: int64 project_id = 3;
+   */
+  projectId: bigint;
+
+  /**
+   * created, updated, assigned, unassigned, claimed, heartbeat, released, lease_expired,
+   * deleted, completed.
+   *
+   * @generated from field: string kind = 4;
+   */
+  kind: string;
+
+  /**
+   * The worker whose write this was; unset for writes of a key not bound to a worker and for
+   * the service's own writes (an expired lease).
+   *
+   * @generated from field: optional int64 actor_id = 5;
+   */
+  actorId?: bigint | undefined;
+
+  /**
+   * Kind-specific details; for updates `changes` maps each field to its `before` and `after`.
+   *
+   * @generated from field: google.protobuf.Struct data = 6;
+   */
+  data?: JsonObject | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 7;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * The task's version after the write.
+   *
+   * @generated from field: int64 task_version = 8;
+   */
+  taskVersion: bigint;
+};
+
+/**
+ * Describes the message taskapi.v1.TaskEvent.
+ * Use `create(TaskEventSchema)` to create a new message.
+ */
+export const TaskEventSchema: GenMessage<TaskEvent> = /*@__PURE__*/
+  messageDesc(file_taskapi_v1_resources, 4);
 
 /**
  * @generated from enum taskapi.v1.WorkerType

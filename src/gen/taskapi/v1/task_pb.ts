@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Task, TaskPriority, TaskStatus } from "./resources_pb.js";
+import type { Task, TaskEvent, TaskPriority, TaskStatus } from "./resources_pb.js";
 import { file_taskapi_v1_resources } from "./resources_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskapi/v1/task.proto.
  */
 export const file_taskapi_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("ChV0YXNrYXBpL3YxL3Rhc2sucHJvdG8SCnRhc2thcGkudjEiswIKEUNyZWF0ZVRhc2tSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAMSDQoFdGl0bGUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSKgoIcHJpb3JpdHkYBCABKA4yGC50YXNrYXBpLnYxLlRhc2tQcmlvcml0eRIMCgR0YWdzGAUgAygJEhMKC2Fzc2lnbmVlX2lkGAYgASgDEhYKDnBhcmVudF90YXNrX2lkGAcgASgDEiwKCGR1ZV9kYXRlGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jcmVhdGVkX2J5X2lkGAkgASgDEhIKCnJlcXVlc3RfaWQYCiABKAkSJgoGc3RhdHVzGAsgASgOMhYudGFza2FwaS52MS5UYXNrU3RhdHVzIjQKEkNyZWF0ZVRhc2tSZXNwb25zZRIeCgR0YXNrGAEgASgLMhAudGFza2FwaS52MS5UYXNrIkAKDkdldFRhc2tSZXF1ZXN0EgoKAmlkGAEgASgDEiIKBHZpZXcYAiABKA4yFC50YXNrYXBpLnYxLlRhc2tWaWV3IjEKD0dldFRhc2tSZXNwb25zZRIeCgR0YXNrGAEgASgLMhAudGFza2FwaS52MS5UYXNrIqcDChBMaXN0VGFza3NSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAMSKAoIc3RhdHVzZXMYAiADKA4yFi50YXNrYXBpLnYxLlRhc2tTdGF0dXMSEwoLYXNzaWduZWVfaWQYAyABKAMSFQoNY3JlYXRlZF9ieV9pZBgEIAEoAxIWCg5wYXJlbnRfdGFza19pZBgFIAEoAxIQCgh0YWdzX2FsbBgGIAMoCRIqCghwcmlvcml0eRgHIAEoDjIYLnRhc2thcGkudjEuVGFza1ByaW9yaXR5Ei4KCmR1ZV9iZWZvcmUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWR1ZV9hZnRlchgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoIb3JkZXJfYnkYCiABKA4yFy50YXNrYXBpLnYxLlRhc2tPcmRlckJ5EhEKCXBhZ2Vfc2l6ZRgLIAEoBRISCgpwYWdlX3Rva2VuGAwgASgJEiIKBHZpZXcYDSABKA4yFC50YXNrYXBpLnYxLlRhc2tWaWV3Ik0KEUxpc3RUYXNrc1Jlc3BvbnNlEh8KBXRhc2tzGAEgAygLMhAudGFza2FwaS52MS5UYXNrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ+ChFVcGRhdGVUYXNrUmVxdWVzdBIeCgR0YXNrGAEgASgLMhAudGFza2FwaS52MS5UYXNrEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxIYChBleHBlY3RlZF92ZXJzaW9uGAMgASgDIjQKElVwZGF0ZVRhc2tSZXNwb25zZRIeCgR0YXNrGAEgASgLMhAudGFza2FwaS52MS5UYXNrIjkKEURlbGV0ZVRhc2tSZXF1ZXN0EgoKAmlkGAEgASgDEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiFAoSRGVsZXRlVGFza1Jlc3BvbnNlIkwKEUFzc2lnblRhc2tSZXF1ZXN0EgoKAmlkGAEgASgDEhEKCXdvcmtlcl9pZBgCIAEoAxIYChBleHBlY3RlZF92ZXJzaW9uGAMgASgDIjQKEkFzc2lnblRhc2tSZXNwb25zZRIeCgR0YXNrGAEgASgLMhAudGFza2FwaS52MS5UYXNrKk4KCFRhc2tWaWV3EhkKFVRBU0tfVklFV19VTlNQRUNJRklFRBAAEhMKD1RBU0tfVklFV19CQVNJQxABEhIKDlRBU0tfVklFV19GVUxMEAIqggEKC1Rhc2tPcmRlckJ5Eh0KGVRBU0tfT1JERVJfQllfVU5TUEVDSUZJRUQQABIcChhUQVNLX09SREVSX0JZX0NSRUFURURfQVQQARIaChZUQVNLX09SREVSX0JZX0RVRV9EQVRFEAISGgoWVEFTS19PUkRFUl9CWV9QUklPUklUWRADMs8DCgtUYXNrU2VydmljZRJLCgpDcmVhdGVUYXNrEh0udGFza2FwaS52MS5DcmVhdGVUYXNrUmVxdWVzdBoeLnRhc2thcGkudjEuQ3JlYXRlVGFza1Jlc3BvbnNlEkIKB0dldFRhc2sSGi50YXNrYXBpLnYxLkdldFRhc2tSZXF1ZXN0GhsudGFza2FwaS52MS5HZXRUYXNrUmVzcG9uc2USSAoJTGlzdFRhc2tzEhwudGFza2FwaS52MS5MaXN0VGFza3NSZXF1ZXN0Gh0udGFza2FwaS52MS5MaXN0VGFza3NSZXNwb25zZRJLCgpVcGRhdGVUYXNrEh0udGFza2FwaS52MS5VcGRhdGVUYXNrUmVxdWVzdBoeLnRhc2thcGkudjEuVXBkYXRlVGFza1Jlc3BvbnNlEksKCkRlbGV0ZVRhc2sSHS50YXNrYXBpLnYxLkRlbGV0ZVRhc2tSZXF1ZXN0Gh4udGFza2FwaS52MS5EZWxldGVUYXNrUmVzcG9uc2USSwoKQXNzaWduVGFzaxIdLnRhc2thcGkudjEuQXNzaWduVGFza1JlcXVlc3QaHi50YXNrYXBpLnYxLkFzc2lnblRhc2tSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_taskapi_v1_resources]);
+  fileDesc("ChV0YXNrYXBpL3YxL3Rhc2sucHJvdG8SCnRhc2thcGkudjEimAMKEUNyZWF0ZVRhc2tSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAMSDQoFdGl0bGUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSKgoIcHJpb3JpdHkYBCABKA4yGC50YXNrYXBpLnYxLlRhc2tQcmlvcml0eRIMCgR0YWdzGAUgAygJEhMKC2Fzc2lnbmVlX2lkGAYgASgDEhYKDnBhcmVudF90YXNrX2lkGAcgASgDEiwKCGR1ZV9kYXRlGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jcmVhdGVkX2J5X2lkGAkgASgDEhIKCnJlcXVlc3RfaWQYCiABKAkSJgoGc3RhdHVzGAsgASgOMhYudGFza2FwaS52MS5UYXNrU3RhdHVzEh0KFXJlcXVpcmVkX2NhcGFiaWxpdGllcxgMIAMoCRIUCgxtYXhfYXR0ZW1wdHMYDSABKAUSLgoKbm90X2JlZm9yZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiNAoSQ3JlYXRlVGFza1Jlc3BvbnNlEh4KBHRhc2sYASABKAsyEC50YXNrYXBpLnYxLlRhc2siQAoOR2V0VGFza1JlcXVlc3QSCgoCaWQYASABKAMSIgoEdmlldxgCIAEoDjIULnRhc2thcGkudjEuVGFza1ZpZXciMQoPR2V0VGFza1Jlc3BvbnNlEh4KBHRhc2sYASABKAsyEC50YXNrYXBpLnYxLlRhc2sipwMKEExpc3RUYXNrc1JlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoAxIoCghzdGF0dXNlcxgCIAMoDjIWLnRhc2thcGkudjEuVGFza1N0YXR1cxITCgthc3NpZ25lZV9pZBgDIAEoAxIVCg1jcmVhdGVkX2J5X2lkGAQgASgDEhYKDnBhcmVudF90YXNrX2lkGAUgASgDEhAKCHRhZ3NfYWxsGAYgAygJEioKCHByaW9yaXR5GAcgASgOMhgudGFza2FwaS52MS5UYXNrUHJpb3JpdHkSLgoKZHVlX2JlZm9yZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZHVlX2FmdGVyGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCghvcmRlcl9ieRgKIAEoDjIXLnRhc2thcGkudjEuVGFza09yZGVyQnkSEQoJcGFnZV9zaXplGAsgASgFEhIKCnBhZ2VfdG9rZW4YDCABKAkSIgoEdmlldxgNIAEoDjIULnRhc2thcGkudjEuVGFza1ZpZXciTQoRTGlzdFRhc2tzUmVzcG9uc2USHwoFdGFza3MYASADKAsyEC50YXNrYXBpLnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpMBChFVcGRhdGVUYXNrUmVxdWVzdBIeCgR0YXNrGAEgASgLMhAudGFza2FwaS52MS5UYXNrEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxIYChBleHBlY3RlZF92ZXJzaW9uGAMgASgDEhMKC2xlYXNlX3Rva2VuGAQgASgDIjQKElVwZGF0ZVRhc2tSZXNwb25zZRIeCgR0YXNrGAEgASgLMhAudGFza2FwaS52MS5UYXNrIjkKEURlbGV0ZVRhc2tSZXF1ZXN0EgoKAmlkGAEgASgDEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiFAoSRGVsZXRlVGFza1Jlc3BvbnNlImEKEUFzc2lnblRhc2tSZXF1ZXN0EgoKAmlkGAEgASgDEhEKCXdvcmtlcl9pZBgCIAEoAxIYChBleHBlY3RlZF92ZXJzaW9uGAMgASgDEhMKC2xlYXNlX3Rva2VuGAQgASgDIjQKEkFzc2lnblRhc2tSZXNwb25zZRIeCgR0YXNrGAEgASgLMhAudGFza2FwaS52MS5UYXNrIowBChBDbGFpbVRhc2tSZXF1ZXN0EhEKCXdvcmtlcl9pZBgBIAEoAxISCgpwcm9qZWN0X2lkGAIgASgDEhAKCHRhZ3NfYWxsGAMgAygJEhUKDWxlYXNlX3NlY29uZHMYBCABKAUSEgoKcmVxdWVzdF9pZBgFIAEoCRIUCgx3YWl0X3NlY29uZHMYBiABKAUifgoRQ2xhaW1UYXNrUmVzcG9uc2USHgoEdGFzaxgBIAEoCzIQLnRhc2thcGkudjEuVGFzaxITCgtsZWFzZV90b2tlbhgCIAEoAxI0ChBsZWFzZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJOChRIZWFydGJlYXRUYXNrUmVxdWVzdBIKCgJpZBgBIAEoAxITCgtsZWFzZV90b2tlbhgCIAEoAxIVCg1sZWFzZV9zZWNvbmRzGAMgASgFIk0KFUhlYXJ0YmVhdFRhc2tSZXNwb25zZRI0ChBsZWFzZV9leHBpcmVzX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKJAQoSUmVsZWFzZVRhc2tSZXF1ZXN0EgoKAmlkGAEgASgDEhMKC2xlYXNlX3Rva2VuGAIgASgDEiYKBnN0YXR1cxgDIAEoDjIWLnRhc2thcGkudjEuVGFza1N0YXR1cxINCgVlcnJvchgEIAEoCRIbChNyZXRyeV9hZnRlcl9zZWNvbmRzGAUgASgFIjUKE1JlbGVhc2VUYXNrUmVzcG9uc2USHgoEdGFzaxgBIAEoCzIQLnRhc2thcGkudjEuVGFzayIzChJHZXRUYXNrVHJlZVJlcXVlc3QSCgoCaWQYASABKAMSEQoJbWF4X2RlcHRoGAIgASgFIj4KE0dldFRhc2tUcmVlUmVzcG9uc2USJwoFbm9kZXMYASADKAsyGC50YXNrYXBpLnYxLlRhc2tUcmVlTm9kZSI9CgxUYXNrVHJlZU5vZGUSHgoEdGFzaxgBIAEoCzIQLnRhc2thcGkudjEuVGFzaxINCgVkZXB0aBgCIAEoBSJjChVMaXN0VGFza0V2ZW50c1JlcXVlc3QSDwoHdGFza19pZBgBIAEoAxISCgpwcm9qZWN0X2lkGAIgASgDEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlgKFkxpc3RUYXNrRXZlbnRzUmVzcG9uc2USJQoGZXZlbnRzGAEgAygLMhUudGFza2FwaS52MS5UYXNrRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIj8KEVdhdGNoVGFza3NSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAMSFgoOYWZ0ZXJfZXZlbnRfaWQYAiABKAMiOgoSV2F0Y2hUYXNrc1Jlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGFza2FwaS52MS5UYXNrRXZlbnQqTgoIVGFza1ZpZXcSGQoVVEFTS19WSUVXX1VOU1BFQ0lGSUVEEAASEwoPVEFTS19WSUVXX0JBU0lDEAESEgoOVEFTS19WSUVXX0ZVTEwQAiqCAQoLVGFza09yZGVyQnkSHQoZVEFTS19PUkRFUl9CWV9VTlNQRUNJRklFRBAAEhwKGFRBU0tfT1JERVJfQllfQ1JFQVRFRF9BVBABEhoKFlRBU0tfT1JERVJfQllfRFVFX0RBVEUQAhIaChZUQVNLX09SREVSX0JZX1BSSU9SSVRZEAMytwcKC1Rhc2tTZXJ2aWNlEksKCkNyZWF0ZVRhc2sSHS50YXNrYXBpLnYxLkNyZWF0ZVRhc2tSZXF1ZXN0Gh4udGFza2FwaS52MS5DcmVhdGVUYXNrUmVzcG9uc2USQgoHR2V0VGFzaxIaLnRhc2thcGkudjEuR2V0VGFza1JlcXVlc3QaGy50YXNrYXBpLnYxLkdldFRhc2tSZXNwb25zZRJICglMaXN0VGFza3MSHC50YXNrYXBpLnYxLkxpc3RUYXNrc1JlcXVlc3QaHS50YXNrYXBpLnYxLkxpc3RUYXNrc1Jlc3BvbnNlEksKClVwZGF0ZVRhc2sSHS50YXNrYXBpLnYxLlVwZGF0ZVRhc2tSZXF1ZXN0Gh4udGFza2FwaS52MS5VcGRhdGVUYXNrUmVzcG9uc2USSwoKRGVsZXRlVGFzaxIdLnRhc2thcGkudjEuRGVsZXRlVGFza1JlcXVlc3QaHi50YXNrYXBpLnYxLkRlbGV0ZVRhc2tSZXNwb25zZRJLCgpBc3NpZ25UYXNrEh0udGFza2FwaS52MS5Bc3NpZ25UYXNrUmVxdWVzdBoeLnRhc2thcGkudjEuQXNzaWduVGFza1Jlc3BvbnNlEkgKCUNsYWltVGFzaxIcLnRhc2thcGkudjEuQ2xhaW1UYXNrUmVxdWVzdBodLnRhc2thcGkudjEuQ2xhaW1UYXNrUmVzcG9uc2USVAoNSGVhcnRiZWF0VGFzaxIgLnRhc2thcGkudjEuSGVhcnRiZWF0VGFza1JlcXVlc3QaIS50YXNrYXBpLnYxLkhlYXJ0YmVhdFRhc2tSZXNwb25zZRJOCgtSZWxlYXNlVGFzaxIeLnRhc2thcGkudjEuUmVsZWFzZVRhc2tSZXF1ZXN0Gh8udGFza2FwaS52MS5SZWxlYXNlVGFza1Jlc3BvbnNlEk4KC0dldFRhc2tUcmVlEh4udGFza2FwaS52MS5HZXRUYXNrVHJlZVJlcXVlc3QaHy50YXNrYXBpLnYxLkdldFRhc2tUcmVlUmVzcG9uc2USVwoOTGlzdFRhc2tFdmVudHMSIS50YXNrYXBpLnYxLkxpc3RUYXNrRXZlbnRzUmVxdWVzdBoiLnRhc2thcGkudjEuTGlzdFRhc2tFdmVudHNSZXNwb25zZRJNCgpXYXRjaFRhc2tzEh0udGFza2FwaS52MS5XYXRjaFRhc2tzUmVxdWVzdBoeLnRhc2thcGkudjEuV2F0Y2hUYXNrc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_taskapi_v1_resources]);
 
 /**
  * @generated from message taskapi.v1.CreateTaskRequest
@@ -84,6 +84,23 @@ export type CreateTaskRequest = Message<"taskapi.v1.CreateTaskRequest"> & {
    * @generated from field: taskapi.v1.TaskStatus status = 11;
    */
   status: TaskStatus;
+
+  /**
+   * @generated from field: repeated string required_capabilities = 12;
+   */
+  requiredCapabilities: string[];
+
+  /**
+   * 0: unlimited.
+   *
+   * @generated from field: int32 max_attempts = 13;
+   */
+  maxAttempts: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp not_before = 14;
+   */
+  notBefore?: Timestamp | undefined;
 };
 
 /**
@@ -259,7 +276,7 @@ export type UpdateTaskRequest = Message<"taskapi.v1.UpdateTaskRequest"> & {
   /**
    * `task.id` names the task; the fields in `update_mask` are written.
    * Updatable: title, description, status, priority, tags, assignee_id,
-   * parent_task_id, due_date.
+   * parent_task_id, due_date, required_capabilities, max_attempts, not_before.
    * Without a mask, the fields set to a non-default value are written (a field
    * can only be cleared through the mask).
    *
@@ -278,6 +295,14 @@ export type UpdateTaskRequest = Message<"taskapi.v1.UpdateTaskRequest"> & {
    * @generated from field: int64 expected_version = 3;
    */
   expectedVersion: bigint;
+
+  /**
+   * When non-zero, the write happens only while this lease is the task's current one (else
+   * FAILED_PRECONDITION): fencing for the lease holder's own writes.
+   *
+   * @generated from field: int64 lease_token = 4;
+   */
+  leaseToken: bigint;
 };
 
 /**
@@ -359,6 +384,13 @@ export type AssignTaskRequest = Message<"taskapi.v1.AssignTaskRequest"> & {
    * @generated from field: int64 expected_version = 3;
    */
   expectedVersion: bigint;
+
+  /**
+   * As in UpdateTaskRequest.
+   *
+   * @generated from field: int64 lease_token = 4;
+   */
+  leaseToken: bigint;
 };
 
 /**
@@ -384,6 +416,361 @@ export type AssignTaskResponse = Message<"taskapi.v1.AssignTaskResponse"> & {
  */
 export const AssignTaskResponseSchema: GenMessage<AssignTaskResponse> = /*@__PURE__*/
   messageDesc(file_taskapi_v1_task, 11);
+
+/**
+ * @generated from message taskapi.v1.ClaimTaskRequest
+ */
+export type ClaimTaskRequest = Message<"taskapi.v1.ClaimTaskRequest"> & {
+  /**
+   * The claiming worker; its capabilities must contain the task's required_capabilities.
+   *
+   * @generated from field: int64 worker_id = 1;
+   */
+  workerId: bigint;
+
+  /**
+   * Zero: any project.
+   *
+   * @generated from field: int64 project_id = 2;
+   */
+  projectId: bigint;
+
+  /**
+   * Only tasks that carry every one of these tags.
+   *
+   * @generated from field: repeated string tags_all = 3;
+   */
+  tagsAll: string[];
+
+  /**
+   * 1..86400; zero means 300.
+   *
+   * @generated from field: int32 lease_seconds = 4;
+   */
+  leaseSeconds: number;
+
+  /**
+   * A retry with the same request_id returns the same claim while its lease is current.
+   *
+   * @generated from field: string request_id = 5;
+   */
+  requestId: string;
+
+  /**
+   * 0..60: how long to wait for a claimable task before answering empty.
+   *
+   * @generated from field: int32 wait_seconds = 6;
+   */
+  waitSeconds: number;
+};
+
+/**
+ * Describes the message taskapi.v1.ClaimTaskRequest.
+ * Use `create(ClaimTaskRequestSchema)` to create a new message.
+ */
+export const ClaimTaskRequestSchema: GenMessage<ClaimTaskRequest> = /*@__PURE__*/
+  messageDesc(file_taskapi_v1_task, 12);
+
+/**
+ * @generated from message taskapi.v1.ClaimTaskResponse
+ */
+export type ClaimTaskResponse = Message<"taskapi.v1.ClaimTaskResponse"> & {
+  /**
+   * Unset when nothing was claimable.
+   *
+   * @generated from field: taskapi.v1.Task task = 1;
+   */
+  task?: Task | undefined;
+
+  /**
+   * The fencing token of this lease: pass it to HeartbeatTask, ReleaseTask and fenced writes.
+   *
+   * @generated from field: int64 lease_token = 2;
+   */
+  leaseToken: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp lease_expires_at = 3;
+   */
+  leaseExpiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message taskapi.v1.ClaimTaskResponse.
+ * Use `create(ClaimTaskResponseSchema)` to create a new message.
+ */
+export const ClaimTaskResponseSchema: GenMessage<ClaimTaskResponse> = /*@__PURE__*/
+  messageDesc(file_taskapi_v1_task, 13);
+
+/**
+ * @generated from message taskapi.v1.HeartbeatTaskRequest
+ */
+export type HeartbeatTaskRequest = Message<"taskapi.v1.HeartbeatTaskRequest"> & {
+  /**
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * @generated from field: int64 lease_token = 2;
+   */
+  leaseToken: bigint;
+
+  /**
+   * The lease then ends this many seconds from now (1..86400; zero means 300).
+   *
+   * @generated from field: int32 lease_seconds = 3;
+   */
+  leaseSeconds: number;
+};
+
+/**
+ * Describes the message taskapi.v1.HeartbeatTaskRequest.
+ * Use `create(HeartbeatTaskRequestSchema)` to create a new message.
+ */
+export const HeartbeatTaskRequestSchema: GenMessage<HeartbeatTaskRequest> = /*@__PURE__*/
+  messageDesc(file_taskapi_v1_task, 14);
+
+/**
+ * @generated from message taskapi.v1.HeartbeatTaskResponse
+ */
+export type HeartbeatTaskResponse = Message<"taskapi.v1.HeartbeatTaskResponse"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp lease_expires_at = 1;
+   */
+  leaseExpiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message taskapi.v1.HeartbeatTaskResponse.
+ * Use `create(HeartbeatTaskResponseSchema)` to create a new message.
+ */
+export const HeartbeatTaskResponseSchema: GenMessage<HeartbeatTaskResponse> = /*@__PURE__*/
+  messageDesc(file_taskapi_v1_task, 15);
+
+/**
+ * @generated from message taskapi.v1.ReleaseTaskRequest
+ */
+export type ReleaseTaskRequest = Message<"taskapi.v1.ReleaseTaskRequest"> & {
+  /**
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * @generated from field: int64 lease_token = 2;
+   */
+  leaseToken: bigint;
+
+  /**
+   * completed, review, blocked, or pending to give the task back.
+   *
+   * @generated from field: taskapi.v1.TaskStatus status = 3;
+   */
+  status: TaskStatus;
+
+  /**
+   * Recorded as the task's last_error.
+   *
+   * @generated from field: string error = 4;
+   */
+  error: string;
+
+  /**
+   * With status pending: the task is claimable again this many seconds from now.
+   *
+   * @generated from field: int32 retry_after_seconds = 5;
+   */
+  retryAfterSeconds: number;
+};
+
+/**
+ * Describes the message taskapi.v1.ReleaseTaskRequest.
+ * Use `create(ReleaseTaskRequestSchema)` to create a new message.
+ */
+export const ReleaseTaskRequestSchema: GenMessage<ReleaseTaskRequest> = /*@__PURE__*/
+  messageDesc(file_taskapi_v1_task, 16);
+
+/**
+ * @generated from message taskapi.v1.ReleaseTaskResponse
+ */
+export type ReleaseTaskResponse = Message<"taskapi.v1.ReleaseTaskResponse"> & {
+  /**
+   * @generated from field: taskapi.v1.Task task = 1;
+   */
+  task?: Task | undefined;
+};
+
+/**
+ * Describes the message taskapi.v1.ReleaseTaskResponse.
+ * Use `create(ReleaseTaskResponseSchema)` to create a new message.
+ */
+export const ReleaseTaskResponseSchema: GenMessage<ReleaseTaskResponse> = /*@__PURE__*/
+  messageDesc(file_taskapi_v1_task, 17);
+
+/**
+ * @generated from message taskapi.v1.GetTaskTreeRequest
+ */
+export type GetTaskTreeRequest = Message<"taskapi.v1.GetTaskTreeRequest"> & {
+  /**
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * 1: the task and its children. Zero means unlimited depth.
+   *
+   * @generated from field: int32 max_depth = 2;
+   */
+  maxDepth: number;
+};
+
+/**
+ * Describes the message taskapi.v1.GetTaskTreeRequest.
+ * Use `create(GetTaskTreeRequestSchema)` to create a new message.
+ */
+export const GetTaskTreeRequestSchema: GenMessage<GetTaskTreeRequest> = /*@__PURE__*/
+  messageDesc(file_taskapi_v1_task, 18);
+
+/**
+ * @generated from message taskapi.v1.GetTaskTreeResponse
+ */
+export type GetTaskTreeResponse = Message<"taskapi.v1.GetTaskTreeResponse"> & {
+  /**
+   * The root first (depth 0), then depth first, siblings by id.
+   *
+   * @generated from field: repeated taskapi.v1.TaskTreeNode nodes = 1;
+   */
+  nodes: TaskTreeNode[];
+};
+
+/**
+ * Describes the message taskapi.v1.GetTaskTreeResponse.
+ * Use `create(GetTaskTreeResponseSchema)` to create a new message.
+ */
+export const GetTaskTreeResponseSchema: GenMessage<GetTaskTreeResponse> = /*@__PURE__*/
+  messageDesc(file_taskapi_v1_task, 19);
+
+/**
+ * @generated from message taskapi.v1.TaskTreeNode
+ */
+export type TaskTreeNode = Message<"taskapi.v1.TaskTreeNode"> & {
+  /**
+   * @generated from field: taskapi.v1.Task task = 1;
+   */
+  task?: Task | undefined;
+
+  /**
+   * @generated from field: int32 depth = 2;
+   */
+  depth: number;
+};
+
+/**
+ * Describes the message taskapi.v1.TaskTreeNode.
+ * Use `create(TaskTreeNodeSchema)` to create a new message.
+ */
+export const TaskTreeNodeSchema: GenMessage<TaskTreeNode> = /*@__PURE__*/
+  messageDesc(file_taskapi_v1_task, 20);
+
+/**
+ * @generated from message taskapi.v1.ListTaskEventsRequest
+ */
+export type ListTaskEventsRequest = Message<"taskapi.v1.ListTaskEventsRequest"> & {
+  /**
+   * Exactly one of task_id and project_id.
+   *
+   * @generated from field: int64 task_id = 1;
+   */
+  taskId: bigint;
+
+  /**
+   * @generated from field: int64 project_id = 2;
+   */
+  projectId: bigint;
+
+  /**
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message taskapi.v1.ListTaskEventsRequest.
+ * Use `create(ListTaskEventsRequestSchema)` to create a new message.
+ */
+export const ListTaskEventsRequestSchema: GenMessage<ListTaskEventsRequest> = /*@__PURE__*/
+  messageDesc(file_taskapi_v1_task, 21);
+
+/**
+ * @generated from message taskapi.v1.ListTaskEventsResponse
+ */
+export type ListTaskEventsResponse = Message<"taskapi.v1.ListTaskEventsResponse"> & {
+  /**
+   * @generated from field: repeated taskapi.v1.TaskEvent events = 1;
+   */
+  events: TaskEvent[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message taskapi.v1.ListTaskEventsResponse.
+ * Use `create(ListTaskEventsResponseSchema)` to create a new message.
+ */
+export const ListTaskEventsResponseSchema: GenMessage<ListTaskEventsResponse> = /*@__PURE__*/
+  messageDesc(file_taskapi_v1_task, 22);
+
+/**
+ * @generated from message taskapi.v1.WatchTasksRequest
+ */
+export type WatchTasksRequest = Message<"taskapi.v1.WatchTasksRequest"> & {
+  /**
+   * Zero: every project of the tenant.
+   *
+   * @generated from field: int64 project_id = 1;
+   */
+  projectId: bigint;
+
+  /**
+   * Replay the events after this one; zero: only new events.
+   *
+   * @generated from field: int64 after_event_id = 2;
+   */
+  afterEventId: bigint;
+};
+
+/**
+ * Describes the message taskapi.v1.WatchTasksRequest.
+ * Use `create(WatchTasksRequestSchema)` to create a new message.
+ */
+export const WatchTasksRequestSchema: GenMessage<WatchTasksRequest> = /*@__PURE__*/
+  messageDesc(file_taskapi_v1_task, 23);
+
+/**
+ * @generated from message taskapi.v1.WatchTasksResponse
+ */
+export type WatchTasksResponse = Message<"taskapi.v1.WatchTasksResponse"> & {
+  /**
+   * @generated from field: taskapi.v1.TaskEvent event = 1;
+   */
+  event?: TaskEvent | undefined;
+};
+
+/**
+ * Describes the message taskapi.v1.WatchTasksResponse.
+ * Use `create(WatchTasksResponseSchema)` to create a new message.
+ */
+export const WatchTasksResponseSchema: GenMessage<WatchTasksResponse> = /*@__PURE__*/
+  messageDesc(file_taskapi_v1_task, 24);
 
 /**
  * @generated from enum taskapi.v1.TaskView
@@ -511,6 +898,67 @@ export const TaskService: GenService<{
     methodKind: "unary";
     input: typeof AssignTaskRequestSchema;
     output: typeof AssignTaskResponseSchema;
+  },
+  /**
+   * ClaimTask atomically takes one claimable task for the worker and leases it; an empty
+   * response (no task) when there is none after waiting up to wait_seconds.
+   *
+   * @generated from rpc taskapi.v1.TaskService.ClaimTask
+   */
+  claimTask: {
+    methodKind: "unary";
+    input: typeof ClaimTaskRequestSchema;
+    output: typeof ClaimTaskResponseSchema;
+  },
+  /**
+   * HeartbeatTask extends the current lease.
+   *
+   * @generated from rpc taskapi.v1.TaskService.HeartbeatTask
+   */
+  heartbeatTask: {
+    methodKind: "unary";
+    input: typeof HeartbeatTaskRequestSchema;
+    output: typeof HeartbeatTaskResponseSchema;
+  },
+  /**
+   * ReleaseTask ends the current lease with a final status (pending gives the task back).
+   *
+   * @generated from rpc taskapi.v1.TaskService.ReleaseTask
+   */
+  releaseTask: {
+    methodKind: "unary";
+    input: typeof ReleaseTaskRequestSchema;
+    output: typeof ReleaseTaskResponseSchema;
+  },
+  /**
+   * GetTaskTree returns the task and its subtasks down to max_depth, depth first.
+   *
+   * @generated from rpc taskapi.v1.TaskService.GetTaskTree
+   */
+  getTaskTree: {
+    methodKind: "unary";
+    input: typeof GetTaskTreeRequestSchema;
+    output: typeof GetTaskTreeResponseSchema;
+  },
+  /**
+   * ListTaskEvents pages through the history of a task or of a project, oldest first.
+   *
+   * @generated from rpc taskapi.v1.TaskService.ListTaskEvents
+   */
+  listTaskEvents: {
+    methodKind: "unary";
+    input: typeof ListTaskEventsRequestSchema;
+    output: typeof ListTaskEventsResponseSchema;
+  },
+  /**
+   * WatchTasks replays the events after after_event_id, then streams new ones as they commit.
+   *
+   * @generated from rpc taskapi.v1.TaskService.WatchTasks
+   */
+  watchTasks: {
+    methodKind: "server_streaming";
+    input: typeof WatchTasksRequestSchema;
+    output: typeof WatchTasksResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_taskapi_v1_task, 0);
