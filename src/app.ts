@@ -3,12 +3,14 @@
  * routes and interceptors, one listening port, and a graceful stop.
  */
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { type Config, MIN_ADMIN_TOKEN_LENGTH, redactDatabaseUrl } from './config/index.js';
 import { type OpenDatabase, openDatabase, startChangeListener } from './db/index.js';
 import type { Logger } from './logger.js';
+import { observeCalls } from './rpc/call-log.js';
 import { authInterceptor, errorInterceptor } from './rpc/interceptors.js';
 import { connectHandler } from './rpc/connect-adapter.js';
 import { createDirectHandler } from './rpc/direct-handler.js';
@@ -104,17 +106,28 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     // notifying trigger must exist before anything waits for it).
     const listener = await startChangeListener(config.changeFeed, database.db, logger, (tenantId, claimable) => services.feed.notify(tenantId, claimable));
     stopListener = () => listener.close();
+    if (config.pageTokenSecret === undefined) {
+      logger.info('PAGE_TOKEN_SECRET is not set: page tokens are signed with a key of this process only (set one shared by all replicas)');
+    }
     const shutdown = new AbortController();
+    // connect-es links every call's signal to this one (createLinkedAbortController): one
+    // 'abort' listener per call in flight, removed when the call ends. Past 10 concurrent calls
+    // Node 20 took that for a leak and printed a MaxListenersExceededWarning as plain text into
+    // the JSON log. The count is bounded by the calls in flight, so no limit applies here.
+    // (Node >= 23 no longer limits AbortSignal listeners by default, nodejs/node#55816; this
+    // keeps the service clean on any runtime that still does.)
+    setMaxListeners(0, shutdown.signal);
     let stopping = false;
     const entries = serviceEntries(services, { probe: () => database.db.ping(), stopping: () => stopping });
-    const handler = connectHandler(routes(entries), {
+    // One log line and the metrics of every call; GET /metrics on the same port.
+    const handler = observeCalls(connectHandler(routes(entries), {
       logger,
       interceptors: [errorInterceptor(logger), authInterceptor(services.auth)],
       readMaxBytes: MAX_MESSAGE_BYTES,
       writeMaxBytes: 64 * MAX_MESSAGE_BYTES,
       shutdownSignal: shutdown.signal,
       jsonOptions: { ignoreUnknownFields: false },
-    });
+    }), logger);
     // Unary gRPC and Connect calls take the direct path; connect-node serves everything else.
     const direct = createDirectHandler({
       services: entries,

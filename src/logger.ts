@@ -1,7 +1,15 @@
-/** A small structured logger: one JSON line per event on stderr. */
+/**
+ * Logging: pino, one JSON line per event on stderr, behind the small `Logger` interface the code
+ * calls (`logger.info(msg, fields)`), so that call sites never depend on pino's argument order.
+ *
+ * - Secrets are removed by configuration (`redact`), wherever a field of that name appears.
+ * - `err` fields are serialized with stack, cause chain and code.
+ * - An error or warning that repeats (same message, same error) is written once, then counted:
+ *   one summary line per interval instead of one line per failed call during an outage.
+ */
+import pino, { type DestinationStream } from 'pino';
 
-const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
-export type LogLevel = keyof typeof LEVELS;
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -10,29 +18,106 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-function serialize(value: unknown): unknown {
-  if (typeof value === 'bigint') return value.toString();
-  if (value instanceof Error) {
-    const code = (value as { code?: unknown }).code;
-    return { name: value.name, message: value.message, ...(code ? { code } : {}) };
-  }
-  return value;
+/** Field names whose values never reach the log, at the top level and one level down. */
+const SECRET_FIELDS = ['authorization', 'password', 'secret', 'adminToken', 'apiKey', 'token', 'pageTokenSecret', 'cookie'];
+export const REDACT_PATHS = [
+  ...SECRET_FIELDS,
+  ...SECRET_FIELDS.map((f) => `*.${f}`),
+  'headers.authorization',
+  'req.headers.authorization',
+  'err.config.password',
+];
+
+/** How long identical errors are counted before one summary line is written. */
+export const DEFAULT_REPEAT_INTERVAL_MS = 10_000;
+
+const MAX_SERIES = 1_000;
+
+export interface LoggerOptions {
+  /** Where lines go (tests); default stderr. */
+  readonly write?: (line: string) => void;
+  readonly repeatIntervalMs?: number;
 }
 
-export function createLogger(level: LogLevel, write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
-  const min = LEVELS[level];
-  const log = (lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>) => {
-    if (LEVELS[lvl] < min) return;
-    const entry: Record<string, unknown> = { time: new Date().toISOString(), level: lvl, msg };
-    for (const [k, v] of Object.entries(fields ?? {})) entry[k] = serialize(v);
-    write(`${JSON.stringify(entry)}\n`);
+function plain(fields: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (!fields) return undefined;
+  let out: Record<string, unknown> | undefined;
+  for (const [k, v] of Object.entries(fields)) {
+    if (typeof v !== 'bigint') continue;
+    out ??= { ...fields };
+    out[k] = v.toString();
+  }
+  return out ?? fields;
+}
+
+/** What makes two error lines "the same": the message and the error, not the call's request id. */
+function repeatKey(level: string, msg: string, fields: Record<string, unknown> | undefined): string {
+  const err = fields?.err as { name?: unknown; code?: unknown; message?: unknown } | undefined;
+  const kind = fields?.kind ?? '';
+  const errKey = err && typeof err === 'object' ? `${String(err.name)}|${String(err.code)}|${String(err.message)}` : '';
+  return `${level}\0${msg}\0${String(kind)}\0${errKey}`;
+}
+
+/** @param options Or, as before pino, just the function that writes each line. */
+export function createLogger(level: LogLevel, options: LoggerOptions | ((line: string) => void) = {}): Logger {
+  if (typeof options === 'function') options = { write: options };
+  const destination: DestinationStream = options.write
+    ? { write: options.write }
+    : pino.destination({ dest: 2, sync: false });
+  const base = pino(
+    {
+      level,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      serializers: { err: pino.stdSerializers.errWithCause },
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    },
+    destination,
+  );
+  const intervalMs = options.repeatIntervalMs ?? DEFAULT_REPEAT_INTERVAL_MS;
+  // Series of identical warnings/errors: the first line is written in full, the rest counted.
+  const repeats = new Map<string, { level: 'warn' | 'error'; msg: string; fields?: Record<string, unknown>; count: number }>();
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    timer = undefined;
+    for (const [key, r] of repeats) {
+      // A quiet interval ends the series: its next occurrence is written in full again.
+      if (r.count === 0) {
+        repeats.delete(key);
+        continue;
+      }
+      base[r.level]({ ...r.fields, repeated: r.count, intervalMs }, `${r.msg} (repeated ${r.count} times)`);
+      r.count = 0;
+    }
+    if (repeats.size > 0) schedule();
+  };
+  const schedule = () => {
+    if (timer) return;
+    timer = setTimeout(flush, intervalMs);
+    timer.unref();
+  };
+  const summarized = (lvl: 'warn' | 'error') => (msg: string, fields?: Record<string, unknown>) => {
+    if (!base.isLevelEnabled(lvl)) return;
+    const key = repeatKey(lvl, msg, fields);
+    const series = repeats.get(key);
+    if (series) {
+      series.count++;
+      series.fields = plain(fields);
+      return;
+    }
+    // Errors that differ every time (ids in the message) are not worth keeping.
+    if (repeats.size < MAX_SERIES) {
+      repeats.set(key, { level: lvl, msg, count: 0 });
+      schedule();
+    }
+    base[lvl](plain(fields) ?? {}, msg);
   };
   return {
-    debug: (m, f) => log('debug', m, f),
-    info: (m, f) => log('info', m, f),
-    warn: (m, f) => log('warn', m, f),
-    error: (m, f) => log('error', m, f),
+    debug: (msg, fields) => base.debug(plain(fields) ?? {}, msg),
+    info: (msg, fields) => base.info(plain(fields) ?? {}, msg),
+    warn: summarized('warn'),
+    error: summarized('error'),
   };
 }
 
-export const silentLogger: Logger = createLogger('silent');
+export const silentLogger: Logger = createLogger('silent', { write: () => {} });

@@ -11,7 +11,11 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   // The process must never die of a client's or the database's fault; log what slips through.
   process.on('unhandledRejection', (err) => logger.error('unhandled rejection', { err }));
-  process.on('uncaughtException', (err) => logger.error('uncaught exception', { err, stack: err.stack }));
+  process.on('uncaughtException', (err) => logger.error('uncaught exception', { err }));
+  // Node prints process warnings (deprecations, MaxListenersExceeded, ...) as plain text on
+  // stderr through its own 'warning' listener; they belong in the JSON log like everything else.
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => logger.warn('process warning', { err: warning }));
 
   let app;
   try {

@@ -61,6 +61,8 @@ const listenUrl = z
   });
 
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
+/** An HMAC key shorter than this is guessable in practice. */
+export const MIN_PAGE_TOKEN_SECRET_LENGTH = 32;
 
 const envSchema = z.object({
   DATABASE_URL: databaseUrl,
@@ -80,6 +82,7 @@ const envSchema = z.object({
   DB_POOL_MAX_LIFETIME_SECONDS: intIn(0, 86_400, 1_800),
   DB_STATEMENT_TIMEOUT_MS: intIn(0, 3_600_000, 30_000),
   DB_PREPARED_STATEMENTS: bool(false),
+  DB_POOL_TENANT_MAX: intIn(1, 1000, 0),
   SHUTDOWN_GRACE_MS: intIn(0, 600_000, 10_000),
   IDEMPOTENCY_TTL_SECONDS: intIn(0, 31_536_000, 86_400),
   // The edge: connections, HTTP limits and TLS (src/rpc/server.ts).
@@ -92,6 +95,10 @@ const envSchema = z.object({
   MAX_HEADER_BYTES: intIn(1_024, 1_048_576, 65_536),
   TLS_CERT_FILE: z.string().trim().optional(),
   TLS_KEY_FILE: z.string().trim().optional(),
+  PAGE_TOKEN_SECRET: z
+    .string()
+    .min(MIN_PAGE_TOKEN_SECRET_LENGTH, `must be at least ${MIN_PAGE_TOKEN_SECRET_LENGTH} characters`)
+    .optional(),
   LOG_LEVEL: z
     .enum(['debug', 'info', 'warn', 'error', 'silent'], { message: 'must be debug, info, warn, error or silent' })
     .optional()
@@ -125,6 +132,8 @@ export interface Config {
     readonly statementTimeoutMs: number;
     /** Named prepared statements (off for PgBouncer < 1.21 in transaction mode). */
     readonly prepareStatements: boolean;
+    /** Most connections one tenant's transactions may hold at once; its further calls queue. */
+    readonly tenantMax: number;
   };
   /**
    * The change feed's wake-ups (WatchTasks, ClaimTask's wait_seconds). `listen`: a LISTEN
@@ -141,6 +150,8 @@ export interface Config {
   readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
   /** How long a create's request_id is remembered; 0 keeps records forever. */
   readonly idempotencyTtlSeconds: number;
+  /** HMAC key of page tokens; undefined: a random key per process (replicas must share one). */
+  readonly pageTokenSecret: string | undefined;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
 
@@ -181,6 +192,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     throw new ConfigError([...new Set(problems)]);
   }
   const e = parsed.data;
+  const poolMax = e.DATABASE_URL.kind === 'pglite' ? 1 : e.DB_POOL_MAX;
   const config: Config = {
     database: e.DATABASE_URL,
     port: e.PORT,
@@ -192,7 +204,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     pool: {
       // pglite-socket multiplexes every connection onto one session and interleaves their
       // statements (docs/stack-notes.md), so the embedded database gets exactly one pooled connection.
-      max: e.DATABASE_URL.kind === 'pglite' ? 1 : e.DB_POOL_MAX,
+      max: poolMax,
       idleTimeoutMs: e.DB_POOL_IDLE_TIMEOUT_MS,
       connectionTimeoutMs: e.DB_CONNECTION_TIMEOUT_MS,
       maxLifetimeSeconds: e.DB_POOL_MAX_LIFETIME_SECONDS,
@@ -200,6 +212,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       // pglite-socket runs every connection on one session, where a named statement outlives the
       // connection that prepared it: the next connection's Parse of the same name fails (42P05).
       prepareStatements: e.DATABASE_URL.kind === 'pglite' ? false : e.DB_PREPARED_STATEMENTS,
+      // Half the pool by default: one tenant's burst (or its calls stuck on a lock) leaves the
+      // other half to everyone else. More than the pool means no limit.
+      tenantMax: Math.min(poolMax, e.DB_POOL_TENANT_MAX || Math.max(1, Math.floor(poolMax / 2))),
     },
     changeFeed: changeFeedOf(e.DATABASE_URL, e.DATABASE_LISTEN_URL, e.WATCH_POLL_INTERVAL_MS),
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
@@ -214,15 +229,16 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     },
     tls: e.TLS_CERT_FILE !== undefined && e.TLS_KEY_FILE !== undefined ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : null,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
+    pageTokenSecret: e.PAGE_TOKEN_SECRET,
     logLevel: e.LOG_LEVEL,
   };
   return Object.freeze({
     ...config,
     pool: Object.freeze(config.pool),
     database: Object.freeze(config.database),
+    changeFeed: Object.freeze(config.changeFeed),
     server: Object.freeze(config.server),
     tls: config.tls && Object.freeze(config.tls),
-    changeFeed: Object.freeze(config.changeFeed),
   });
 }
 

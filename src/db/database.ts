@@ -12,7 +12,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { countStatement } from '../metrics.js';
 import { DbError, classifyDbError } from './errors.js';
+import type { Release, TenantLimiter } from './tenant-limiter.js';
 
 export interface Tx {
   /** Rows of a statement. */
@@ -69,6 +71,8 @@ export interface DatabaseOptions {
    * transaction mode older than 1.21, which cannot route them.
    */
   readonly prepareStatements?: boolean;
+  /** Caps the connections one tenant's transactions hold at once; null: no cap. */
+  readonly tenantLimiter?: TenantLimiter | null;
 }
 
 /** Raised when the caller's signal fired: the transaction was rolled back. */
@@ -89,6 +93,8 @@ function inlineValues(prologue: Prologue, literal: (value: string) => string): s
   });
 }
 
+const noSlot: Release = () => {};
+
 export class Database {
   readonly pool: pg.Pool;
   /** Statements sent, for tests and the benchmark (a page must cost the same for 1 row or 200). */
@@ -100,6 +106,7 @@ export class Database {
   private readonly maxAttempts: number;
   private readonly prepare: boolean;
   private readonly statementNames = new Map<string, string>();
+  readonly tenantLimiter: TenantLimiter | null;
 
   constructor(options: DatabaseOptions) {
     this.pool = options.pool;
@@ -109,6 +116,7 @@ export class Database {
     this.tenantSearchPath = options.tenantSearchPath ?? null;
     this.maxAttempts = options.maxAttempts ?? 4;
     this.prepare = options.prepareStatements ?? false;
+    this.tenantLimiter = options.tenantLimiter ?? null;
   }
 
   /**
@@ -139,8 +147,9 @@ export class Database {
     try {
       return await fn(client);
     } catch (err) {
-      if (classifyDbError(err) instanceof DbError) discard = err as Error;
-      throw classifyDbError(err);
+      const classified = classifyDbError(err);
+      if (classified instanceof DbError) discard = err as Error;
+      throw classified;
     } finally {
       client.release(discard);
     }
@@ -167,7 +176,14 @@ export class Database {
    */
   private async connect(options: Pick<TransactionOptions, 'signal' | 'timeoutMs'> = {}): Promise<pg.PoolClient> {
     const pending = this.pool.connect().catch((err: unknown) => {
-      throw classifyDbError(err);
+      const classified = classifyDbError(err);
+      // Whatever the server says while a connection is being opened (the database refusing
+      // connections, 55000; does not exist, 3D000; a failed login, 28P01) means that there is
+      // no database to work with: UNAVAILABLE, not an INTERNAL error of the call.
+      if (classified instanceof DbError && classified.kind !== 'connection' && classified.kind !== 'pool_busy') {
+        throw new DbError('connection', classified.code, undefined, 'the database is unavailable', { cause: err });
+      }
+      throw classified;
     });
     const { signal, timeoutMs } = options;
     if (!signal && timeoutMs === undefined) return pending;
@@ -223,7 +239,7 @@ export class Database {
     reached: (stage: 'begin' | 'work') => void,
   ): Promise<T> {
     if (options.signal?.aborted) throw new TransactionCancelledError(options.signal.reason);
-    const client = await this.connect(options);
+    const { client, slot } = await this.connectFor(tenantId, options);
     reached('begin');
     let discard: Error | undefined;
     try {
@@ -250,6 +266,25 @@ export class Database {
       throw options.signal?.aborted ? new TransactionCancelledError(options.signal.reason) : classified;
     } finally {
       client.release(discard);
+      slot();
+    }
+  }
+
+  /**
+   * A pooled client for a tenant's transaction, within the tenant's share of the pool (taken
+   * first, so a tenant over its share waits in its own queue, not in the pool's).
+   */
+  private async connectFor(tenantId: bigint | null, options: TransactionOptions): Promise<{ client: pg.PoolClient; slot: Release }> {
+    if (tenantId === null || !this.tenantLimiter) return { client: await this.connect(options), slot: noSlot };
+    const started = performance.now();
+    const slot = await this.tenantLimiter.acquire(tenantId.toString(), options.signal, options.timeoutMs);
+    try {
+      // What is left of the deadline bounds the wait for the pool.
+      const timeoutMs = options.timeoutMs === undefined ? undefined : Math.max(1, options.timeoutMs - (performance.now() - started));
+      return { client: await this.connect({ signal: options.signal, timeoutMs }), slot };
+    } catch (err) {
+      slot();
+      throw err;
     }
   }
 
@@ -281,6 +316,7 @@ export class Database {
 
   private async send(client: pg.PoolClient, text: string, values?: readonly unknown[]): Promise<pg.QueryResult> {
     this.statements++;
+    countStatement();
     if (!this.prepare || values === undefined) return client.query(text, values as unknown[] | undefined);
     // A named statement is parsed and planned once per connection and then reused.
     let name = this.statementNames.get(text);

@@ -2,6 +2,7 @@
  * Database errors, classified once. Callers above `src/db` see a DbError with a `kind` and never
  * the driver's error or SQL text; the RPC layer maps kinds to gRPC codes (src/rpc/errors.ts).
  */
+import { countDbError } from '../metrics.js';
 
 export type DbErrorKind =
   | 'unique'
@@ -12,6 +13,7 @@ export type DbErrorKind =
   | 'deadlock'
   | 'timeout'
   | 'connection'
+  | 'pool_busy'
   | 'invalid_input'
   | 'permission'
   | 'other';
@@ -57,13 +59,19 @@ const BY_SQLSTATE: Readonly<Record<string, DbErrorKind>> = {
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
 const CONNECTION_MESSAGES = [
   'Connection terminated',
-  'timeout exceeded when trying to connect',
   'Client has encountered a connection error',
   'Connection ended',
   'Client was closed',
   'Cannot use a pool after calling end',
   'Handler disconnected',
 ];
+
+/**
+ * pg-pool's message when no pooled connection came free within connectionTimeoutMillis: every
+ * connection was in use. The database may be perfectly healthy; saying "unavailable" sent
+ * people looking for an outage.
+ */
+const POOL_BUSY_MESSAGE = 'timeout exceeded when trying to connect';
 
 function kindOf(err: { code?: unknown; message?: unknown }): DbErrorKind {
   const code = typeof err.code === 'string' ? err.code : undefined;
@@ -75,6 +83,7 @@ function kindOf(err: { code?: unknown; message?: unknown }): DbErrorKind {
     if (CONNECTION_CODES.has(code)) return 'connection';
   }
   const message = typeof err.message === 'string' ? err.message : '';
+  if (message.includes(POOL_BUSY_MESSAGE)) return 'pool_busy';
   if (CONNECTION_MESSAGES.some((m) => message.includes(m))) return 'connection';
   return 'other';
 }
@@ -88,6 +97,7 @@ const MESSAGES: Readonly<Record<DbErrorKind, string>> = {
   deadlock: 'the transaction conflicted with a concurrent one',
   timeout: 'the database did not answer in time',
   connection: 'the database is unavailable',
+  pool_busy: 'every database connection stayed busy',
   invalid_input: 'a value is malformed',
   permission: 'the database refused the operation',
   other: 'unexpected database error',
@@ -98,7 +108,7 @@ export function isDriverError(err: unknown): err is Error & { code?: string; con
   if (!(err instanceof Error) || err instanceof DbError) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') return SQLSTATE.test(code) || CONNECTION_CODES.has(code);
-  return CONNECTION_MESSAGES.some((m) => err.message.includes(m));
+  return err.message.includes(POOL_BUSY_MESSAGE) || CONNECTION_MESSAGES.some((m) => err.message.includes(m));
 }
 
 const SQLSTATE = /^[0-9A-Z]{5}$/;
@@ -107,10 +117,11 @@ const SQLSTATE = /^[0-9A-Z]{5}$/;
 export function classifyDbError(err: unknown): unknown {
   if (!isDriverError(err)) return err;
   const kind = kindOf(err);
+  countDbError(kind);
   return new DbError(kind, err.code, err.constraint, MESSAGES[kind], { cause: err });
 }
 
 export function isConnectionError(err: unknown): boolean {
-  const e = classifyDbError(err);
-  return e instanceof DbError && e.kind === 'connection';
+  if (err instanceof DbError) return err.kind === 'connection';
+  return isDriverError(err) && kindOf(err) === 'connection';
 }

@@ -9,11 +9,14 @@ import { startEmbedded } from './embedded.js';
 import { Migrator, quoteIdent, tenantSchema } from './migrate.js';
 import { createPool } from './pool.js';
 import { StatementCanceller } from './statement-canceller.js';
+import { TenantLimiter } from './tenant-limiter.js';
+import { watchPool } from '../metrics.js';
 
 export { Database, type Prologue, type PrologueRows, type Tx, type TransactionOptions, TransactionCancelledError } from './database.js';
 export { DbError, type DbErrorKind } from './errors.js';
 export { type ChangeHandler, type ChangeListener, startChangeListener } from './change-listener.js';
 export { Migrator, tenantSchema } from './migrate.js';
+export { TenantLimiter, type TenantLimiterStats } from './tenant-limiter.js';
 
 /** The role tenant transactions switch to; created and granted by the migrations. */
 export const APP_ROLE = 'taskapi_app';
@@ -41,12 +44,16 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Open
   // pglite-socket ignores cancel requests (and each would take one of its few connection slots);
   // its one session never waits on another connection's lock anyway.
   const canceller = embedded === null ? new StatementCanceller(pool, logger) : null;
+  // With one connection (embedded) a share of it is all of it: nothing to divide.
+  const tenantLimiter = config.pool.tenantMax < config.pool.max ? new TenantLimiter(config.pool.tenantMax, config.pool.connectionTimeoutMs) : null;
+  const unwatch = watchPool(pool, tenantLimiter);
   const db = new Database({
     pool,
     logger,
     appRole: APP_ROLE,
     statementTimeoutMs: config.pool.statementTimeoutMs,
     prepareStatements: config.pool.prepareStatements,
+    tenantLimiter,
     tenantSearchPath:
       config.tenancyMode === 'schema' ? (tenantId) => `${quoteIdent(tenantSchema(tenantId))}, public` : null,
   });
@@ -57,6 +64,7 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Open
     embedded: embedded !== null,
     cancelRunningStatements: async () => (canceller ? canceller.cancelAll() : 0),
     async close() {
+      unwatch();
       await db.close();
       await embedded?.close();
     },

@@ -1,6 +1,6 @@
 import type { Tx } from '../db/index.js';
-import type { Changes, Insertable, LeaseEnd, TASK_FIELDS, Task, TaskPriority, TaskStatus } from '../domain.js';
-import { TASKS, idList } from './rows.js';
+import type { Changes, Insertable, LeaseEnd, TASK_FIELDS, Task, TaskPriority, TaskStatus, Worker } from '../domain.js';
+import { TASKS, WORKER_COLUMNS, type WorkerRow, idList, toWorker } from './rows.js';
 import { Params } from './sql.js';
 import { tenantOf } from './tenant-scope.js';
 
@@ -28,6 +28,27 @@ export type TaskCursor =
   | { readonly order: 'created'; readonly id: bigint }
   | { readonly order: 'due_date'; readonly dueMs: number | null; readonly id: bigint }
   | { readonly order: 'priority'; readonly rank: number; readonly id: bigint };
+
+/** A task with the workers its BASIC view shows. */
+export interface TaskWithPeople {
+  readonly task: Task;
+  readonly assignee: Worker | null;
+  readonly createdBy: Worker | null;
+}
+
+// The assignee (a) and the creator (c) joined to a task row t, their columns prefixed.
+const WORKER_FIELDS = WORKER_COLUMNS.split(', ');
+const PEOPLE_COLUMNS = ['a', 'c'].flatMap((alias) => WORKER_FIELDS.map((c) => `${alias}.${c} as ${alias}_${c}`)).join(', ');
+const PEOPLE_JOINS = `left join workers a on a.tenant_id = t.tenant_id and a.id = t.assignee_id
+     left join workers c on c.tenant_id = t.tenant_id and c.id = t.created_by_id`;
+
+function withPeople(row: Row): TaskWithPeople {
+  const person = (alias: string) =>
+    row[`${alias}_id`] === null
+      ? null
+      : toWorker(Object.fromEntries(WORKER_FIELDS.map((c) => [c, row[`${alias}_${c}`]])) as unknown as WorkerRow);
+  return { task: TASKS.parse(row), assignee: person('a'), createdBy: person('c') };
+}
 
 export async function insertTask(tx: Tx, t: NewTask): Promise<Task> {
   const q = new Params();
@@ -62,6 +83,16 @@ export async function findTask(tx: Tx, id: bigint, options: { forUpdate?: boolea
     [tenantOf(tx), id.toString()],
   );
   return row && TASKS.parse(row);
+}
+
+/** The task with its assignee and creator, in one statement. */
+export async function findTaskWithPeople(tx: Tx, id: bigint): Promise<TaskWithPeople | undefined> {
+  const row = await tx.maybeOne<Row>(
+    `select ${TASKS.columns('t')}, ${PEOPLE_COLUMNS} from tasks t ${PEOPLE_JOINS}
+      where t.tenant_id = $1::bigint and t.id = $2::bigint`,
+    [tenantOf(tx), id.toString()],
+  );
+  return row && withPeople(row);
 }
 
 export async function findTasksByIds(tx: Tx, ids: Iterable<bigint>): Promise<Map<bigint, Task>> {
@@ -112,10 +143,10 @@ export async function isSelfOrDescendant(tx: Tx, taskId: bigint, candidateId: bi
 }
 
 /**
- * One page of tasks. Filters, order and cursor only choose among fixed SQL fragments; every
- * value is bound. Returns up to `limit` rows.
+ * The query of one page of tasks: the statement selecting `columns` (up to `limit` rows) and its
+ * values. Filters, order and cursor only choose among fixed SQL fragments; every value is bound.
  */
-export async function listTasks(tx: Tx, filter: TaskFilter, order: TaskOrder, cursor: TaskCursor | null, limit: number): Promise<Task[]> {
+function pageQuery(tx: Tx, filter: TaskFilter, order: TaskOrder, cursor: TaskCursor | null, limit: number, columns: string) {
   const q = new Params();
   const bind = (v: unknown, cast: string) => q.bind(v, cast);
   const where = [`tenant_id = ${bind(tenantOf(tx), 'bigint')}`];
@@ -156,11 +187,37 @@ export async function listTasks(tx: Tx, filter: TaskFilter, order: TaskOrder, cu
       }
       break;
   }
+  return {
+    text: `select ${columns} from tasks where ${where.join(' and ')} order by ${orderBy} limit ${bind(limit, 'int')}`,
+    orderBy,
+    values: q.values,
+  };
+}
+
+/** One page of tasks (up to `limit`). */
+export async function listTasks(tx: Tx, filter: TaskFilter, order: TaskOrder, cursor: TaskCursor | null, limit: number): Promise<Task[]> {
+  const page = pageQuery(tx, filter, order, cursor, limit, TASKS.columns());
+  return (await tx.many<Row>(page.text, page.values)).map(TASKS.parse);
+}
+
+/**
+ * The same page with each task's assignee and creator, in ONE statement: the page is chosen by
+ * the same query (and index) as listTasks, and the two workers are joined to its rows.
+ */
+export async function listTasksWithPeople(
+  tx: Tx,
+  filter: TaskFilter,
+  order: TaskOrder,
+  cursor: TaskCursor | null,
+  limit: number,
+): Promise<TaskWithPeople[]> {
+  const page = pageQuery(tx, filter, order, cursor, limit, `${TASKS.columns()}, tenant_id, priority_rank`);
+  const outerOrder = page.orderBy.replace(/(^|, )(\w)/g, '$1t.$2');
   const rows = await tx.many<Row>(
-    `select ${TASKS.columns()} from tasks where ${where.join(' and ')} order by ${orderBy} limit ${bind(limit, 'int')}`,
-    q.values,
+    `select ${TASKS.columns('t')}, ${PEOPLE_COLUMNS} from (${page.text}) t ${PEOPLE_JOINS} order by ${outerOrder}`,
+    page.values,
   );
-  return rows.map(TASKS.parse);
+  return rows.map(withPeople);
 }
 
 /**

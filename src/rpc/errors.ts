@@ -33,6 +33,8 @@ const DB_CODES: Readonly<Record<DbErrorKind, [Code, string]>> = {
   deadlock: [Code.Aborted, 'conflict with a concurrent write; retry'],
   timeout: [Code.DeadlineExceeded, 'the deadline was exceeded'],
   connection: [Code.Unavailable, 'the database is unavailable'],
+  // Transient and the server's condition, not the caller's: UNAVAILABLE is what clients retry.
+  pool_busy: [Code.Unavailable, 'the service is busy: no database connection came free in time; retry later'],
   permission: [Code.PermissionDenied, 'not permitted'],
   other: [Code.Internal, 'internal error'],
 };
@@ -50,6 +52,6 @@ export function toConnectError(err: unknown, logger: Logger, requestId: string):
     }
     return new ConnectError(code === Code.Internal ? `internal error (request ${requestId})` : message, code);
   }
-  logger.error('unexpected error', { requestId, err, stack: err instanceof Error ? err.stack : undefined });
+  logger.error('unexpected error', { requestId, err });
   return new ConnectError(`internal error (request ${requestId})`, Code.Internal);
 }

@@ -1,12 +1,15 @@
 /**
  * Server interceptors for the calls connect-node serves (gRPC-Web, streaming, compressed or
  * GET requests; see direct-handler.ts for the rest): the same request id, authentication and
- * error mapping as every other call, from call.ts.
+ * error mapping as every other call (call.ts), and the call's service, method, code, tenant and
+ * trace id noted for its log line (call-log.ts).
  */
-import type { Interceptor } from '@connectrpc/connect';
+import type { Interceptor, StreamResponse } from '@connectrpc/connect';
 import type { Logger } from '../logger.js';
+import { streamOpened } from '../metrics.js';
 import type { AuthService } from '../services/auth.js';
 import { authorize, requestIdOf } from './call.js';
+import { codeName, noteCall, traceIdOf } from './call-log.js';
 import { principalKey, requestIdKey } from './context.js';
 import { toConnectError } from './errors.js';
 
@@ -22,32 +25,47 @@ export function errorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const requestId = requestIdOf((name) => req.header.get(name));
     req.contextValues.set(requestIdKey, requestId);
-    const mapped = (err: unknown) => {
+    const claimedTenant = req.header.get('x-tenant-id')?.slice(0, 40) || null;
+    // The authenticated tenant once known; before that, the one the caller named.
+    const tenant = () => req.contextValues.get(principalKey)?.tenantId.toString() ?? claimedTenant;
+    noteCall({
+      service: req.service.typeName,
+      method: req.method.name,
+      requestId,
+      traceId: traceIdOf(req.header.get('traceparent')),
+      tenantId: claimedTenant,
+    });
+    const failed = (err: unknown) => {
       const error = toConnectError(err, logger, requestId);
       error.metadata.set('x-request-id', requestId);
+      noteCall({ code: codeName(error.code), error: error.rawMessage, tenantId: tenant() });
       return error;
     };
     try {
       const res = await next(req);
       res.header.set('x-request-id', requestId);
-      if (!res.stream) return res;
+      if (!res.stream) {
+        noteCall({ code: 'OK', tenantId: tenant() });
+        return res;
+      }
       // A streaming handler runs while its messages are read, after this interceptor returned:
       // its errors are mapped here, or they would all reach the client as INTERNAL.
-      const messages = res.message;
-      return {
-        ...res,
-        message: (async function* () {
-          try {
-            yield* messages;
-          } catch (err) {
-            throw mapped(err);
-          }
-        })(),
-      };
+      noteCall({ tenantId: tenant(), closeStream: streamOpened() });
+      return { ...res, message: observeStream(res.message, failed, () => noteCall({ code: 'OK' })) } as StreamResponse;
     } catch (err) {
-      throw mapped(err);
+      throw failed(err);
     }
   };
+}
+
+/** A response stream whose end (or error, mapped to a gRPC code) is noted for the call's log. */
+async function* observeStream<T>(messages: AsyncIterable<T>, failed: (err: unknown) => Error, ended: () => void): AsyncIterable<T> {
+  try {
+    yield* messages;
+    ended();
+  } catch (err) {
+    throw failed(err);
+  }
 }
 
 export function authInterceptor(auth: AuthService): Interceptor {

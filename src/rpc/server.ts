@@ -19,6 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
 import type { ServerLimits } from '../config/index.js';
 import type { Logger } from '../logger.js';
+import { trackConnection } from '../metrics.js';
 import type { NodeHandler } from './connect-adapter.js';
 import type { DirectHandler } from './direct-handler.js';
 import { ConnectionGate, closeSession, refuseOversizedHeaders, watchSession } from './edge-limits.js';
@@ -194,6 +195,7 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
   const tcp = net.createServer((socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+    trackConnection(socket);
     socket.on('error', (err) => logger.debug('socket error', { err }));
     if (secure) secure.emit('connection', socket);
     else serve(socket);

@@ -5,6 +5,7 @@ import { AuthService } from './auth.js';
 import { ChangeFeed } from './change-feed.js';
 import { ClaimWaitService } from './claim-wait.js';
 import { LeaseReaper } from './lease-reaper.js';
+import { PageTokens } from './page-token.js';
 import { ProjectService } from './projects.js';
 import { TaskService } from './tasks.js';
 import { TenantService } from './tenants.js';
@@ -25,16 +26,22 @@ export interface Services {
   readonly claimWait: ClaimWaitService;
 }
 
-export function createServices(db: Database, migrator: Migrator, config: Pick<Config, 'adminToken' | 'tenancyMode'>, logger: Logger): Services {
+export function createServices(
+  db: Database,
+  migrator: Migrator,
+  config: Pick<Config, 'adminToken' | 'tenancyMode' | 'pageTokenSecret'>,
+  logger: Logger,
+): Services {
+  const pageTokens = new PageTokens(config.pageTokenSecret);
   const feed = new ChangeFeed();
-  const tasks = new TaskService(db);
+  const tasks = new TaskService(db, pageTokens);
   const leases = new LeaseReaper(db, logger);
   tasks.onLease = (tenantId) => leases.watch(tenantId);
   return {
     auth: new AuthService(db, config.adminToken),
-    tenants: new TenantService(db, migrator, config.tenancyMode, logger),
-    workers: new WorkerService(db),
-    projects: new ProjectService(db),
+    tenants: new TenantService(db, migrator, config.tenancyMode, logger, pageTokens),
+    workers: new WorkerService(db, pageTokens),
+    projects: new ProjectService(db, pageTokens),
     tasks,
     leases,
     feed,

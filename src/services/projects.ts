@@ -6,7 +6,7 @@ import * as projects from '../repositories/projects.js';
 import { completeProjectTasks, findProjectTaskRefs, insertTasksWithTitles } from '../repositories/tasks.js';
 import { findWorker } from '../repositories/workers.js';
 import { type Caller, idempotent, inTenant, resolveActor } from './caller.js';
-import { type Page, decodePageToken, queryFingerprint, toPage } from './page-token.js';
+import { type Page, type PageTokens, idPosition } from './page-token.js';
 import { loadTaskViews } from './task-views.js';
 import { taskEvent, versionStep } from './task-events.js';
 import { checkVersion } from './versions.js';
@@ -38,7 +38,10 @@ export class ProjectService {
   /** A hook for tests: runs inside CreateProjectWithTasks after the tasks are inserted. */
   afterTasksInserted: (() => Promise<void>) | null = null;
 
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    private readonly pageTokens: PageTokens,
+  ) {}
 
   /** @throws AppError invalid_argument (request_id reuse). */
   create(caller: Caller, input: CreateProjectInput): Promise<Project> {
@@ -78,11 +81,11 @@ export class ProjectService {
 
   /** @throws AppError invalid_argument (page_token). */
   list(caller: Caller, input: ListProjectsInput): Promise<Page<Project>> {
-    const fingerprint = queryFingerprint({ tenant: caller.tenantId, list: 'projects', status: input.status });
-    const after = decodePageToken<bigint>(input.pageToken, fingerprint) ?? 0n;
+    const fingerprint = this.pageTokens.fingerprint({ tenant: caller.tenantId, list: 'projects', status: input.status });
+    const after = this.pageTokens.decode(input.pageToken, fingerprint, idPosition) ?? 0n;
     return inTenant(this.db, caller, async (tx) => {
       const rows = await projects.listProjects(tx, { status: input.status }, after, input.pageSize + 1);
-      return toPage(rows, input.pageSize, fingerprint, (p) => p.id);
+      return this.pageTokens.page(rows, input.pageSize, fingerprint, (p) => p.id);
     }, { readOnly: true });
   }
 

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Database, Tx } from '../db/index.js';
 import {
   TASK_PRIORITIES,
@@ -15,7 +16,7 @@ import { findWorker } from '../repositories/workers.js';
 import { type TaskEvent, type TaskEventKind, appendTaskEvents, listTaskEvents } from '../repositories/events.js';
 import * as tasks from '../repositories/tasks.js';
 import { type Actor, type Caller, idempotent, inTenant, requestHash, resolveActor } from './caller.js';
-import { type Page, decodePageToken, queryFingerprint, toPage } from './page-token.js';
+import { type Page, type PageTokens, idPosition, tokenId } from './page-token.js';
 import { taskEvent } from './task-events.js';
 import { loadTaskViews } from './task-views.js';
 import { type ReleaseInput, checkLease, claimOnce, heartbeat, release } from './task-leases.js';
@@ -64,11 +65,26 @@ const NO_CLAIM: Claim = { task: null, leaseToken: null, leaseExpiresAt: null };
 
 const rankOf = (p: TaskPriority) => TASK_PRIORITIES.indexOf(p) + 1;
 
+/** What a ListTasks page token may carry: exactly a TaskCursor, or the token is refused. */
+const TASK_CURSOR: z.ZodType<tasks.TaskCursor, unknown> = z.discriminatedUnion('order', [
+  z.strictObject({ order: z.literal('created'), id: tokenId }),
+  z.strictObject({
+    order: z.literal('due_date'),
+    // Within the range of a JavaScript Date, so that it makes a valid timestamptz.
+    dueMs: z.number().int().min(-8.64e15).max(8.64e15).nullable(),
+    id: tokenId,
+  }),
+  z.strictObject({ order: z.literal('priority'), rank: z.number().int().min(1).max(TASK_PRIORITIES.length), id: tokenId }),
+]);
+
 export class TaskService {
   /** Told about every tenant that was handed a lease (the lease reaper watches those). */
   onLease: ((tenantId: bigint) => void) | null = null;
 
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    private readonly pageTokens: PageTokens,
+  ) {}
 
   /**
    * @throws AppError failed_precondition (missing project, worker or parent; parent in
@@ -93,6 +109,12 @@ export class TaskService {
   /** @throws AppError not_found. */
   get(caller: Caller, id: bigint, view: TaskViewKind): Promise<TaskView> {
     return inTenant(this.db, caller, async (tx) => {
+      if (view === 'basic') {
+        // The task and its two workers in one statement.
+        const found = await tasks.findTaskWithPeople(tx, id);
+        if (!found) throw notFound('task');
+        return basicView(found);
+      }
       const task = await tasks.findTask(tx, id);
       if (!task) throw notFound('task');
       const [loaded] = await loadTaskViews(tx, [task], view);
@@ -102,11 +124,17 @@ export class TaskService {
 
   /** @throws AppError invalid_argument (page_token). */
   list(caller: Caller, input: ListTasksInput): Promise<Page<TaskView>> {
-    const fingerprint = queryFingerprint({ tenant: caller.tenantId, list: 'tasks', filter: input.filter, order: input.order });
-    const position = decodePageToken<tasks.TaskCursor>(input.pageToken, fingerprint);
+    const fingerprint = this.pageTokens.fingerprint({ tenant: caller.tenantId, list: 'tasks', filter: input.filter, order: input.order });
+    const position = this.pageTokens.decode(input.pageToken, fingerprint, TASK_CURSOR);
     return inTenant(this.db, caller, async (tx) => {
-      const rows = await tasks.listTasks(tx, input.filter, input.order, position, input.pageSize + 1);
-      const page = toPage(rows, input.pageSize, fingerprint, (last): tasks.TaskCursor => {
+      const basic = input.view === 'basic';
+      // BASIC: the page and its workers in one statement; FULL: the relations in batch after it.
+      const rows: TaskView[] = basic
+        ? (await tasks.listTasksWithPeople(tx, input.filter, input.order, position, input.pageSize + 1)).map(basicView)
+        : await tasks.listTasks(tx, input.filter, input.order, position, input.pageSize + 1).then((found) =>
+            found.map((task) => ({ ...task, assignee: null, createdBy: null })),
+          );
+      const page = this.pageTokens.page(rows, input.pageSize, fingerprint, (last): tasks.TaskCursor => {
         switch (input.order) {
           case 'created':
             return { order: 'created', id: last.id };
@@ -116,7 +144,7 @@ export class TaskService {
             return { order: 'priority', rank: rankOf(last.priority), id: last.id };
         }
       });
-      return { items: await loadTaskViews(tx, page.items, input.view), nextPageToken: page.nextPageToken };
+      return { items: basic ? page.items : await loadTaskViews(tx, page.items, input.view), nextPageToken: page.nextPageToken };
     }, { readOnly: true });
   }
 
@@ -253,8 +281,8 @@ export class TaskService {
    * @throws AppError not_found (no such task or project); invalid_argument (page_token).
    */
   events(caller: Caller, input: { filter: { taskId: bigint } | { projectId: bigint }; pageSize: number; pageToken: string }): Promise<Page<TaskEvent>> {
-    const fingerprint = queryFingerprint({ tenant: caller.tenantId, list: 'task_events', filter: input.filter });
-    const after = decodePageToken<bigint>(input.pageToken, fingerprint) ?? 0n;
+    const fingerprint = this.pageTokens.fingerprint({ tenant: caller.tenantId, list: 'task_events', filter: input.filter });
+    const after = this.pageTokens.decode(input.pageToken, fingerprint, idPosition) ?? 0n;
     return inTenant(this.db, caller, async (tx) => {
       const rows = await listTaskEvents(tx, input.filter, after, input.pageSize + 1);
       // Every task has its created event, so no event on the first page means no such task; a
@@ -263,7 +291,7 @@ export class TaskService {
         if ('taskId' in input.filter) throw notFound('task');
         if (!(await findProject(tx, input.filter.projectId))) throw notFound('project');
       }
-      return toPage(rows, input.pageSize, fingerprint, (e) => e.id);
+      return this.pageTokens.page(rows, input.pageSize, fingerprint, (e) => e.id);
     }, { readOnly: true });
   }
 
@@ -304,4 +332,9 @@ export class TaskService {
     const [view] = await loadTaskViews(tx, [after], 'basic');
     return view!;
   }
+}
+
+/** A task as its BASIC view shows it, from the task and its workers read together. */
+function basicView(found: tasks.TaskWithPeople): TaskView {
+  return { ...found.task, assignee: found.assignee, createdBy: found.createdBy };
 }

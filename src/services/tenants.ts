@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 import * as apiKeys from '../repositories/api-keys.js';
 import * as tenants from '../repositories/tenants.js';
 import { explainDbError, inTenant } from './caller.js';
-import { type Page, decodePageToken, queryFingerprint, toPage } from './page-token.js';
+import { type Page, type PageTokens, idPosition } from './page-token.js';
 
 /** API key secrets: `tk_<tenant id>_<43 random characters>`. The tenant id lets a key of another tenant be told apart. */
 export function hashSecret(secret: string): Buffer {
@@ -25,6 +25,7 @@ export class TenantService {
     private readonly migrator: Migrator,
     private readonly mode: 'row' | 'schema',
     private readonly logger: Logger,
+    private readonly pageTokens: PageTokens,
   ) {}
 
   /**
@@ -55,9 +56,9 @@ export class TenantService {
   }
 
   list(input: { pageSize: number; pageToken: string }): Promise<Page<Tenant>> {
-    const fingerprint = queryFingerprint({ list: 'tenants' });
-    const after = decodePageToken<bigint>(input.pageToken, fingerprint) ?? 0n;
-    return this.system(async (tx) => toPage(await tenants.listTenants(tx, after, input.pageSize + 1), input.pageSize, fingerprint, (t) => t.id));
+    const fingerprint = this.pageTokens.fingerprint({ list: 'tenants' });
+    const after = this.pageTokens.decode(input.pageToken, fingerprint, idPosition) ?? 0n;
+    return this.system(async (tx) => this.pageTokens.page(await tenants.listTenants(tx, after, input.pageSize + 1), input.pageSize, fingerprint, (t) => t.id));
   }
 
   /**

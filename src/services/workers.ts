@@ -5,8 +5,8 @@ import { appendTaskEvents } from '../repositories/events.js';
 import { unassignWorkerTasks } from '../repositories/tasks.js';
 import * as workers from '../repositories/workers.js';
 import { type Caller, idempotent, inTenant } from './caller.js';
+import { type Page, type PageTokens, idPosition } from './page-token.js';
 import { taskEvent, versionStep } from './task-events.js';
-import { type Page, decodePageToken, queryFingerprint, toPage } from './page-token.js';
 
 export interface CreateWorkerInput {
   readonly handle: string;
@@ -23,7 +23,10 @@ export interface ListWorkersInput {
 }
 
 export class WorkerService {
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    private readonly pageTokens: PageTokens,
+  ) {}
 
   /** @throws AppError already_exists (handle), invalid_argument (request_id reuse). */
   create(caller: Caller, input: CreateWorkerInput): Promise<Worker> {
@@ -44,11 +47,11 @@ export class WorkerService {
 
   /** @throws AppError invalid_argument (page_token). */
   list(caller: Caller, input: ListWorkersInput): Promise<Page<Worker>> {
-    const fingerprint = queryFingerprint({ tenant: caller.tenantId, list: 'workers', type: input.type });
-    const after = decodePageToken<bigint>(input.pageToken, fingerprint) ?? 0n;
+    const fingerprint = this.pageTokens.fingerprint({ tenant: caller.tenantId, list: 'workers', type: input.type });
+    const after = this.pageTokens.decode(input.pageToken, fingerprint, idPosition) ?? 0n;
     return inTenant(this.db, caller, async (tx) => {
       const rows = await workers.listWorkers(tx, { type: input.type }, after, input.pageSize + 1);
-      return toPage(rows, input.pageSize, fingerprint, (w) => w.id);
+      return this.pageTokens.page(rows, input.pageSize, fingerprint, (w) => w.id);
     }, { readOnly: true });
   }
 

@@ -12,6 +12,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS_DIR } from '../../src/db/migrate.js';
 import { connectClient } from '../helpers/clients.js';
+import { connectClient as jsonConnectClient, grpcClient as jsonGrpcClient } from '../helpers/legacy/clients.js';
 import { ServingStatus, healthStatus } from '../helpers/health.js';
 import { type TestDatabase, createTestDatabase } from '../helpers/database.js';
 import { ADMIN_TOKEN, TEST_DATABASE_URL } from '../helpers/env.js';
@@ -47,6 +48,22 @@ function run(env: Record<string, string>): Run {
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, output: () => out, exit };
 }
+
+/** The JSON log lines printed so far (anything else on the output is a bug of its own). */
+function logLines(output: string): Array<Record<string, unknown>> {
+  return output
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return {};
+      }
+    });
+}
+
+// Generous: on a shared 2-core machine under load, starting (tsx, PGlite, migrations) took over 20 s.
 
 /**
  * The port from the 'listening' log line. The bound is generous on purpose: a cold start
@@ -135,6 +152,78 @@ describe('running', { timeout: 240_000 }, () => {
     expect(r.child.exitCode).toBeNull();
     r.child.kill('SIGTERM');
     expect(await r.exit).toBe(0);
+  });
+});
+
+describe('logs and metrics', { timeout: 120_000 }, () => {
+  it('one JSON line per call with its fields, nothing but JSON on stderr under 30 concurrent calls, no secret, and /metrics', async () => {
+    const tdb = await createTestDatabase({ tenancy: 'row' });
+    dbs.push(tdb);
+    const r = run({ DATABASE_URL: tdb.url, PORT: '0', ADMIN_TOKEN });
+    const port = await waitForPort(r);
+    const admin = jsonConnectClient(port, { authorization: `Bearer ${ADMIN_TOKEN}` });
+    const { tenant } = await admin.call('TenantService', 'CreateTenant', { name: 'Logs', subdomain: 'logs' });
+    const { secret } = await admin.call('TenantService', 'CreateApiKey', { tenantId: tenant.id });
+    const api = jsonConnectClient(port, { 'x-tenant-id': tenant.id, authorization: `Bearer ${secret}` });
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    // More calls in flight than Node's default listener limit (10): the shutdown signal used to
+    // collect one listener per call and print a MaxListenersExceededWarning as plain text.
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        api.call('ProjectService', 'CreateProject', { name: `p${i}` }, {
+          headers: { 'x-request-id': `req-${i}`, traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+        }),
+      ),
+    );
+    await expect(api.call('ProjectService', 'GetProject', { id: '999999' }, { headers: { 'x-request-id': 'req-missing' } })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    const grpc = jsonGrpcClient(port, { 'x-tenant-id': tenant.id, authorization: `Bearer ${secret}` });
+    const { project } = await grpc.call('ProjectService', 'CreateProject', { name: 'over h2' }, { headers: { 'x-request-id': 'req-grpc' } });
+    grpc.close();
+    const calls = () => logLines(r.output()).filter((l) => l.msg === 'call');
+    const deadline = Date.now() + 10_000;
+    while (!calls().some((l) => l.requestId === 'req-grpc') && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+
+    const line = calls().find((l) => l.requestId === 'req-7');
+    expect(line).toMatchObject({
+      level: 'info',
+      service: 'taskapi.v1.ProjectService',
+      method: 'CreateProject',
+      code: 'OK',
+      tenantId: tenant.id,
+      traceId,
+      protocol: 'http/1.1',
+    });
+    expect(line!.durationMs).toBeGreaterThan(0);
+    expect(line!.bytesIn).toBeGreaterThan(0);
+    expect(line!.bytesOut).toBeGreaterThan(0);
+    expect(line!.statements).toBeGreaterThanOrEqual(3);
+    expect(line!.peer).toMatch(/^(::ffff:)?127\.0\.0\.1:\d+$/);
+    expect(calls().filter((l) => /^req-\d+$/.test(String(l.requestId)))).toHaveLength(30);
+    expect(calls().find((l) => l.requestId === 'req-missing')).toMatchObject({ code: 'NotFound', error: 'project not found' });
+    const overH2 = calls().find((l) => l.requestId === 'req-grpc');
+    expect(overH2).toMatchObject({ method: 'CreateProject', code: 'OK', protocol: 'h2', tenantId: tenant.id });
+    // The request body: a 5-byte gRPC frame header and the message, which holds the name.
+    expect(overH2!.bytesIn).toBeGreaterThan(5 + 'over h2'.length);
+    expect(overH2!.bytesOut).toBeGreaterThan(5 + project.name.length);
+
+    // 30 over Connect, 1 over gRPC
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/taskapi_rpc_calls_total\{service="taskapi.v1.ProjectService",method="CreateProject",code="OK"\} 31/);
+    expect(metrics).toMatch(/taskapi_rpc_calls_total\{service="taskapi.v1.ProjectService",method="GetProject",code="NotFound"\} 1/);
+    expect(metrics).toMatch(/taskapi_rpc_duration_seconds_count\{service="taskapi.v1.ProjectService",method="CreateProject"\} 31/);
+    expect(metrics).toMatch(/taskapi_db_pool_connections\{state="max"\} 10/);
+    expect(metrics).toMatch(/taskapi_open_connections [1-9]/);
+    expect(metrics).toContain('process_cpu_seconds_total');
+
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
+    const out = r.output();
+    for (const l of out.split('\n').filter((x) => x.trim() !== '')) expect(() => JSON.parse(l), l).not.toThrow();
+    expect(out).not.toContain('MaxListenersExceededWarning');
+    expect(out).not.toContain(secret);
+    expect(out).not.toContain(ADMIN_TOKEN);
   });
 });
 

@@ -133,7 +133,9 @@ describe('loadConfig', () => {
       maxLifetimeSeconds: 1_800,
       statementTimeoutMs: 30_000,
       prepareStatements: false,
+      tenantMax: 5,
     });
+    expect(server.pageTokenSecret).toBeUndefined();
   });
 
   it('reads every variable', () => {
@@ -149,6 +151,8 @@ describe('loadConfig', () => {
       DB_POOL_MAX_LIFETIME_SECONDS: '60',
       DB_STATEMENT_TIMEOUT_MS: '3000',
       DB_PREPARED_STATEMENTS: 'true',
+      DB_POOL_TENANT_MAX: '7',
+      PAGE_TOKEN_SECRET: 's'.repeat(32),
     });
     expect(config.port).toBe(8080);
     expect(config.adminToken).toBe('a'.repeat(16));
@@ -161,7 +165,26 @@ describe('loadConfig', () => {
       maxLifetimeSeconds: 60,
       statementTimeoutMs: 3000,
       prepareStatements: true,
+      tenantMax: 7,
     });
+    expect(config.pageTokenSecret).toBe('s'.repeat(32));
+  });
+
+  it('DB_POOL_TENANT_MAX: half the pool by default, at least 1, at most the pool', () => {
+    const server = (env: Record<string, string>) => loadConfig({ DATABASE_URL: 'postgresql://db.example.com/x', ...env }).pool;
+    expect(server({ DB_POOL_MAX: '1' }).tenantMax).toBe(1);
+    expect(server({ DB_POOL_MAX: '3' }).tenantMax).toBe(1);
+    expect(server({ DB_POOL_MAX: '20' }).tenantMax).toBe(10);
+    expect(server({ DB_POOL_MAX: '4', DB_POOL_TENANT_MAX: '9' }).tenantMax).toBe(4);
+    expect(loadConfig({ DATABASE_URL: 'memory://' }).pool.tenantMax).toBe(1);
+    expect(configError({ DB_POOL_TENANT_MAX: '0' }).problems).toEqual([expect.stringMatching(/^DB_POOL_TENANT_MAX: /)]);
+  });
+
+  it('PAGE_TOKEN_SECRET shorter than 32 characters is refused without repeating it', () => {
+    const secret = 'short-page-token-secret';
+    const err = configError({ PAGE_TOKEN_SECRET: secret });
+    expect(err.problems).toEqual([expect.stringMatching(/^PAGE_TOKEN_SECRET: .*32/)]);
+    expect(visible(err)).not.toContain(secret);
   });
 
   it.each([

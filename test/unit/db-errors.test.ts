@@ -76,7 +76,13 @@ describe('classifyDbError', () => {
     expect(isConnectionError(socketError(code))).toBe(true);
   });
 
-  it.each(['Connection terminated unexpectedly', 'Connection terminated due to connection timeout', 'timeout exceeded when trying to connect'])(
+  it('pg-pool\'s "timeout exceeded when trying to connect" (every pooled connection in use) → pool_busy, not connection', () => {
+    const err = new Error('timeout exceeded when trying to connect');
+    expect(classified(err).kind).toBe('pool_busy');
+    expect(isConnectionError(err)).toBe(false);
+  });
+
+  it.each(['Connection terminated unexpectedly', 'Connection terminated due to connection timeout'])(
     '%j (no code) → connection',
     (message) => {
       expect(classified(new Error(message)).kind).toBe('connection');

@@ -1,15 +1,19 @@
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { AppError } from '../../src/errors.js';
-import { decodePageToken, encodePageToken, queryFingerprint, toPage } from '../../src/services/page-token.js';
+import { PageTokens, idPosition, tokenId } from '../../src/services/page-token.js';
 
-const fingerprint = queryFingerprint({ list: 'tasks', filter: { projectId: 7n, status: 'pending' }, order: 'created_at' });
+const SECRET = 'a page token secret of at least 32 characters';
+const tokens = new PageTokens(SECRET);
+const fingerprint = tokens.fingerprint({ list: 'tasks', filter: { projectId: 7n, status: 'pending' }, order: 'created_at' });
+const position = z.strictObject({ id: tokenId, at: z.number().int() });
 
 /** Asserts that decoding fails as INVALID_ARGUMENT on page_token. */
-function expectRejected(token: string, fp = fingerprint): void {
+function expectRejected(token: string, fp = fingerprint, t = tokens, schema: z.ZodType = position): void {
   let caught: unknown;
   try {
-    decodePageToken(token, fp);
+    t.decode(token, fp, schema);
   } catch (err) {
     caught = err;
   }
@@ -19,27 +23,31 @@ function expectRejected(token: string, fp = fingerprint): void {
   expect((caught as AppError).message).toMatch(/^page_token: /);
 }
 
+/** A token signed with the right key around any payload: what a leaked key would allow. */
+function signed(payload: unknown, secret = SECRET): string {
+  const body = Buffer.from(JSON.stringify(payload)).toString('base64url');
+  const sig = createHmac('sha256', secret).update('taskapi.page-token.v2').update('\0').update(body).digest().subarray(0, 16);
+  return `${body}.${sig.toString('base64url')}`;
+}
+
 describe('page tokens', () => {
-  it('round trip keeps bigints, dates and strings', () => {
-    const position = { createdAt: new Date('2024-05-06T07:08:09.123Z'), id: 9007199254740993n, title: 'a.b' };
-    const token = encodePageToken(fingerprint, position);
-    expect(token).not.toBe('');
-    expect(decodePageToken(token, fingerprint)).toEqual(position);
-    expect(decodePageToken(encodePageToken(fingerprint, 42n), fingerprint)).toBe(42n);
+  it('round trip through the schema gives the typed position back', () => {
+    const token = tokens.encode(fingerprint, { id: 9007199254740993n, at: 12 });
+    expect(tokens.decode(token, fingerprint, position)).toEqual({ id: 9007199254740993n, at: 12 });
+    expect(tokens.decode(tokens.encode(fingerprint, 42n), fingerprint, idPosition)).toBe(42n);
   });
 
   it('an empty token is the first page', () => {
-    expect(decodePageToken('', fingerprint)).toBeNull();
+    expect(tokens.decode('', fingerprint, position)).toBeNull();
   });
 
-  it('is opaque: URL-safe and does not show the position as text', () => {
-    const token = encodePageToken(fingerprint, { title: 'secret title' });
+  it('is opaque and URL-safe', () => {
+    const token = tokens.encode(fingerprint, { id: 1n, at: 0 });
     expect(token).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
-    expect(token).not.toContain('secret');
   });
 
   it('a token with any one character changed is rejected', () => {
-    const token = encodePageToken(fingerprint, { id: 123n, createdAt: new Date(0) });
+    const token = tokens.encode(fingerprint, { id: 123n, at: 5 });
     for (let i = 0; i < token.length; i++) {
       const replacement = token[i] === 'A' ? 'B' : 'A';
       expectRejected(token.slice(0, i) + replacement + token.slice(i + 1));
@@ -47,9 +55,11 @@ describe('page tokens', () => {
   });
 
   it('a truncated or extended token is rejected', () => {
-    const token = encodePageToken(fingerprint, 123n);
+    const token = tokens.encode(fingerprint, { id: 123n, at: 5 });
     for (let n = 1; n < token.length; n++) expectRejected(token.slice(0, n));
     expectRejected(`${token}A`);
+    expectRejected(`${token}=`);
+    expectRejected(`${token}!`);
     expectRejected(`${token}.`);
     expectRejected(`${token}.${token}`);
   });
@@ -58,62 +68,72 @@ describe('page tokens', () => {
     expectRejected(token);
   });
 
-  it('a token used with another fingerprint (other filters or order) is rejected', () => {
-    const token = encodePageToken(fingerprint, 5n);
-    const otherFilter = queryFingerprint({ list: 'tasks', filter: { projectId: 8n, status: 'pending' }, order: 'created_at' });
-    const otherOrder = queryFingerprint({ list: 'tasks', filter: { projectId: 7n, status: 'pending' }, order: 'priority' });
+  it('a token signed under another key is rejected (another replica without a shared secret)', () => {
+    const other = new PageTokens();
+    const token = other.encode(fingerprint, { id: 1n, at: 1 });
+    expectRejected(token);
+    // ...even with a payload that is otherwise perfect
+    expectRejected(signed({ q: fingerprint, p: { id: '1', at: 1 } }, 'another secret of at least 32 characters!'));
+  });
+
+  it('a token used with another fingerprint (other filters, order or tenant) is rejected', () => {
+    const token = tokens.encode(fingerprint, { id: 5n, at: 0 });
+    const otherFilter = tokens.fingerprint({ list: 'tasks', filter: { projectId: 8n, status: 'pending' }, order: 'created_at' });
     expect(otherFilter).not.toBe(fingerprint);
-    expect(otherOrder).not.toBe(fingerprint);
     expectRejected(token, otherFilter);
-    expectRejected(token, otherOrder);
-    expectRejected(token, queryFingerprint({ list: 'projects' }));
+    expectRejected(token, tokens.fingerprint({ list: 'projects' }));
   });
 
-  it('fingerprints are stable for equal queries', () => {
-    expect(queryFingerprint({ list: 'tasks', filter: { projectId: 7n, status: 'pending' }, order: 'created_at' })).toBe(fingerprint);
-    // bigint and number ids are different queries, not the same JSON
-    expect(queryFingerprint({ id: 1n })).not.toBe(queryFingerprint({ id: 1 }));
+  it('fingerprints are stable for equal queries and depend on the key', () => {
+    expect(tokens.fingerprint({ list: 'tasks', filter: { projectId: 7n, status: 'pending' }, order: 'created_at' })).toBe(fingerprint);
+    expect(new PageTokens(SECRET).fingerprint({ a: 1 })).toBe(tokens.fingerprint({ a: 1 }));
+    expect(new PageTokens().fingerprint({ a: 1 })).not.toBe(tokens.fingerprint({ a: 1 }));
   });
 
-  it('a well-formed token whose position is not a valid value is rejected, not an internal error', () => {
-    // The checksum is not a secret, so a client can build a token with any payload.
-    const forge = (p: unknown) => {
-      const payload = Buffer.from(JSON.stringify({ q: fingerprint, p })).toString('base64url');
-      const sum = createHash('sha256').update('taskapi.page-token.v1').update(payload).digest('base64url').slice(0, 16);
-      return `${payload}.${sum}`;
-    };
-    // The forgery is right: a forged well-formed position is accepted...
-    expect(decodePageToken(forge({ $bigint: '12' }), fingerprint)).toBe(12n);
-    // ...and a forged malformed one is the client's error.
-    expectRejected(forge({ $bigint: 'not a number' }));
-    expectRejected(forge({ id: { $bigint: '1e5' } }));
+  it('a correctly signed token whose payload does not fit the schema is still rejected', () => {
+    // The forgery is right: a signed well-formed payload is accepted...
+    expect(tokens.decode(signed({ q: fingerprint, p: { id: '12', at: 3 } }), fingerprint, position)).toEqual({ id: 12n, at: 3 });
+    // ...and any payload that is not exactly the list's position is the client's error.
+    for (const p of [
+      {},
+      { at: 3 },
+      { id: 12, at: 3 },
+      { id: '1e5', at: 3 },
+      { id: '-1', at: 3 },
+      { id: '9223372036854775808', at: 3 },
+      { id: '12', at: 3, extra: true },
+      { id: '12', at: 1.5 },
+      null,
+      [],
+      'x',
+    ]) {
+      expectRejected(signed({ q: fingerprint, p }));
+    }
+    expectRejected(signed({ q: fingerprint }));
+    expectRejected(signed({ p: { id: '1', at: 1 } }));
+    expectRejected(signed({ q: fingerprint, p: { id: '1', at: 1 }, x: 1 }));
+    expectRejected(signed([fingerprint, { id: '1', at: 1 }]));
   });
 });
 
-describe('toPage', () => {
+describe('page', () => {
   const rows = (n: number) => Array.from({ length: n }, (_, i) => ({ id: BigInt(i + 1) }));
 
   it('cuts size + 1 rows to size and returns a token for the last item', () => {
-    const page = toPage(rows(6), 5, fingerprint, (r) => r.id);
+    const page = tokens.page(rows(6), 5, fingerprint, (r) => r.id);
     expect(page.items.map((r) => r.id)).toEqual([1n, 2n, 3n, 4n, 5n]);
-    expect(page.nextPageToken).not.toBe('');
-    expect(decodePageToken(page.nextPageToken, fingerprint)).toBe(5n);
+    expect(tokens.decode(page.nextPageToken, fingerprint, idPosition)).toBe(5n);
   });
 
-  it('exactly size rows: no next page', () => {
-    const page = toPage(rows(5), 5, fingerprint, (r) => r.id);
-    expect(page.items).toHaveLength(5);
-    expect(page.nextPageToken).toBe('');
-  });
-
-  it('fewer rows, or none: no next page', () => {
-    expect(toPage(rows(2), 5, fingerprint, (r) => r.id)).toEqual({ items: rows(2), nextPageToken: '' });
-    expect(toPage([], 5, fingerprint, (r: { id: bigint }) => r.id)).toEqual({ items: [], nextPageToken: '' });
+  it('exactly size rows, fewer, or none: no next page', () => {
+    expect(tokens.page(rows(5), 5, fingerprint, (r) => r.id).nextPageToken).toBe('');
+    expect(tokens.page(rows(2), 5, fingerprint, (r) => r.id)).toEqual({ items: rows(2), nextPageToken: '' });
+    expect(tokens.page([], 5, fingerprint, (r: { id: bigint }) => r.id)).toEqual({ items: [], nextPageToken: '' });
   });
 
   it('the position comes from the last item of the page, not the extra row', () => {
     const seen: bigint[] = [];
-    toPage(rows(3), 2, fingerprint, (r) => {
+    tokens.page(rows(3), 2, fingerprint, (r) => {
       seen.push(r.id);
       return r.id;
     });
