@@ -16,7 +16,7 @@ import { createTestDatabase } from '../helpers/database.js';
 import { ADMIN_TOKEN } from '../helpers/env.js';
 import { Code, expectRpcError } from '../helpers/expect-rpc.js';
 import { healthStatus, ServingStatus } from '../helpers/health.js';
-import { holdLock, lockWaiters, waitFor, waitForServiceIdle } from '../helpers/wait.js';
+import { holdLock, type LockHolder, lockWaiters, waitFor, waitForServiceIdle } from '../helpers/wait.js';
 
 const apps: TestApp[] = [];
 afterAll(async () => {
@@ -148,6 +148,60 @@ describe('health during a stop', () => {
     } finally {
       health.close();
       await lock.release();
+    }
+  });
+});
+
+describe('streams during a stop', () => {
+  it('WatchTasks streams over gRPC and Connect end with UNAVAILABLE as the stop begins; a running call keeps its grace period', async () => {
+    const t = await startTestApp({ env: { SHUTDOWN_GRACE_MS: '30000' } });
+    apps.push(t);
+    const tenant = await t.tenant({ withWorker: true });
+    const grpc = t.client('grpc', tenant.headers);
+    const connect = t.client('connect', tenant.headers);
+    const { project } = await grpc.ProjectService.createProject({ name: 'p' });
+    // The streams are opened before the lock is taken: the feed holds back events while an older
+    // transaction (the lock holder's) is still open, so that none is ever skipped.
+    let lock: LockHolder | undefined;
+    try {
+      // Streams resume after an event of the tenant: the anchor's; the held task's comes next.
+      const { task: anchor } = await grpc.TaskService.createTask({ projectId: project.id, title: 'anchor' });
+      const after = (await grpc.TaskService.listTaskEvents({ taskId: anchor.id })).events[0]!.id;
+      const { task } = await grpc.TaskService.createTask({ projectId: project.id, title: 'held' });
+      const received = { grpc: 0, connect: 0 };
+      const watch = (protocol: 'grpc' | 'connect', client: ApiClient) =>
+        (async () => {
+          try {
+            for await (const _ of client.TaskService.watchTasks({
+              projectId: project.id,
+              afterEventId: after,
+            })) {
+              received[protocol]++;
+            }
+            return 'ended without an error';
+          } catch (err) {
+            return ConnectError.from(err).code;
+          }
+        })();
+      const streams = [watch('grpc', grpc), watch('connect', connect)];
+      // Each stream replays the held task's 'created' event first: then it is surely open.
+      await waitFor(() => received.grpc > 0 && received.connect > 0, 'both streams to replay the first event');
+      lock = await holdLock(t.db.url, forUpdate, [task.id.toString()]);
+      const blocked = grpc.TaskService.updateTask({
+        task: { id: task.id, title: 'x' },
+        updateMask: { paths: ['title'] },
+      });
+      await lock.waiters(1);
+
+      const stopping = t.app.stop();
+      expect(await Promise.all(streams)).toEqual([Code.Unavailable, Code.Unavailable]);
+      // The streams did not wait for the grace period: the call is still blocked.
+      expect(await lockWaiters(t.db.url)).toBe(1);
+      await lock.release();
+      expect((await blocked).task.title).toBe('x');
+      await stopping;
+    } finally {
+      await lock?.release();
     }
   });
 });
