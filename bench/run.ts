@@ -12,31 +12,50 @@
  * Every figure is the median of several runs; server CPU per call comes from /proc/<pid>/stat.
  * See bench/README.md for the options and what each number means.
  */
-import { randomBytes } from 'node:crypto';
+
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Health } from '../src/gen/grpc/health/v1/health_pb.js';
-import type { FromWorker, RunResult, RunSpec, Targets, ToWorker } from './load/messages.js';
 import { connectClient, grpcClient } from './lib/clients.js';
 import type { BenchData } from './lib/data.js';
 import {
-  type NodeProcess,
   cleanupAll,
   cpuSeconds,
   installSignalHandlers,
   interrupted,
+  type NodeProcess,
   onCleanup,
   startNode,
   stopChild,
   waitForLine,
 } from './lib/processes.js';
-import { type Report, type Row, type RunFigures, type Section, type Target, addRatios, markdown, summarize } from './lib/report.js';
+import {
+  addRatios,
+  markdown,
+  type Report,
+  type Row,
+  type RunFigures,
+  type Section,
+  summarize,
+  type Target,
+} from './lib/report.js';
 import { PENDING, type Protocol, SCENARIOS, type Scenario, TITLES_PER_PROJECT } from './lib/scenarios.js';
-import { FULL_SEED, QUICK_SEED, type SeedSize, type Sql, createTenants, projectOfPendingTasks, sampleData, seedRows } from './lib/seed.js';
+import {
+  createTenants,
+  FULL_SEED,
+  projectOfPendingTasks,
+  QUICK_SEED,
+  type SeedSize,
+  type Sql,
+  sampleData,
+  seedRows,
+} from './lib/seed.js';
+import type { FromWorker, RunResult, RunSpec, Targets, ToWorker } from './load/messages.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const RESULTS = join(ROOT, 'bench/results');
@@ -55,7 +74,10 @@ const { values: args } = parseArgs({
     'no-postgres': { type: 'boolean', default: false },
     only: { type: 'string' },
     protocols: { type: 'string' },
-    database: { type: 'string', default: process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres' },
+    database: {
+      type: 'string',
+      default: process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
+    },
     'db-name': { type: 'string', default: 'taskapi_bench' },
     pool: { type: 'string', default: '10' },
     prepared: { type: 'boolean', default: false },
@@ -108,7 +130,16 @@ async function startService(env: Record<string, string>): Promise<{ proc: NodePr
   const proc = startNode(
     opts.nodeBin,
     join(ROOT, 'src/main.ts'),
-    { ...env, ADMIN_TOKEN, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', MIGRATE_ON_START: 'true', TENANCY_MODE: 'row', SHUTDOWN_GRACE_MS: '2000' },
+    {
+      ...env,
+      ADMIN_TOKEN,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      MIGRATE_ON_START: 'true',
+      TENANCY_MODE: 'row',
+      SHUTDOWN_GRACE_MS: '2000',
+    },
     {
       onLine: (line) => {
         // The service's warnings and errors are worth seeing; a flood of them is not.
@@ -145,7 +176,8 @@ async function waitServing(port: number, proc: NodeProcess): Promise<void> {
       } catch {
         // not yet
       }
-      if (Date.now() > until || proc.child.exitCode !== null) throw new Error(`the service never became SERVING\n${proc.tail()}`);
+      if (Date.now() > until || proc.child.exitCode !== null)
+        throw new Error(`the service never became SERVING\n${proc.tail()}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   } finally {
@@ -177,7 +209,9 @@ class LoadProcess {
       if (m.type === 'failed') w?.reject(new Error(m.error));
       else w?.resolve(m);
     });
-    this.proc.child.once('exit', (code) => this.waiting?.reject(new Error(`load generator exited (${code})\n${this.proc.tail()}`)));
+    this.proc.child.once('exit', (code) =>
+      this.waiting?.reject(new Error(`load generator exited (${code})\n${this.proc.tail()}`)),
+    );
   }
 
   get pid(): number {
@@ -260,7 +294,11 @@ async function timedRun(bench: Bench, scenario: Scenario, protocol: Protocol, ro
   const callers = scenario.callers ?? opts.callers;
   if (scenario.perCallSetup) {
     // Fresh data before each call (untimed); only the call is timed.
-    let ok = 0, errors = 0, cpu = 0, db = 0, elapsed = 0;
+    let ok = 0,
+      errors = 0,
+      cpu = 0,
+      db = 0,
+      elapsed = 0;
     let firstError: string | undefined;
     const latencies: number[] = [];
     for (let rep = 0; rep < opts.completeReps; rep++) {
@@ -268,7 +306,14 @@ async function timedRun(bench: Bench, scenario: Scenario, protocol: Protocol, ro
       const projectId = await projectOfPendingTasks(bench.sql!, tenant);
       const d0 = await dbCpu(bench);
       const c0 = cpuSeconds(serverPid);
-      const r = await worker.run({ scenario: scenario.id, protocol, callers: 1, count: 1, seed: round, params: { tenantId: tenant.id, projectId } });
+      const r = await worker.run({
+        scenario: scenario.id,
+        protocol,
+        callers: 1,
+        count: 1,
+        seed: round,
+        params: { tenantId: tenant.id, projectId },
+      });
       cpu += cpuSeconds(serverPid) - c0;
       db += dbCpuDelta(d0, await dbCpu(bench));
       ok += r.ok;
@@ -316,10 +361,13 @@ async function timedRun(bench: Bench, scenario: Scenario, protocol: Protocol, ro
  */
 async function measureAll(bench: Bench, protocolsAvailable: readonly Protocol[]): Promise<Row[]> {
   const plan = SCENARIOS.flatMap((s) =>
-    s.protocols.filter((p) => protocolsAvailable.includes(p) && wanted(s, p) && (!s.perCallSetup || bench.sql)).map((p) => [s, p] as const),
+    s.protocols
+      .filter((p) => protocolsAvailable.includes(p) && wanted(s, p) && (!s.perCallSetup || bench.sql))
+      .map((p) => [s, p] as const),
   );
   const timed = plan.filter(([s]) => !s.perCallSetup).length;
-  const estimate = opts.runs * (timed * (opts.warmupMs + opts.durationMs) / 1000 + (plan.length - timed) * opts.completeReps * 3);
+  const estimate =
+    opts.runs * ((timed * (opts.warmupMs + opts.durationMs)) / 1000 + (plan.length - timed) * opts.completeReps * 3);
   log(`  ${plan.length} figures × ${opts.runs} run(s): about ${Math.round(estimate / 60)} min of measuring`);
   const runs = new Map<string, RunFigures[]>();
   for (let round = 1; round <= opts.runs; round++) {
@@ -340,7 +388,8 @@ async function measureAll(bench: Bench, protocolsAvailable: readonly Protocol[])
 
 /** The judged targets (PostgreSQL, gRPC, the configured callers). */
 function targets(rows: Row[]): Target[] {
-  const find = (scenario: string, protocol: Protocol) => rows.find((r) => r.scenario === scenario && r.protocol === protocol);
+  const find = (scenario: string, protocol: Protocol) =>
+    rows.find((r) => r.scenario === scenario && r.protocol === protocol);
   const out: Target[] = [];
   const ratio = (name: string, a: number | undefined, b: number | undefined, limit: number, atLeast: boolean) => {
     const measured = a !== undefined && b !== undefined ? a / b : Number.NaN;
@@ -362,7 +411,13 @@ function targets(rows: Row[]): Target[] {
   }
   const create = find(`CreateProjectWithTasks (${TITLES_PER_PROJECT} titles)`, 'grpc');
   const raw = find(`raw insert of ${TITLES_PER_PROJECT} tasks (one unnest statement)`, 'floor');
-  ratio(`CreateProjectWithTasks(${TITLES_PER_PROJECT}) over gRPC: p50 time ÷ raw set-based insert`, create?.p50, raw?.p50, 2, false);
+  ratio(
+    `CreateProjectWithTasks(${TITLES_PER_PROJECT}) over gRPC: p50 time ÷ raw set-based insert`,
+    create?.p50,
+    raw?.p50,
+    2,
+    false,
+  );
   return out;
 }
 
@@ -380,7 +435,7 @@ async function postgresSection(report: { postgres?: string; seed: Record<string,
   const dbName = args['db-name']!;
   if (!/^[a-z_][a-z0-9_]*$/.test(dbName)) throw new Error('--db-name: lowercase letters, digits and _ only');
   const maintenance = await pgClient(args.database!);
-  report.postgres = ((await maintenance.query<{ v: string }>(`select split_part(version(), ' on ', 1) as v`)).rows[0]!.v);
+  report.postgres = (await maintenance.query<{ v: string }>(`select split_part(version(), ' on ', 1) as v`)).rows[0]!.v;
   await maintenance.query(`drop database if exists ${dbName} with (force)`);
   await maintenance.query(`create database ${dbName}`);
   await maintenance.end();
@@ -405,23 +460,35 @@ async function postgresSection(report: { postgres?: string; seed: Record<string,
   const t0 = Date.now();
   const admin = connectClient(service.port, { httpVersion: '1.1', binary: false });
   const tenants = await createTenants(admin, ADMIN_TOKEN, opts.seed.tenants);
-  const counts = await seedRows(owner, tenants.map((t) => t.id), opts.seed);
+  const counts = await seedRows(
+    owner,
+    tenants.map((t) => t.id),
+    opts.seed,
+  );
   const data = await sampleData(owner, tenants, opts.seed);
   const seedSeconds = (Date.now() - t0) / 1000;
-  log(`  seeded ${tenants.length} tenants, ${counts.workers} workers, ${counts.projects} projects, ${counts.tasks} tasks in ${seedSeconds.toFixed(1)} s`);
+  log(
+    `  seeded ${tenants.length} tenants, ${counts.workers} workers, ${counts.projects} projects, ${counts.tasks} tasks in ${seedSeconds.toFixed(1)} s`,
+  );
   Object.assign(report.seed, { tenants: tenants.length, ...counts, 'seconds to seed': Number(seedSeconds.toFixed(1)) });
 
   const local = ['127.0.0.1', 'localhost', '[::1]', ''].includes(url.hostname);
   const dbPids = local
     ? async () =>
-        (await owner.query<{ pid: number }>('select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()')).rows.map((r) => r.pid)
+        (
+          await owner.query<{ pid: number }>(
+            'select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+          )
+        ).rows.map((r) => r.pid)
     : null;
   const bare = await startBare(env);
   const load = new LoadProcess(process.execPath);
   const floor = new LoadProcess(opts.nodeBin);
   await load.setup(data, { service: service.port, bare: bare.port });
   await floor.setup(data, { floorEnv: env });
-  log(`  service pid ${service.proc.pid} port ${service.port}, bare server pid ${bare.proc.pid} port ${bare.port}, floor pid ${floor.pid}, load pid ${load.pid}`);
+  log(
+    `  service pid ${service.proc.pid} port ${service.port}, bare server pid ${bare.proc.pid} port ${bare.port}, floor pid ${floor.pid}, load pid ${load.pid}`,
+  );
   // A baseline that answered less than the service would flatter it: same requests, same answers.
   const notes: string[] = [];
   for (const scenario of SCENARIOS.filter((s) => s.protocols.includes('bare') && s.method !== Health.method.check)) {
@@ -464,7 +531,11 @@ async function pgliteSection(report: { seed: Record<string, number | string> }):
   const db = await PGlite.create({ dataDir, extensions: { btree_gin } });
   const sql: Sql = { query: (text, values) => db.query(text, values) as never };
   const t0 = Date.now();
-  const counts = await seedRows(sql, tenants.map((t) => t.id), opts.seed);
+  const counts = await seedRows(
+    sql,
+    tenants.map((t) => t.id),
+    opts.seed,
+  );
   const data = await sampleData(sql, tenants, opts.seed);
   await db.close();
   log(`  seeded ${counts.tasks} tasks in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -473,17 +544,18 @@ async function pgliteSection(report: { seed: Record<string, number | string> }):
   service = await startService(env);
   const load = new LoadProcess(process.execPath);
   await load.setup(data, { service: service.port });
-  const rows = await measureAll({ data, sql: null, dbPids: null, load, floor: null, servicePid: service.proc.pid, barePid: null }, [
-    'grpc',
-    'connect-json',
-    'connect-binary',
-  ]);
+  const rows = await measureAll(
+    { data, sql: null, dbPids: null, load, floor: null, servicePid: service.proc.pid, barePid: null },
+    ['grpc', 'connect-json', 'connect-binary'],
+  );
   await Promise.all([load.stop(), stopChild(service.proc.child)]);
   return {
     title: 'Embedded PGlite (one connection; no baselines, no targets)',
     rows,
     targets: [],
-    notes: [`CompleteProjectTasks is not measured on PGlite: its fresh project is made through the database, which the running service holds.`],
+    notes: [
+      `CompleteProjectTasks is not measured on PGlite: its fresh project is made through the database, which the running service holds.`,
+    ],
   };
 }
 
@@ -508,9 +580,12 @@ async function main(): Promise<void> {
       plan: p.plan,
     })),
   };
-  const sizeNote = (s: SeedSize) => `${s.tasksPerTenant} tasks per tenant (+10 % subtasks), ${s.workersPerTenant} workers per tenant, ${s.tasksPerProject} tasks per project`;
+  const sizeNote = (s: SeedSize) =>
+    `${s.tasksPerTenant} tasks per tenant (+10 % subtasks), ${s.workersPerTenant} workers per tenant, ${s.tasksPerProject} tasks per project`;
   seed.size = `${quick ? 'quick (smaller) seed' : 'full seed'}: ${sizeNote(opts.seed)}`;
-  log(`Task API benchmark (${report.mode}): service on Node ${serviceNode}, load on Node ${process.version}, ${opts.callers} callers`);
+  log(
+    `Task API benchmark (${report.mode}): service on Node ${serviceNode}, load on Node ${process.version}, ${opts.callers} callers`,
+  );
   if (!args['no-postgres']) report.sections.push(await postgresSection(report));
   if (args.pglite) report.sections.push(await pgliteSection(report));
   report.machine.loadavgAtEnd = loadavg();

@@ -11,13 +11,13 @@ import { type Config, MIN_ADMIN_TOKEN_LENGTH, redactDatabaseUrl } from './config
 import { type OpenDatabase, openDatabase, startChangeListener } from './db/index.js';
 import type { Logger } from './logger.js';
 import { observeCalls } from './rpc/call-log.js';
-import { authInterceptor, errorInterceptor } from './rpc/interceptors.js';
 import { connectHandler } from './rpc/connect-adapter.js';
 import { createDirectHandler } from './rpc/direct-handler.js';
+import { authInterceptor, errorInterceptor } from './rpc/interceptors.js';
 import { routes, serviceEntries } from './rpc/routes.js';
-import { type RpcServer, listen } from './rpc/server.js';
+import { listen, type RpcServer } from './rpc/server.js';
 import { IdempotencyJanitor } from './services/idempotency-janitor.js';
-import { type Services, createServices } from './services/index.js';
+import { createServices, type Services } from './services/index.js';
 
 /** Requests larger than this are refused with RESOURCE_EXHAUSTED. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -80,7 +80,9 @@ async function closeDatabase(database: OpenDatabase, logger: Logger): Promise<vo
       },
     );
     if ((await Promise.race([closed, late])) === 'late') {
-      logger.warn('database connections still busy after the shutdown; not waiting for them', { waitedMs: DATABASE_CLOSE_MS });
+      logger.warn('database connections still busy after the shutdown; not waiting for them', {
+        waitedMs: DATABASE_CLOSE_MS,
+      });
     }
   } finally {
     clearTimeout(timer);
@@ -91,7 +93,9 @@ async function closeDatabase(database: OpenDatabase, logger: Logger): Promise<vo
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   logger.info('opening database', { database: redactDatabaseUrl(config.database), tenancy: config.tenancyMode });
   if (config.adminTokenWeak) {
-    logger.warn(`ADMIN_TOKEN is shorter than ${MIN_ADMIN_TOKEN_LENGTH} characters: use a long random token in production`);
+    logger.warn(
+      `ADMIN_TOKEN is shorter than ${MIN_ADMIN_TOKEN_LENGTH} characters: use a long random token in production`,
+    );
   }
   const database = await openDatabase(config, logger);
   let server: RpcServer | undefined;
@@ -101,13 +105,22 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       const applied = await database.migrator.run({ direction: 'up' });
       logger.info('migrations applied', { count: applied.length, applied });
     }
-    const services = createServices(database.db, database.migrator, { ...config, adminToken: embeddedAdminToken(config, logger) }, logger);
+    const services = createServices(
+      database.db,
+      database.migrator,
+      { ...config, adminToken: embeddedAdminToken(config, logger) },
+      logger,
+    );
     // One listener per process, whatever the number of streams (after the migrations: the
     // notifying trigger must exist before anything waits for it).
-    const listener = await startChangeListener(config.changeFeed, database.db, logger, (tenantId, claimable) => services.feed.notify(tenantId, claimable));
+    const listener = await startChangeListener(config.changeFeed, database.db, logger, (tenantId, claimable) =>
+      services.feed.notify(tenantId, claimable),
+    );
     stopListener = () => listener.close();
     if (config.pageTokenSecret === undefined) {
-      logger.info('PAGE_TOKEN_SECRET is not set: page tokens are signed with a key of this process only (set one shared by all replicas)');
+      logger.info(
+        'PAGE_TOKEN_SECRET is not set: page tokens are signed with a key of this process only (set one shared by all replicas)',
+      );
     }
     const shutdown = new AbortController();
     // connect-es links every call's signal to this one (createLinkedAbortController): one
@@ -120,14 +133,17 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     let stopping = false;
     const entries = serviceEntries(services, { probe: () => database.db.ping(), stopping: () => stopping });
     // One log line and the metrics of every call; GET /metrics on the same port.
-    const handler = observeCalls(connectHandler(routes(entries), {
+    const handler = observeCalls(
+      connectHandler(routes(entries), {
+        logger,
+        interceptors: [errorInterceptor(logger), authInterceptor(services.auth)],
+        readMaxBytes: MAX_MESSAGE_BYTES,
+        writeMaxBytes: 64 * MAX_MESSAGE_BYTES,
+        shutdownSignal: shutdown.signal,
+        jsonOptions: { ignoreUnknownFields: false },
+      }),
       logger,
-      interceptors: [errorInterceptor(logger), authInterceptor(services.auth)],
-      readMaxBytes: MAX_MESSAGE_BYTES,
-      writeMaxBytes: 64 * MAX_MESSAGE_BYTES,
-      shutdownSignal: shutdown.signal,
-      jsonOptions: { ignoreUnknownFields: false },
-    }), logger);
+    );
     // Unary gRPC and Connect calls take the direct path; connect-node serves everything else.
     const direct = createDirectHandler({
       services: entries,

@@ -54,7 +54,11 @@ export interface Field<T, W extends WriteMode = WriteMode> {
 
 const field =
   <W extends WriteMode>(write: W) =>
-  <T>(kind: FieldKind, options: { history?: boolean } = {}): Field<T, W> => ({ kind, write, history: options.history ?? true });
+  <T>(kind: FieldKind, options: { history?: boolean } = {}): Field<T, W> => ({
+    kind,
+    write,
+    history: options.history ?? true,
+  });
 const writable = field('always');
 const createOnly = field('create');
 const readOnly = field('never');
@@ -62,7 +66,9 @@ const readOnly = field('never');
 export type Fields = Record<string, Field<unknown>>;
 /** The domain object of a field map. */
 export type Entity<F extends Fields> = { readonly [K in keyof F]: F[K] extends Field<infer T> ? T : never };
-type KeysWritten<F extends Fields, W extends WriteMode> = { [K in keyof F]: F[K] extends Field<unknown, infer M> ? (M extends W ? K : never) : never }[keyof F];
+type KeysWritten<F extends Fields, W extends WriteMode> = {
+  [K in keyof F]: F[K] extends Field<unknown, infer M> ? (M extends W ? K : never) : never;
+}[keyof F];
 /** The fields an insert takes. */
 export type Insertable<F extends Fields> = Pick<Entity<F>, KeysWritten<F, 'always' | 'create'>>;
 /** The fields an update may change: `undefined` keeps the current value, `null` clears a nullable one. */

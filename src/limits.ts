@@ -26,7 +26,8 @@ export const LIMITS = {
 
 /** The wording of limits, shared by input validation and constraint errors. */
 export const describeLimit = {
-  chars: (max: number, min = 0) => (min > 0 ? `must be ${min} to ${max} characters` : `must be at most ${max} characters`),
+  chars: (max: number, min = 0) =>
+    min > 0 ? `must be ${min} to ${max} characters` : `must be at most ${max} characters`,
   bytes: (max: number) => `must be at most ${max / 1024} KiB`,
   items: (max: number, what: string) => `at most ${max} ${what}`,
   range: (min: number, max: number) => `must be between ${min} and ${max}`,

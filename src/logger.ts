@@ -19,7 +19,16 @@ export interface Logger {
 }
 
 /** Field names whose values never reach the log, at the top level and one level down. */
-const SECRET_FIELDS = ['authorization', 'password', 'secret', 'adminToken', 'apiKey', 'token', 'pageTokenSecret', 'cookie'];
+const SECRET_FIELDS = [
+  'authorization',
+  'password',
+  'secret',
+  'adminToken',
+  'apiKey',
+  'token',
+  'pageTokenSecret',
+  'cookie',
+];
 export const REDACT_PATHS = [
   ...SECRET_FIELDS,
   ...SECRET_FIELDS.map((f) => `*.${f}`),
@@ -76,7 +85,10 @@ export function createLogger(level: LogLevel, options: LoggerOptions | ((line: s
   );
   const intervalMs = options.repeatIntervalMs ?? DEFAULT_REPEAT_INTERVAL_MS;
   // Series of identical warnings/errors: the first line is written in full, the rest counted.
-  const repeats = new Map<string, { level: 'warn' | 'error'; msg: string; fields?: Record<string, unknown>; count: number }>();
+  const repeats = new Map<
+    string,
+    { level: 'warn' | 'error'; msg: string; fields?: Record<string, unknown>; count: number }
+  >();
   let timer: NodeJS.Timeout | undefined;
   const flush = () => {
     timer = undefined;

@@ -2,8 +2,9 @@
  * Entry point: `npm start`. Reads the configuration (exiting with one message naming every bad
  * variable), starts the service, and stops it gracefully on SIGTERM/SIGINT.
  */
-import { loadConfigOrExit } from './config/index.js';
+
 import { startApp } from './app.js';
+import { loadConfigOrExit } from './config/index.js';
 import { createLogger } from './logger.js';
 
 async function main(): Promise<void> {
@@ -17,7 +18,7 @@ async function main(): Promise<void> {
   process.removeAllListeners('warning');
   process.on('warning', (warning) => logger.warn('process warning', { err: warning }));
 
-  let app;
+  let app: Awaited<ReturnType<typeof startApp>>;
   try {
     app = await startApp(config, logger);
   } catch (err) {

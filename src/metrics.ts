@@ -7,7 +7,7 @@
  * are never a label (there may be thousands).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry });
@@ -64,7 +64,7 @@ export type LimiterOutcome = 'acquired' | 'cancelled' | 'deadline' | 'busy';
 
 const tenantWaits = new Counter({
   name: 'taskapi_db_tenant_waits_total',
-  help: "Transactions that had to wait because their tenant already held its share of the pool (DB_POOL_TENANT_MAX), by outcome: acquired, cancelled, deadline, busy (gave up with RESOURCE_EXHAUSTED).",
+  help: 'Transactions that had to wait because their tenant already held its share of the pool (DB_POOL_TENANT_MAX), by outcome: acquired, cancelled, deadline, busy (gave up with RESOURCE_EXHAUSTED).',
   labelNames: ['outcome'] as const,
   registers: [registry],
 });
@@ -99,9 +99,18 @@ new Gauge({
   labelNames: ['state'] as const,
   registers: [registry],
   collect() {
-    this.set({ state: 'total' }, sum(pools, (p) => p.totalCount));
-    this.set({ state: 'idle' }, sum(pools, (p) => p.idleCount));
-    this.set({ state: 'max' }, sum(pools, (p) => p.options.max ?? 10));
+    this.set(
+      { state: 'total' },
+      sum(pools, (p) => p.totalCount),
+    );
+    this.set(
+      { state: 'idle' },
+      sum(pools, (p) => p.idleCount),
+    );
+    this.set(
+      { state: 'max' },
+      sum(pools, (p) => p.options.max ?? 10),
+    );
   },
 });
 
@@ -211,7 +220,8 @@ export interface FinishedCall {
 export function callFinished(call: FinishedCall): void {
   calls.inc({ service: call.service, method: call.method, code: call.code });
   callSeconds.observe({ service: call.service, method: call.method }, call.durationMs / 1000);
-  if (call.statements !== undefined) statementsPerCall.observe({ service: call.service, method: call.method }, call.statements);
+  if (call.statements !== undefined)
+    statementsPerCall.observe({ service: call.service, method: call.method }, call.statements);
 }
 
 export const METRICS_CONTENT_TYPE = registry.contentType;

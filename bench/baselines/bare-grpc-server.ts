@@ -16,12 +16,18 @@
  * Environment: DATABASE_URL, PORT (0: any), DB_POOL_MAX. Prints {"listening": port} on stdout.
  */
 import { createHash } from 'node:crypto';
-import { type DescMethodUnary, create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { create, type DescMethodUnary, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import * as grpc from '@grpc/grpc-js';
 import pg from 'pg';
 import { Health, HealthCheckResponse_ServingStatus } from '../../src/gen/grpc/health/v1/health_pb.js';
-import { TaskPriority, TaskSchema, TaskStatus, WorkerSchema, WorkerType } from '../../src/gen/taskapi/v1/resources_pb.js';
+import {
+  TaskPriority,
+  TaskSchema,
+  TaskStatus,
+  WorkerSchema,
+  WorkerType,
+} from '../../src/gen/taskapi/v1/resources_pb.js';
 import { TaskService } from '../../src/gen/taskapi/v1/task_pb.js';
 import { GET_TASK, LIST_TASKS, SETTINGS } from './bare-sql.js';
 
@@ -65,8 +71,17 @@ function callerOf(call: grpc.ServerUnaryCall<unknown, unknown>): Caller {
   if (!m) throw fail(grpc.status.UNAUTHENTICATED, 'invalid API key');
   if (m[2] !== tenantId) throw fail(grpc.status.PERMISSION_DENIED, 'the API key belongs to another tenant');
   const deadline = call.getDeadline();
-  const timeoutMs = deadline instanceof Date ? deadline.getTime() - Date.now() : Number.isFinite(deadline) ? deadline - Date.now() : 30_000;
-  return { tenantId, keyHash: createHash('sha256').update(m[1]!).digest(), timeoutMs: Math.max(1, Math.min(30_000, timeoutMs)) };
+  const timeoutMs =
+    deadline instanceof Date
+      ? deadline.getTime() - Date.now()
+      : Number.isFinite(deadline)
+        ? deadline - Date.now()
+        : 30_000;
+  return {
+    tenantId,
+    keyHash: createHash('sha256').update(m[1]!).digest(),
+    timeoutMs: Math.max(1, Math.min(30_000, timeoutMs)),
+  };
 }
 
 /** A read-only tenant transaction with the service's settings; the client is dropped if it broke. */
@@ -89,12 +104,32 @@ async function inTenant<T>(caller: Caller, fn: (client: pg.PoolClient) => Promis
   }
 }
 
-interface WorkerJson { id: string; handle: string; type: string; email: string | null; capabilities: string[]; created_at_ms: number }
+interface WorkerJson {
+  id: string;
+  handle: string;
+  type: string;
+  email: string | null;
+  capabilities: string[];
+  created_at_ms: number;
+}
 interface TaskRow {
-  ok: boolean; id: string | null; title: string; description: string; status: string; priority: string; tags: string[];
-  project_id: string; assignee_id: string | null; created_by_id: string; parent_task_id: string | null;
+  ok: boolean;
+  id: string | null;
+  title: string;
+  description: string;
+  status: string;
+  priority: string;
+  tags: string[];
+  project_id: string;
+  assignee_id: string | null;
+  created_by_id: string;
+  parent_task_id: string | null;
   /** Epoch milliseconds. */
-  created_at: number; updated_at: number; due_date: number | null; version: string; lease_expires_at: number | null;
+  created_at: number;
+  updated_at: number;
+  due_date: number | null;
+  version: string;
+  lease_expires_at: number | null;
   /** On the first row only. */
   workers: WorkerJson[] | null;
 }
@@ -150,7 +185,11 @@ const handlers = new Map<DescMethodUnary, Handler>([
     async (req, call) => {
       const caller = callerOf(call);
       if (req.id <= 0n) throw fail(grpc.status.INVALID_ARGUMENT, 'id: must be a positive id');
-      const rows = await inTenant(caller, async (c) => (await c.query<TaskRow>({ ...GET_TASK, values: [caller.tenantId, caller.keyHash, req.id.toString()] })).rows);
+      const rows = await inTenant(
+        caller,
+        async (c) =>
+          (await c.query<TaskRow>({ ...GET_TASK, values: [caller.tenantId, caller.keyHash, req.id.toString()] })).rows,
+      );
       const [row] = keyChecked(rows);
       if (!row) throw fail(grpc.status.NOT_FOUND, 'task not found');
       return { task: task(row, workersOf(rows)) };
@@ -160,13 +199,21 @@ const handlers = new Map<DescMethodUnary, Handler>([
     TaskService.method.listTasks,
     async (req, call) => {
       const caller = callerOf(call);
-      if (req.projectId <= 0n) throw fail(grpc.status.INVALID_ARGUMENT, 'project_id: this baseline lists by project only');
+      if (req.projectId <= 0n)
+        throw fail(grpc.status.INVALID_ARGUMENT, 'project_id: this baseline lists by project only');
       const pageSize = req.pageSize === 0 ? 50 : Math.min(req.pageSize, 500);
       const after = req.pageToken === '' ? '0' : Buffer.from(req.pageToken, 'base64url').toString();
       if (!/^\d{1,19}$/.test(after)) throw fail(grpc.status.INVALID_ARGUMENT, 'page_token: is not valid');
       const rows = keyChecked(
-        await inTenant(caller, async (c) =>
-          (await c.query<TaskRow>({ ...LIST_TASKS, values: [caller.tenantId, caller.keyHash, req.projectId.toString(), after, pageSize + 1] })).rows,
+        await inTenant(
+          caller,
+          async (c) =>
+            (
+              await c.query<TaskRow>({
+                ...LIST_TASKS,
+                values: [caller.tenantId, caller.keyHash, req.projectId.toString(), after, pageSize + 1],
+              })
+            ).rows,
         ),
       );
       const page = rows.slice(0, pageSize);
@@ -193,7 +240,10 @@ for (const [method, handler] of handlers) {
       handler(call.request, call).then(
         (res) => callback(null, res),
         (err: Error & { code?: number }) =>
-          callback({ code: typeof err.code === 'number' ? err.code : grpc.status.UNAVAILABLE, details: err.message } as grpc.ServiceError),
+          callback({
+            code: typeof err.code === 'number' ? err.code : grpc.status.UNAVAILABLE,
+            details: err.message,
+          } as grpc.ServiceError),
       );
     }) as grpc.handleUnaryCall<unknown, unknown>,
   });

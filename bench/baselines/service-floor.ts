@@ -8,11 +8,11 @@ import { createHash } from 'node:crypto';
 import type { DescMethodUnary } from '@bufbuild/protobuf';
 import { loadConfig } from '../../src/config/index.js';
 import { openDatabase } from '../../src/db/index.js';
+import { TaskView } from '../../src/gen/taskapi/v1/task_pb.js';
 import { silentLogger } from '../../src/logger.js';
-import { createServices } from '../../src/services/index.js';
 import type { TaskFilter } from '../../src/repositories/tasks.js';
 import type { Caller } from '../../src/services/caller.js';
-import { TaskView } from '../../src/gen/taskapi/v1/task_pb.js';
+import { createServices } from '../../src/services/index.js';
 import type { TenantData } from '../lib/data.js';
 
 const EMPTY_FILTER: TaskFilter = {
@@ -85,7 +85,14 @@ export async function openFloor(env: Record<string, string>): Promise<Floor> {
             }),
           };
         case 'UpdateTask':
-          return { task: await services.tasks.update(caller, { id: r.task.id, changes: { title: r.task.title }, expectedVersion: null, leaseToken: null }) };
+          return {
+            task: await services.tasks.update(caller, {
+              id: r.task.id,
+              changes: { title: r.task.title },
+              expectedVersion: null,
+              leaseToken: null,
+            }),
+          };
         case 'CreateProjectWithTasks':
           return services.projects.createWithTasks(caller, {
             name: r.name,

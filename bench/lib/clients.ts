@@ -5,7 +5,7 @@
  * - connect: @connectrpc/connect-node's Connect transport, JSON or binary, HTTP/1.1 or HTTP/2.
  * Every client speaks to one server over one connection pool for the whole run.
  */
-import { type DescMethodUnary, create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { create, type DescMethodUnary, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { Transport } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import * as grpc from '@grpc/grpc-js';
@@ -13,7 +13,13 @@ import type { TenantData } from './data.js';
 
 export interface RpcClient {
   // biome-ignore lint: the response message, checked structurally by the scenario
-  call(method: DescMethodUnary, request: Record<string, unknown>, tenant: TenantData | null, extraHeaders?: Record<string, string>): Promise<any>;
+  call(
+    method: DescMethodUnary,
+    request: Record<string, unknown>,
+    tenant: TenantData | null,
+    extraHeaders?: Record<string, string>,
+    // biome-ignore lint/suspicious/noExplicitAny: the response of whichever method was called
+  ): Promise<any>;
   close(): void;
 }
 
@@ -58,7 +64,13 @@ export function connectClient(port: number, options: { httpVersion: '1.1' | '2';
   });
   return {
     async call(method, request, tenant, extraHeaders) {
-      const res = await transport.unary(method, undefined, DEADLINE_MS, tenantHeaders(tenant, extraHeaders), request as never);
+      const res = await transport.unary(
+        method,
+        undefined,
+        DEADLINE_MS,
+        tenantHeaders(tenant, extraHeaders),
+        request as never,
+      );
       return res.message;
     },
     close() {},

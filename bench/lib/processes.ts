@@ -2,10 +2,9 @@
  * Child processes of the benchmark: started with a chosen Node binary, remembered, and always
  * stopped — on a normal end, on an error, on SIGINT/SIGTERM — so that no server outlives a run.
  */
-import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 const children = new Set<ChildProcess>();
@@ -92,7 +91,12 @@ export function startNode(
   const fullEnv = { ...process.env, ...env };
   const child = track(
     options.ipc
-      ? fork(script, [], { execPath: nodeBin, execArgv: ['--import', 'tsx'], env: fullEnv, stdio: ['ignore', 'inherit', 'pipe', 'ipc'] })
+      ? fork(script, [], {
+          execPath: nodeBin,
+          execArgv: ['--import', 'tsx'],
+          env: fullEnv,
+          stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+        })
       : spawn(nodeBin, ['--import', 'tsx', script], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] }),
   );
   const lines: string[] = [];
@@ -118,9 +122,17 @@ export function startNode(
 }
 
 /** Resolves with the first value `pick` finds in the process's output; rejects if it exits first. */
-export function waitForLine<T>(proc: NodeProcess, pick: (line: string) => T | undefined, timeoutMs: number, what: string): Promise<T> {
+export function waitForLine<T>(
+  proc: NodeProcess,
+  pick: (line: string) => T | undefined,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error(`${what}: nothing after ${timeoutMs} ms\n${proc.tail()}`)), timeoutMs);
+    const timer = setTimeout(
+      () => done(new Error(`${what}: nothing after ${timeoutMs} ms\n${proc.tail()}`)),
+      timeoutMs,
+    );
     const onExit = (code: number | null) => done(new Error(`${what}: the process exited (${code})\n${proc.tail()}`));
     const off = proc.onLine((line) => {
       const v = pick(line);

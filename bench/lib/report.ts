@@ -97,7 +97,8 @@ export function summarize(scenario: string, protocol: Protocol, callers: number,
 
 /** Each service row against the floor and the bare server of the same scenario. */
 export function addRatios(rows: Row[]): void {
-  const find = (scenario: string, protocol: Protocol) => rows.find((r) => r.scenario === scenario && r.protocol === protocol);
+  const find = (scenario: string, protocol: Protocol) =>
+    rows.find((r) => r.scenario === scenario && r.protocol === protocol);
   for (const row of rows) {
     if (row.protocol === 'floor' || row.protocol === 'bare') continue;
     const floor = find(row.scenario, 'floor');
@@ -117,7 +118,9 @@ const PROTOCOL_NAMES: Record<Protocol, string> = {
 };
 
 const fmt = (v: number | undefined, digits = 0) =>
-  v === undefined || !Number.isFinite(v) ? '–' : v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  v === undefined || !Number.isFinite(v)
+    ? '–'
+    : v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const ms = (v: number) => (!Number.isFinite(v) ? '–' : v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0));
 
 export function markdown(report: Report): string {
@@ -130,7 +133,9 @@ export function markdown(report: Report): string {
       (report.postgres ? ` · ${report.postgres}` : ''),
     '',
     `${report.callers} callers (heavy calls: 1) · median of ${report.runs} run(s) of ${report.durationS} s after ${report.warmupS} s warm-up · ` +
-      `seed: ${Object.entries(report.seed).map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`).join(', ')}`,
+      `seed: ${Object.entries(report.seed)
+        .map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`)
+        .join(', ')}`,
     '',
   );
   for (const section of report.sections) {
@@ -143,20 +148,39 @@ export function markdown(report: Report): string {
       withBaselines ? '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|' : '|---|---|--:|--:|--:|--:|--:|--:|',
     );
     for (const r of section.rows) {
-      const cells = [r.scenario, PROTOCOL_NAMES[r.protocol], String(r.callers), fmt(r.ops, r.ops < 100 ? 1 : 0), ms(r.p50), ms(r.p99), String(r.errors), fmt(r.cpuUs)];
-      if (withBaselines) cells.push(fmt(r.dbCpuUs), fmt(r.vsFloor?.ops, 2), fmt(r.vsFloor?.cpu, 2), fmt(r.vsBare?.ops, 2), fmt(r.vsBare?.cpu, 2));
+      const cells = [
+        r.scenario,
+        PROTOCOL_NAMES[r.protocol],
+        String(r.callers),
+        fmt(r.ops, r.ops < 100 ? 1 : 0),
+        ms(r.p50),
+        ms(r.p99),
+        String(r.errors),
+        fmt(r.cpuUs),
+      ];
+      if (withBaselines)
+        cells.push(
+          fmt(r.dbCpuUs),
+          fmt(r.vsFloor?.ops, 2),
+          fmt(r.vsFloor?.cpu, 2),
+          fmt(r.vsBare?.ops, 2),
+          fmt(r.vsBare?.cpu, 2),
+        );
       out.push(`| ${cells.join(' | ')} |`);
     }
     out.push('');
     if (section.targets.length) {
       out.push('| target | measured | limit | result |', '|---|--:|--:|---|');
       for (const t of section.targets) {
-        out.push(`| ${t.name} | ${fmt(t.measured, 2)} | ${t.limit} | ${t.pass === null ? 'n/a' : t.pass ? 'PASS' : '**FAIL**'}${t.note ? ` (${t.note})` : ''} |`);
+        out.push(
+          `| ${t.name} | ${fmt(t.measured, 2)} | ${t.limit} | ${t.pass === null ? 'n/a' : t.pass ? 'PASS' : '**FAIL**'}${t.note ? ` (${t.note})` : ''} |`,
+        );
       }
       out.push('');
     }
     const errors = section.rows.filter((r) => r.firstError);
-    for (const r of errors) out.push(`- errors in ${r.scenario} / ${r.protocol}: ${r.errors}, first: \`${r.firstError!.slice(0, 200)}\``);
+    for (const r of errors)
+      out.push(`- errors in ${r.scenario} / ${r.protocol}: ${r.errors}, first: \`${r.firstError!.slice(0, 200)}\``);
     for (const n of section.notes) out.push(`- ${n}`);
     if (errors.length || section.notes.length) out.push('');
   }

@@ -6,9 +6,9 @@
 import type { DescMethodUnary } from '@bufbuild/protobuf';
 import { Health } from '../../src/gen/grpc/health/v1/health_pb.js';
 import { ProjectService } from '../../src/gen/taskapi/v1/project_pb.js';
-import { TaskService, TaskView } from '../../src/gen/taskapi/v1/task_pb.js';
 import { TaskPriority } from '../../src/gen/taskapi/v1/resources_pb.js';
-import { type BenchData, type TenantData, pick } from './data.js';
+import { TaskService, TaskView } from '../../src/gen/taskapi/v1/task_pb.js';
+import { type BenchData, pick, type TenantData } from './data.js';
 
 /**
  * grpc: @grpc/grpc-js client; connect-*: @connectrpc/connect-node Connect protocol (HTTP/1.1 JSON,
@@ -50,7 +50,11 @@ export interface Scenario {
 export interface PendingScenario {
   readonly id: string;
   /** The generated method name that must exist (e.g. `claimTask` in TaskService). */
-  readonly requires: { readonly service: { method: Record<string, unknown> }; readonly method: string; readonly name: string };
+  readonly requires: {
+    readonly service: { method: Record<string, unknown> };
+    readonly method: string;
+    readonly name: string;
+  };
   readonly plan: string;
 }
 
@@ -77,7 +81,8 @@ export const SCENARIOS: readonly Scenario[] = [
       const tenant = tenantOf(data, rnd);
       return { tenant, request: { id: BigInt(pick(rnd, tenant.taskIds)), view: TaskView.BASIC } };
     },
-    check: (res, req) => (res.task?.id === req.request.id && res.task.createdBy ? undefined : 'wrong task or no created_by'),
+    check: (res, req) =>
+      res.task?.id === req.request.id && res.task.createdBy ? undefined : 'wrong task or no created_by',
   },
   {
     id: 'GetTask FULL',
@@ -95,9 +100,13 @@ export const SCENARIOS: readonly Scenario[] = [
     protocols: [...ALL, 'bare'],
     request: (data, rnd) => {
       const tenant = tenantOf(data, rnd);
-      return { tenant, request: { projectId: BigInt(pick(rnd, tenant.projectIds)), pageSize: 50, view: TaskView.BASIC } };
+      return {
+        tenant,
+        request: { projectId: BigInt(pick(rnd, tenant.projectIds)), pageSize: 50, view: TaskView.BASIC },
+      };
     },
-    check: (res) => (res.tasks?.length === 50 && res.tasks[49].createdBy ? undefined : `page of ${res.tasks?.length}, not 50`),
+    check: (res) =>
+      res.tasks?.length === 50 && res.tasks[49].createdBy ? undefined : `page of ${res.tasks?.length}, not 50`,
   },
   {
     id: 'ListTasks tags_all, 50 with relations',
@@ -137,7 +146,10 @@ export const SCENARIOS: readonly Scenario[] = [
       const tenant = tenantOf(data, rnd);
       return {
         tenant,
-        request: { task: { id: BigInt(pick(rnd, tenant.taskIds)), title: `renamed ${unique()}` }, updateMask: { paths: ['title'] } },
+        request: {
+          task: { id: BigInt(pick(rnd, tenant.taskIds)), title: `renamed ${unique()}` },
+          updateMask: { paths: ['title'] },
+        },
       };
     },
     check: (res, req) => (res.task?.id === (req.request.task as { id: bigint }).id ? undefined : 'wrong task'),
@@ -159,7 +171,8 @@ export const SCENARIOS: readonly Scenario[] = [
         },
       };
     },
-    check: (res) => (res.tasks?.length === TITLES_PER_PROJECT ? undefined : `${res.tasks?.length} tasks, not ${TITLES_PER_PROJECT}`),
+    check: (res) =>
+      res.tasks?.length === TITLES_PER_PROJECT ? undefined : `${res.tasks?.length} tasks, not ${TITLES_PER_PROJECT}`,
   },
   {
     // Baseline for the target "CreateProjectWithTasks(1000) ≤ 2× one raw set-based insert".
@@ -192,7 +205,9 @@ export const SCENARIOS: readonly Scenario[] = [
       return { tenant, request: { projectId: BigInt(params!.projectId!) } };
     },
     check: (res) =>
-      BigInt(res.completedCount ?? -1) === BigInt(PENDING_TASKS_PER_PROJECT) ? undefined : `completed ${res.completedCount}`,
+      BigInt(res.completedCount ?? -1) === BigInt(PENDING_TASKS_PER_PROJECT)
+        ? undefined
+        : `completed ${res.completedCount}`,
   },
 ];
 

@@ -25,29 +25,62 @@ export interface SeedSize {
   readonly sampledTaskIds: number;
 }
 
-export const FULL_SEED: SeedSize = { tenants: 20, workersPerTenant: 50, tasksPerTenant: 5_000, tasksPerProject: 200, sampledTaskIds: 1_000 };
-export const QUICK_SEED: SeedSize = { tenants: 20, workersPerTenant: 20, tasksPerTenant: 1_000, tasksPerProject: 200, sampledTaskIds: 300 };
+export const FULL_SEED: SeedSize = {
+  tenants: 20,
+  workersPerTenant: 50,
+  tasksPerTenant: 5_000,
+  tasksPerProject: 200,
+  sampledTaskIds: 1_000,
+};
+export const QUICK_SEED: SeedSize = {
+  tenants: 20,
+  workersPerTenant: 20,
+  tasksPerTenant: 1_000,
+  tasksPerProject: 200,
+  sampledTaskIds: 300,
+};
 
 const TAGS = ['backend', 'frontend', 'infra', 'research', 'docs', 'urgent', 'customer', 'ml'];
 
 /** Tenants and their keys, through the API with the admin token. */
-export async function createTenants(admin: RpcClient, adminToken: string, count: number): Promise<{ id: string; key: string }[]> {
+export async function createTenants(
+  admin: RpcClient,
+  adminToken: string,
+  count: number,
+): Promise<{ id: string; key: string }[]> {
   const auth = { authorization: `Bearer ${adminToken}` };
   const out: { id: string; key: string }[] = [];
   for (let i = 1; i <= count; i++) {
-    const { tenant } = await admin.call(TenantService.method.createTenant, { name: `Bench tenant ${i}`, subdomain: `bench-${i}` }, null, auth);
-    const { secret } = await admin.call(TenantService.method.createApiKey, { tenantId: tenant.id, name: 'bench' }, null, auth);
+    const { tenant } = await admin.call(
+      TenantService.method.createTenant,
+      { name: `Bench tenant ${i}`, subdomain: `bench-${i}` },
+      null,
+      auth,
+    );
+    const { secret } = await admin.call(
+      TenantService.method.createApiKey,
+      { tenantId: tenant.id, name: 'bench' },
+      null,
+      auth,
+    );
     out.push({ id: String(tenant.id), key: secret });
   }
   return out;
 }
 
 /** The bulk rows, set-based; returns the row counts. */
-export async function seedRows(sql: Sql, tenantIds: string[], size: SeedSize): Promise<{ workers: number; projects: number; tasks: number }> {
+export async function seedRows(
+  sql: Sql,
+  tenantIds: string[],
+  size: SeedSize,
+): Promise<{ workers: number; projects: number; tasks: number }> {
   const ids = tenantIds;
-  const [role] = (await sql.query<{ rolsuper: boolean }>('select rolsuper from pg_roles where rolname = current_user')).rows;
+  const [role] = (await sql.query<{ rolsuper: boolean }>('select rolsuper from pg_roles where rolname = current_user'))
+    .rows;
   if (!role?.rolsuper) {
-    throw new Error('seeding needs a superuser connection (--database): row-level security binds every other owner to one tenant');
+    throw new Error(
+      'seeding needs a superuser connection (--database): row-level security binds every other owner to one tenant',
+    );
   }
   await sql.query(
     `insert into workers (tenant_id, handle, type, email, capabilities)
@@ -107,12 +140,16 @@ export async function seedRows(sql: Sql, tenantIds: string[], size: SeedSize): P
 export async function sampleData(sql: Sql, tenants: { id: string; key: string }[], size: SeedSize): Promise<BenchData> {
   const out: TenantData[] = [];
   for (const t of tenants) {
-    const q = async (text: string, values: unknown[]) => (await sql.query<{ id: string }>(text, values)).rows.map((r) => String(r.id));
+    const q = async (text: string, values: unknown[]) =>
+      (await sql.query<{ id: string }>(text, values)).rows.map((r) => String(r.id));
     out.push({
       ...t,
       workerIds: await q('select id from workers where tenant_id = $1::bigint order by id', [t.id]),
       projectIds: await q('select id from projects where tenant_id = $1::bigint order by id', [t.id]),
-      taskIds: await q('select id from tasks where tenant_id = $1::bigint order by md5(id::text) limit $2::int', [t.id, size.sampledTaskIds]),
+      taskIds: await q('select id from tasks where tenant_id = $1::bigint order by md5(id::text) limit $2::int', [
+        t.id,
+        size.sampledTaskIds,
+      ]),
     });
   }
   // Adjacent pairs of the seed's tag cycle occur together in about 1/32 of the tasks.

@@ -26,7 +26,13 @@ export type ToWorker =
   | { readonly type: 'setup'; readonly data: BenchData; readonly targets: Targets }
   | { readonly type: 'run'; readonly spec: RunSpec }
   /** Sends the same `count` requests to two protocols and compares the answers message by message. */
-  | { readonly type: 'compare'; readonly scenario: string; readonly a: Protocol; readonly b: Protocol; readonly count: number }
+  | {
+      readonly type: 'compare';
+      readonly scenario: string;
+      readonly a: Protocol;
+      readonly b: Protocol;
+      readonly count: number;
+    }
   | { readonly type: 'exit' };
 
 export interface RunResult {

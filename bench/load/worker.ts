@@ -10,7 +10,7 @@
  */
 import { type DescMethodUnary, equals, toJson } from '@bufbuild/protobuf';
 import { type Floor, openFloor } from '../baselines/service-floor.js';
-import { type RpcClient, connectClient, grpcClient } from '../lib/clients.js';
+import { connectClient, grpcClient, type RpcClient } from '../lib/clients.js';
 import { type BenchData, prng } from '../lib/data.js';
 import { type Protocol, type Scenario, scenarioById } from '../lib/scenarios.js';
 import type { FromWorker, RunResult, RunSpec, Targets, ToWorker } from './messages.js';

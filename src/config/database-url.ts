@@ -28,7 +28,9 @@ export function parseDatabaseUrl(raw: string | undefined): DatabaseTarget {
   if (/^pglite:/i.test(value)) {
     const path = value.replace(/^pglite:(\/\/)?/i, '');
     if (path === '' || path === '/') {
-      throw new DatabaseUrlError(`pglite URL needs a directory, like pglite:///var/lib/taskapi; accepted forms: ${ACCEPTED_DATABASE_URL_FORMS}`);
+      throw new DatabaseUrlError(
+        `pglite URL needs a directory, like pglite:///var/lib/taskapi; accepted forms: ${ACCEPTED_DATABASE_URL_FORMS}`,
+      );
     }
     return { kind: 'pglite', dataDir: decodeURIComponent(path) };
   }

@@ -47,63 +47,73 @@ const databaseUrl = z
 const listenUrl = z
   .string()
   .optional()
-  .transform((value, ctx): { readonly kind: 'postgres'; readonly url: string } | { readonly kind: 'off' } | undefined => {
-    if (value === undefined) return undefined;
-    if (value.trim().toLowerCase() === 'off') return { kind: 'off' };
-    try {
-      const target = parseDatabaseUrl(value);
-      if (target.kind === 'postgres') return target;
-      ctx.addIssue({ code: 'custom', message: 'must be a postgres:// URL of the same database, or off' });
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: err instanceof DatabaseUrlError ? err.message : 'invalid' });
-    }
-    return z.NEVER;
-  });
+  .transform(
+    (value, ctx): { readonly kind: 'postgres'; readonly url: string } | { readonly kind: 'off' } | undefined => {
+      if (value === undefined) return undefined;
+      if (value.trim().toLowerCase() === 'off') return { kind: 'off' };
+      try {
+        const target = parseDatabaseUrl(value);
+        if (target.kind === 'postgres') return target;
+        ctx.addIssue({ code: 'custom', message: 'must be a postgres:// URL of the same database, or off' });
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: err instanceof DatabaseUrlError ? err.message : 'invalid' });
+      }
+      return z.NEVER;
+    },
+  );
 
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
 /** An HMAC key shorter than this is guessable in practice. */
 export const MIN_PAGE_TOKEN_SECRET_LENGTH = 32;
 
-const envSchema = z.object({
-  DATABASE_URL: databaseUrl,
-  DATABASE_LISTEN_URL: listenUrl,
-  WATCH_POLL_INTERVAL_MS: intIn(50, 600_000, 1_000),
-  PORT: intIn(0, 65535, 50051),
-  HOST: z.string().trim().optional().transform((v) => (v ? v : undefined)),
-  ADMIN_TOKEN: z
-    .string()
-    .optional()
-    .transform((v) => (v ? v : undefined)),
-  MIGRATE_ON_START: bool(true),
-  TENANCY_MODE: z.enum(['row', 'schema'], { message: 'must be row or schema' }).optional().transform((v) => v ?? 'row'),
-  DB_POOL_MAX: intIn(1, 1000, 10),
-  DB_POOL_IDLE_TIMEOUT_MS: intIn(0, 3_600_000, 10_000),
-  DB_CONNECTION_TIMEOUT_MS: intIn(1, 600_000, 5_000),
-  DB_POOL_MAX_LIFETIME_SECONDS: intIn(0, 86_400, 1_800),
-  DB_STATEMENT_TIMEOUT_MS: intIn(0, 3_600_000, 30_000),
-  DB_PREPARED_STATEMENTS: bool(false),
-  DB_POOL_TENANT_MAX: intIn(1, 1000, 0),
-  SHUTDOWN_GRACE_MS: intIn(0, 600_000, 10_000),
-  IDEMPOTENCY_TTL_SECONDS: intIn(0, 31_536_000, 86_400),
-  // The edge: connections, HTTP limits and TLS (src/rpc/server.ts).
-  MAX_CONNECTIONS: intIn(1, 1_000_000, 4_096),
-  FIRST_REQUEST_TIMEOUT_MS: intIn(100, 600_000, 10_000),
-  HTTP2_IDLE_TIMEOUT_MS: intIn(0, 86_400_000, 300_000),
-  HTTP1_KEEP_ALIVE_TIMEOUT_MS: intIn(100, 600_000, 5_000),
-  HTTP1_HEADERS_TIMEOUT_MS: intIn(100, 600_000, 10_000),
-  HTTP1_REQUEST_TIMEOUT_MS: intIn(100, 3_600_000, 30_000),
-  MAX_HEADER_BYTES: intIn(1_024, 1_048_576, 65_536),
-  TLS_CERT_FILE: z.string().trim().optional(),
-  TLS_KEY_FILE: z.string().trim().optional(),
-  PAGE_TOKEN_SECRET: z
-    .string()
-    .min(MIN_PAGE_TOKEN_SECRET_LENGTH, `must be at least ${MIN_PAGE_TOKEN_SECRET_LENGTH} characters`)
-    .optional(),
-  LOG_LEVEL: z
-    .enum(['debug', 'info', 'warn', 'error', 'silent'], { message: 'must be debug, info, warn, error or silent' })
-    .optional()
-    .transform((v) => v ?? 'info'),
-})
+const envSchema = z
+  .object({
+    DATABASE_URL: databaseUrl,
+    DATABASE_LISTEN_URL: listenUrl,
+    WATCH_POLL_INTERVAL_MS: intIn(50, 600_000, 1_000),
+    PORT: intIn(0, 65535, 50051),
+    HOST: z
+      .string()
+      .trim()
+      .optional()
+      .transform((v) => (v ? v : undefined)),
+    ADMIN_TOKEN: z
+      .string()
+      .optional()
+      .transform((v) => (v ? v : undefined)),
+    MIGRATE_ON_START: bool(true),
+    TENANCY_MODE: z
+      .enum(['row', 'schema'], { message: 'must be row or schema' })
+      .optional()
+      .transform((v) => v ?? 'row'),
+    DB_POOL_MAX: intIn(1, 1000, 10),
+    DB_POOL_IDLE_TIMEOUT_MS: intIn(0, 3_600_000, 10_000),
+    DB_CONNECTION_TIMEOUT_MS: intIn(1, 600_000, 5_000),
+    DB_POOL_MAX_LIFETIME_SECONDS: intIn(0, 86_400, 1_800),
+    DB_STATEMENT_TIMEOUT_MS: intIn(0, 3_600_000, 30_000),
+    DB_PREPARED_STATEMENTS: bool(false),
+    DB_POOL_TENANT_MAX: intIn(1, 1000, 0),
+    SHUTDOWN_GRACE_MS: intIn(0, 600_000, 10_000),
+    IDEMPOTENCY_TTL_SECONDS: intIn(0, 31_536_000, 86_400),
+    // The edge: connections, HTTP limits and TLS (src/rpc/server.ts).
+    MAX_CONNECTIONS: intIn(1, 1_000_000, 4_096),
+    FIRST_REQUEST_TIMEOUT_MS: intIn(100, 600_000, 10_000),
+    HTTP2_IDLE_TIMEOUT_MS: intIn(0, 86_400_000, 300_000),
+    HTTP1_KEEP_ALIVE_TIMEOUT_MS: intIn(100, 600_000, 5_000),
+    HTTP1_HEADERS_TIMEOUT_MS: intIn(100, 600_000, 10_000),
+    HTTP1_REQUEST_TIMEOUT_MS: intIn(100, 3_600_000, 30_000),
+    MAX_HEADER_BYTES: intIn(1_024, 1_048_576, 65_536),
+    TLS_CERT_FILE: z.string().trim().optional(),
+    TLS_KEY_FILE: z.string().trim().optional(),
+    PAGE_TOKEN_SECRET: z
+      .string()
+      .min(MIN_PAGE_TOKEN_SECRET_LENGTH, `must be at least ${MIN_PAGE_TOKEN_SECRET_LENGTH} characters`)
+      .optional(),
+    LOG_LEVEL: z
+      .enum(['debug', 'info', 'warn', 'error', 'silent'], { message: 'must be debug, info, warn, error or silent' })
+      .optional()
+      .transform((v) => v ?? 'info'),
+  })
   .superRefine((e, ctx) => {
     if ((e.TLS_CERT_FILE === undefined) !== (e.TLS_KEY_FILE === undefined)) {
       const missing = e.TLS_CERT_FILE === undefined ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE';
@@ -111,7 +121,11 @@ const envSchema = z.object({
     }
     // Node refuses an http server whose headers timeout is longer than its request timeout.
     if (e.HTTP1_HEADERS_TIMEOUT_MS > e.HTTP1_REQUEST_TIMEOUT_MS) {
-      ctx.addIssue({ code: 'custom', path: ['HTTP1_HEADERS_TIMEOUT_MS'], message: 'must not be longer than HTTP1_REQUEST_TIMEOUT_MS' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['HTTP1_HEADERS_TIMEOUT_MS'],
+        message: 'must not be longer than HTTP1_REQUEST_TIMEOUT_MS',
+      });
     }
   });
 
@@ -227,7 +241,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       http1RequestTimeoutMs: e.HTTP1_REQUEST_TIMEOUT_MS,
       maxHeaderBytes: e.MAX_HEADER_BYTES,
     },
-    tls: e.TLS_CERT_FILE !== undefined && e.TLS_KEY_FILE !== undefined ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : null,
+    tls:
+      e.TLS_CERT_FILE !== undefined && e.TLS_KEY_FILE !== undefined
+        ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE }
+        : null,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     pageTokenSecret: e.PAGE_TOKEN_SECRET,
     logLevel: e.LOG_LEVEL,

@@ -13,7 +13,7 @@ import type pg from 'pg';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { countStatement } from '../metrics.js';
-import { DbError, classifyDbError } from './errors.js';
+import { classifyDbError, DbError } from './errors.js';
 import type { Release, TenantLimiter } from './tenant-limiter.js';
 
 export interface Tx {
@@ -204,11 +204,17 @@ export class Database {
     const timer =
       timeoutMs === undefined
         ? undefined
-        : setTimeout(() => giveUp(new DbError('timeout', undefined, undefined, 'no database connection before the deadline')), timeoutMs);
+        : setTimeout(
+            () => giveUp(new DbError('timeout', undefined, undefined, 'no database connection before the deadline')),
+            timeoutMs,
+          );
     try {
       return await Promise.race([pending, gaveUp]);
     } catch (err) {
-      pending.then((client) => client.release(), () => {});
+      pending.then(
+        (client) => client.release(),
+        () => {},
+      );
       throw err;
     } finally {
       signal?.removeEventListener('abort', onAbort);
@@ -216,7 +222,11 @@ export class Database {
     }
   }
 
-  private async run<T>(tenantId: bigint | null, fn: (tx: Tx, prologue: PrologueRows) => Promise<T>, options: TransactionOptions): Promise<T> {
+  private async run<T>(
+    tenantId: bigint | null,
+    fn: (tx: Tx, prologue: PrologueRows) => Promise<T>,
+    options: TransactionOptions,
+  ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       // Which step failed decides whether running again can help: a connection that dies at
       // BEGIN was a stale pooled one (retry on a fresh one); a failed connect() was already
@@ -282,13 +292,17 @@ export class Database {
    * A pooled client for a tenant's transaction, within the tenant's share of the pool (taken
    * first, so a tenant over its share waits in its own queue, not in the pool's).
    */
-  private async connectFor(tenantId: bigint | null, options: TransactionOptions): Promise<{ client: pg.PoolClient; slot: Release }> {
+  private async connectFor(
+    tenantId: bigint | null,
+    options: TransactionOptions,
+  ): Promise<{ client: pg.PoolClient; slot: Release }> {
     if (tenantId === null || !this.tenantLimiter) return { client: await this.connect(options), slot: noSlot };
     const started = performance.now();
     const slot = await this.tenantLimiter.acquire(tenantId.toString(), options.signal, options.timeoutMs);
     try {
       // What is left of the deadline bounds the wait for the pool.
-      const timeoutMs = options.timeoutMs === undefined ? undefined : Math.max(1, options.timeoutMs - (performance.now() - started));
+      const timeoutMs =
+        options.timeoutMs === undefined ? undefined : Math.max(1, options.timeoutMs - (performance.now() - started));
       return { client: await this.connect({ signal: options.signal, timeoutMs }), slot };
     } catch (err) {
       slot();
@@ -301,12 +315,19 @@ export class Database {
    * simple query). Every value in it is the service's own (a tenant id, a number, a role name,
    * a schema name derived from the id, the prologue's values), quoted by pg's escapeLiteral.
    */
-  private async begin(client: pg.PoolClient, tenantId: bigint | null, options: TransactionOptions): Promise<PrologueRows> {
+  private async begin(
+    client: pg.PoolClient,
+    tenantId: bigint | null,
+    options: TransactionOptions,
+  ): Promise<PrologueRows> {
     const modes = [
       options.isolation ? `isolation level ${options.isolation}` : '',
       options.readOnly ? 'read only' : '',
     ].filter(Boolean);
-    const timeout = Math.max(1, Math.ceil(Math.min(options.timeoutMs ?? Infinity, this.statementTimeoutMs || Infinity)));
+    const timeout = Math.max(
+      1,
+      Math.ceil(Math.min(options.timeoutMs ?? Infinity, this.statementTimeoutMs || Infinity)),
+    );
     const literal = (value: string) => client.escapeLiteral(value);
     // Everything here is transaction-local (is_local = true), so nothing survives into the next
     // transaction on this pooled connection, and the service stays PgBouncer-transaction-safe.

@@ -56,7 +56,15 @@ const BY_SQLSTATE: Readonly<Record<string, DbErrorKind>> = {
 };
 
 /** Socket-level and pool-level failures that carry no SQLSTATE. */
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+]);
 const CONNECTION_MESSAGES = [
   'Connection terminated',
   'Client has encountered a connection error',

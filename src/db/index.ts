@@ -4,17 +4,24 @@
  */
 import type { Config } from '../config/index.js';
 import type { Logger } from '../logger.js';
+import { watchPool } from '../metrics.js';
 import { Database } from './database.js';
 import { startEmbedded } from './embedded.js';
 import { Migrator, quoteIdent, tenantSchema } from './migrate.js';
 import { createPool } from './pool.js';
 import { StatementCanceller } from './statement-canceller.js';
 import { TenantLimiter } from './tenant-limiter.js';
-import { watchPool } from '../metrics.js';
 
-export { Database, type Prologue, type PrologueRows, type Tx, type TransactionOptions, TransactionCancelledError } from './database.js';
-export { DbError, type DbErrorKind } from './errors.js';
 export { type ChangeHandler, type ChangeListener, startChangeListener } from './change-listener.js';
+export {
+  Database,
+  type Prologue,
+  type PrologueRows,
+  TransactionCancelledError,
+  type TransactionOptions,
+  type Tx,
+} from './database.js';
+export { DbError, type DbErrorKind } from './errors.js';
 export { Migrator, tenantSchema } from './migrate.js';
 export { TenantLimiter, type TenantLimiterStats } from './tenant-limiter.js';
 
@@ -45,7 +52,10 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Open
   // its one session never waits on another connection's lock anyway.
   const canceller = embedded === null ? new StatementCanceller(pool, logger) : null;
   // With one connection (embedded) a share of it is all of it: nothing to divide.
-  const tenantLimiter = config.pool.tenantMax < config.pool.max ? new TenantLimiter(config.pool.tenantMax, config.pool.connectionTimeoutMs) : null;
+  const tenantLimiter =
+    config.pool.tenantMax < config.pool.max
+      ? new TenantLimiter(config.pool.tenantMax, config.pool.connectionTimeoutMs)
+      : null;
   const unwatch = watchPool(pool, tenantLimiter);
   const db = new Database({
     pool,

@@ -79,7 +79,9 @@ export class Migrator {
 
   /** Drops a tenant's schema and everything in it (schema mode; undoes migrateTenant). */
   async dropTenantSchema(tenantId: bigint): Promise<void> {
-    await this.db.withClient((client) => client.query(`drop schema if exists ${quoteIdent(tenantSchema(tenantId))} cascade`));
+    await this.db.withClient((client) =>
+      client.query(`drop schema if exists ${quoteIdent(tenantSchema(tenantId))} cascade`),
+    );
   }
 
   /** Applied and pending migrations per schema, like `alembic current` plus what is left. */
@@ -95,10 +97,9 @@ export class Migrator {
 
   private async statusOf(schema: string, all: string[]) {
     const applied = await this.db.withClient(async (client) => {
-      const exists = await client.query<{ ok: boolean }>(
-        `select to_regclass($1) is not null as ok`,
-        [`${quoteIdent(schema)}.${MIGRATIONS_TABLE}`],
-      );
+      const exists = await client.query<{ ok: boolean }>(`select to_regclass($1) is not null as ok`, [
+        `${quoteIdent(schema)}.${MIGRATIONS_TABLE}`,
+      ]);
       if (!exists.rows[0]?.ok) return [];
       const rows = await client.query<{ name: string }>(
         `select name from ${quoteIdent(schema)}.${MIGRATIONS_TABLE} order by run_on, id`,

@@ -84,7 +84,10 @@ export class TenantLimiter {
       const timer = setTimeout(
         () =>
           byDeadline
-            ? fail('deadline', new DbError('timeout', undefined, undefined, 'no database connection before the deadline'))
+            ? fail(
+                'deadline',
+                new DbError('timeout', undefined, undefined, 'no database connection before the deadline'),
+              )
             : fail(
                 'busy',
                 new AppError(

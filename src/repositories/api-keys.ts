@@ -7,7 +7,10 @@ export interface ApiKeyRecord {
   readonly revoked: boolean;
 }
 
-export async function insertApiKey(tx: Tx, input: { name: string; workerId: bigint | null; secretHash: Buffer }): Promise<bigint> {
+export async function insertApiKey(
+  tx: Tx,
+  input: { name: string; workerId: bigint | null; secretHash: Buffer },
+): Promise<bigint> {
   const row = await tx.one<{ id: string }>(
     `insert into api_keys (tenant_id, name, worker_id, secret_hash) values ($1::bigint, $2, $3::bigint, $4) returning id`,
     [tenantOf(tx), input.name, input.workerId === null ? null : input.workerId.toString(), input.secretHash],

@@ -19,7 +19,8 @@ export interface BeforeAfter {
 }
 
 const BEFORE = 'before_';
-const pairs = (rows: Row[]): BeforeAfter[] => rows.map((r) => ({ before: TASKS.parsePrefixed(r, BEFORE), after: TASKS.parse(r) }));
+const pairs = (rows: Row[]): BeforeAfter[] =>
+  rows.map((r) => ({ before: TASKS.parsePrefixed(r, BEFORE), after: TASKS.parse(r) }));
 
 export interface ClaimFilter {
   readonly workerId: bigint;

@@ -89,7 +89,12 @@ const snapshotXmax = (snapshot: string): bigint => BigInt(snapshot.split(':')[1]
  * Up to `limit` settled events after `after`, in feed order; with `projectId`, of that project
  * only. "Settled": written by a transaction older than every transaction running now.
  */
-export async function readSettledEvents(tx: Tx, after: FeedPosition, projectId: bigint | null, limit: number): Promise<FeedEvent[]> {
+export async function readSettledEvents(
+  tx: Tx,
+  after: FeedPosition,
+  projectId: bigint | null,
+  limit: number,
+): Promise<FeedEvent[]> {
   const values: unknown[] = [tenantOf(tx)];
   const afterIt = afterCondition(after, values);
   values.push(limit);

@@ -17,14 +17,16 @@ export async function claimRequestId(tx: Tx, requestId: string, requestHash: Buf
 }
 
 export async function saveResponse(tx: Tx, requestId: string, response: JsonValue): Promise<void> {
-  await tx.exec(`update idempotency_records set response = $3::jsonb where tenant_id = $1::bigint and request_id = $2`, [
-    tenantOf(tx),
-    requestId,
-    JSON.stringify(response),
-  ]);
+  await tx.exec(
+    `update idempotency_records set response = $3::jsonb where tenant_id = $1::bigint and request_id = $2`,
+    [tenantOf(tx), requestId, JSON.stringify(response)],
+  );
 }
 
-export async function findRecord(tx: Tx, requestId: string): Promise<{ requestHash: Buffer; response: JsonValue | null } | undefined> {
+export async function findRecord(
+  tx: Tx,
+  requestId: string,
+): Promise<{ requestHash: Buffer; response: JsonValue | null } | undefined> {
   const row = await tx.maybeOne<{ request_hash: Buffer; response: JsonValue | null }>(
     `select request_hash, response from idempotency_records where tenant_id = $1::bigint and request_id = $2`,
     [tenantOf(tx), requestId],

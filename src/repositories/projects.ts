@@ -1,6 +1,6 @@
 import type { Tx } from '../db/index.js';
 import type { Changes, Insertable, PROJECT_FIELDS, Project, ProjectStatus } from '../domain.js';
-import { PROJECTS, idList } from './rows.js';
+import { idList, PROJECTS } from './rows.js';
 import { Params } from './sql.js';
 import { tenantOf } from './tenant-scope.js';
 
@@ -21,7 +21,11 @@ export async function insertProject(tx: Tx, p: NewProject): Promise<Project> {
   return PROJECTS.parse(row);
 }
 
-export async function findProject(tx: Tx, id: bigint, options: { forUpdate?: boolean } = {}): Promise<Project | undefined> {
+export async function findProject(
+  tx: Tx,
+  id: bigint,
+  options: { forUpdate?: boolean } = {},
+): Promise<Project | undefined> {
   const row = await tx.maybeOne<Row>(
     `select ${PROJECTS.columns()} from projects where tenant_id = $1::bigint and id = $2::bigint${options.forUpdate ? ' for update' : ''}`,
     [tenantOf(tx), id.toString()],
@@ -39,7 +43,12 @@ export async function findProjectsByIds(tx: Tx, ids: Iterable<bigint>): Promise<
   return new Map(rows.map((r) => [BigInt(r.id as string), PROJECTS.parse(r)]));
 }
 
-export async function listProjects(tx: Tx, filter: { status: ProjectStatus | null }, afterId: bigint, limit: number): Promise<Project[]> {
+export async function listProjects(
+  tx: Tx,
+  filter: { status: ProjectStatus | null },
+  afterId: bigint,
+  limit: number,
+): Promise<Project[]> {
   const rows = await tx.many<Row>(
     `select ${PROJECTS.columns()} from projects
       where tenant_id = $1::bigint and ($2::text is null or status = $2) and id > $3::bigint
@@ -72,5 +81,10 @@ export async function projectHasTasks(tx: Tx, id: bigint): Promise<boolean> {
 
 /** Deletes the project; its tasks go with it (foreign key cascade). */
 export async function deleteProject(tx: Tx, id: bigint): Promise<boolean> {
-  return (await tx.exec(`delete from projects where tenant_id = $1::bigint and id = $2::bigint`, [tenantOf(tx), id.toString()])) > 0;
+  return (
+    (await tx.exec(`delete from projects where tenant_id = $1::bigint and id = $2::bigint`, [
+      tenantOf(tx),
+      id.toString(),
+    ])) > 0
+  );
 }

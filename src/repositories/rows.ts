@@ -5,8 +5,20 @@ import { defineTable } from './sql.js';
 export { idList } from './sql.js';
 
 // int8 columns arrive as strings (pg keeps them exact), timestamptz as Date, jsonb parsed.
-export interface TenantRow { id: string; name: string; subdomain: string; created_at: Date }
-export interface WorkerRow { id: string; handle: string; type: string; email: string | null; capabilities: string[]; created_at: Date }
+export interface TenantRow {
+  id: string;
+  name: string;
+  subdomain: string;
+  created_at: Date;
+}
+export interface WorkerRow {
+  id: string;
+  handle: string;
+  type: string;
+  email: string | null;
+  capabilities: string[];
+  created_at: Date;
+}
 export const TENANT_COLUMNS = 'id, name, subdomain, created_at';
 export const WORKER_COLUMNS = 'id, handle, type, email, capabilities, created_at';
 
@@ -14,7 +26,12 @@ export const WORKER_COLUMNS = 'id, handle, type, email, capabilities, created_at
 export const PROJECTS = defineTable('projects', PROJECT_FIELDS);
 export const TASKS = defineTable('tasks', TASK_FIELDS);
 
-export const toTenant = (r: TenantRow): Tenant => ({ id: BigInt(r.id), name: r.name, subdomain: r.subdomain, createdAt: r.created_at });
+export const toTenant = (r: TenantRow): Tenant => ({
+  id: BigInt(r.id),
+  name: r.name,
+  subdomain: r.subdomain,
+  createdAt: r.created_at,
+});
 
 export const toWorker = (r: WorkerRow): Worker => ({
   id: BigInt(r.id),
@@ -24,4 +41,3 @@ export const toWorker = (r: WorkerRow): Worker => ({
   capabilities: r.capabilities,
   createdAt: r.created_at,
 });
-

@@ -93,7 +93,12 @@ export function defineTable<F extends Fields>(name: string, fields: F): Table<F>
     fields,
     columns: (alias, prefix) =>
       alias || prefix
-        ? entries.map(([key]) => `${alias ? `${alias}.` : ''}${columnOf.get(key)}${prefix ? ` as ${prefix}${columnOf.get(key)}` : ''}`).join(', ')
+        ? entries
+            .map(
+              ([key]) =>
+                `${alias ? `${alias}.` : ''}${columnOf.get(key)}${prefix ? ` as ${prefix}${columnOf.get(key)}` : ''}`,
+            )
+            .join(', ')
         : list,
     // Arrow functions, so that `rows.map(TASKS.parse)` works.
     parse: (row) => parseRow(row, ''),
@@ -108,7 +113,9 @@ export function defineTable<F extends Fields>(name: string, fields: F): Table<F>
       };
     },
     assignments(params, changes) {
-      return present(changes, (f) => f.write === 'always').map(([key, value]) => `${columnOf.get(key)} = ${bind(params, key, value)}`);
+      return present(changes, (f) => f.write === 'always').map(
+        ([key, value]) => `${columnOf.get(key)} = ${bind(params, key, value)}`,
+      );
     },
   };
 }

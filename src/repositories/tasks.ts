@@ -1,6 +1,6 @@
 import type { Tx } from '../db/index.js';
 import type { Changes, Insertable, LeaseEnd, TASK_FIELDS, Task, TaskPriority, TaskStatus, Worker } from '../domain.js';
-import { TASKS, WORKER_COLUMNS, type WorkerRow, idList, toWorker } from './rows.js';
+import { idList, TASKS, toWorker, WORKER_COLUMNS, type WorkerRow } from './rows.js';
 import { Params } from './sql.js';
 import { tenantOf } from './tenant-scope.js';
 
@@ -38,7 +38,9 @@ export interface TaskWithPeople {
 
 // The assignee (a) and the creator (c) joined to a task row t, their columns prefixed.
 const WORKER_FIELDS = WORKER_COLUMNS.split(', ');
-const PEOPLE_COLUMNS = ['a', 'c'].flatMap((alias) => WORKER_FIELDS.map((c) => `${alias}.${c} as ${alias}_${c}`)).join(', ');
+const PEOPLE_COLUMNS = ['a', 'c']
+  .flatMap((alias) => WORKER_FIELDS.map((c) => `${alias}.${c} as ${alias}_${c}`))
+  .join(', ');
 const PEOPLE_JOINS = `left join workers a on a.tenant_id = t.tenant_id and a.id = t.assignee_id
      left join workers c on c.tenant_id = t.tenant_id and c.id = t.created_by_id`;
 
@@ -63,7 +65,12 @@ export async function insertTask(tx: Tx, t: NewTask): Promise<Task> {
 }
 
 /** One task per title, in one statement, in the order of `titles`. */
-export async function insertTasksWithTitles(tx: Tx, projectId: bigint, titles: string[], createdById: bigint): Promise<Task[]> {
+export async function insertTasksWithTitles(
+  tx: Tx,
+  projectId: bigint,
+  titles: string[],
+  createdById: bigint,
+): Promise<Task[]> {
   if (titles.length === 0) return [];
   const rows = await tx.many<Row>(
     `insert into tasks (tenant_id, project_id, title, created_by_id)
@@ -146,7 +153,14 @@ export async function isSelfOrDescendant(tx: Tx, taskId: bigint, candidateId: bi
  * The query of one page of tasks: the statement selecting `columns` (up to `limit` rows) and its
  * values. Filters, order and cursor only choose among fixed SQL fragments; every value is bound.
  */
-function pageQuery(tx: Tx, filter: TaskFilter, order: TaskOrder, cursor: TaskCursor | null, limit: number, columns: string) {
+function pageQuery(
+  tx: Tx,
+  filter: TaskFilter,
+  order: TaskOrder,
+  cursor: TaskCursor | null,
+  limit: number,
+  columns: string,
+) {
   const q = new Params();
   const bind = (v: unknown, cast: string) => q.bind(v, cast);
   const where = [`tenant_id = ${bind(tenantOf(tx), 'bigint')}`];
@@ -183,7 +197,9 @@ function pageQuery(tx: Tx, filter: TaskFilter, order: TaskOrder, cursor: TaskCur
       orderBy = 'priority_rank desc, id';
       if (cursor?.order === 'priority') {
         const rank = bind(cursor.rank, 'smallint');
-        where.push(`(priority_rank < ${rank} or (priority_rank = ${rank} and id > ${bind(cursor.id.toString(), 'bigint')}))`);
+        where.push(
+          `(priority_rank < ${rank} or (priority_rank = ${rank} and id > ${bind(cursor.id.toString(), 'bigint')}))`,
+        );
       }
       break;
   }
@@ -195,7 +211,13 @@ function pageQuery(tx: Tx, filter: TaskFilter, order: TaskOrder, cursor: TaskCur
 }
 
 /** One page of tasks (up to `limit`). */
-export async function listTasks(tx: Tx, filter: TaskFilter, order: TaskOrder, cursor: TaskCursor | null, limit: number): Promise<Task[]> {
+export async function listTasks(
+  tx: Tx,
+  filter: TaskFilter,
+  order: TaskOrder,
+  cursor: TaskCursor | null,
+  limit: number,
+): Promise<Task[]> {
   const page = pageQuery(tx, filter, order, cursor, limit, TASKS.columns());
   return (await tx.many<Row>(page.text, page.values)).map(TASKS.parse);
 }
@@ -224,7 +246,12 @@ export async function listTasksWithPeople(
  * Writes the changes, bumps version and updated_at, returns the new row. `endLease` also ends
  * the task's running lease (if any) with that reason: its holder learns it on its next call.
  */
-export async function updateTask(tx: Tx, id: bigint, changes: TaskChanges, endLease: LeaseEnd | null = null): Promise<Task> {
+export async function updateTask(
+  tx: Tx,
+  id: bigint,
+  changes: TaskChanges,
+  endLease: LeaseEnd | null = null,
+): Promise<Task> {
   const q = new Params();
   const set = [...TASKS.assignments(q, changes), 'version = version + 1', 'updated_at = now()'];
   if (endLease !== null) set.push(...leaseEnding(q, endLease));
@@ -269,7 +296,11 @@ export interface TaskRef {
   readonly version: bigint;
 }
 type RefRow = { id: string; project_id: string; version: string };
-const toRef = (r: RefRow): TaskRef => ({ id: BigInt(r.id), projectId: BigInt(r.project_id), version: BigInt(r.version) });
+const toRef = (r: RefRow): TaskRef => ({
+  id: BigInt(r.id),
+  projectId: BigInt(r.project_id),
+  version: BigInt(r.version),
+});
 
 /** Every task of the project (before a forced project delete records their deletion). */
 export async function findProjectTaskRefs(tx: Tx, projectId: bigint): Promise<TaskRef[]> {
@@ -340,7 +371,11 @@ export async function unassignWorkerTasks(tx: Tx, workerId: bigint): Promise<(Ta
  * The task and its subtasks down to `maxDepth` levels (null: all), in one recursive statement:
  * depth first, siblings by id. Empty when the task does not exist.
  */
-export async function findTaskTree(tx: Tx, id: bigint, maxDepth: number | null): Promise<{ task: Task; depth: number }[]> {
+export async function findTaskTree(
+  tx: Tx,
+  id: bigint,
+  maxDepth: number | null,
+): Promise<{ task: Task; depth: number }[]> {
   const rows = await tx.many<Row & { tree_depth: number }>(
     `with recursive tree(id, depth, path) as (
         select id, 0, array[id] from tasks where tenant_id = $1::bigint and id = $2::bigint

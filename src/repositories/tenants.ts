@@ -11,7 +11,9 @@ export async function insertTenant(tx: Tx, input: { name: string; subdomain: str
 }
 
 export async function findTenantById(tx: Tx, id: bigint): Promise<Tenant | undefined> {
-  const row = await tx.maybeOne<TenantRow>(`select ${TENANT_COLUMNS} from tenants where id = $1::bigint`, [id.toString()]);
+  const row = await tx.maybeOne<TenantRow>(`select ${TENANT_COLUMNS} from tenants where id = $1::bigint`, [
+    id.toString(),
+  ]);
   return row && toTenant(row);
 }
 

@@ -1,6 +1,6 @@
 import type { Tx } from '../db/index.js';
 import type { Worker, WorkerType } from '../domain.js';
-import { WORKER_COLUMNS, type WorkerRow, idList, toWorker } from './rows.js';
+import { idList, toWorker, WORKER_COLUMNS, type WorkerRow } from './rows.js';
 import { tenantOf } from './tenant-scope.js';
 
 export interface NewWorker {
@@ -19,7 +19,11 @@ export async function insertWorker(tx: Tx, w: NewWorker): Promise<Worker> {
   return toWorker(row);
 }
 
-export async function findWorker(tx: Tx, id: bigint, options: { forUpdate?: boolean } = {}): Promise<Worker | undefined> {
+export async function findWorker(
+  tx: Tx,
+  id: bigint,
+  options: { forUpdate?: boolean } = {},
+): Promise<Worker | undefined> {
   const row = await tx.maybeOne<WorkerRow>(
     `select ${WORKER_COLUMNS} from workers where tenant_id = $1::bigint and id = $2::bigint${options.forUpdate ? ' for update' : ''}`,
     [tenantOf(tx), id.toString()],
@@ -47,7 +51,12 @@ export async function findWorkersByIds(tx: Tx, ids: Iterable<bigint>): Promise<M
   return new Map(rows.map((r) => [BigInt(r.id), toWorker(r)]));
 }
 
-export async function listWorkers(tx: Tx, filter: { type: WorkerType | null }, afterId: bigint, limit: number): Promise<Worker[]> {
+export async function listWorkers(
+  tx: Tx,
+  filter: { type: WorkerType | null },
+  afterId: bigint,
+  limit: number,
+): Promise<Worker[]> {
   const rows = await tx.many<WorkerRow>(
     `select ${WORKER_COLUMNS} from workers
       where tenant_id = $1::bigint and ($2::text is null or type = $2) and id > $3::bigint
@@ -58,7 +67,12 @@ export async function listWorkers(tx: Tx, filter: { type: WorkerType | null }, a
 }
 
 export async function deleteWorker(tx: Tx, id: bigint): Promise<boolean> {
-  return (await tx.exec(`delete from workers where tenant_id = $1::bigint and id = $2::bigint`, [tenantOf(tx), id.toString()])) > 0;
+  return (
+    (await tx.exec(`delete from workers where tenant_id = $1::bigint and id = $2::bigint`, [
+      tenantOf(tx),
+      id.toString(),
+    ])) > 0
+  );
 }
 
 /** Whether the worker is the creator of any task (such a worker cannot be deleted). */

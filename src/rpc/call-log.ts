@@ -16,10 +16,10 @@ import { codeFromHttpStatus } from '@connectrpc/connect/protocol-connect';
 import type { Logger } from '../logger.js';
 import {
   type CallStats,
-  METRICS_CONTENT_TYPE,
   callFinished,
   callStarted,
   currentCallStats,
+  METRICS_CONTENT_TYPE,
   metricsText,
   withCallStats,
 } from '../metrics.js';
@@ -91,7 +91,7 @@ export function noteCall(fields: Partial<Omit<PendingCall, 'statements'>>): void
 }
 
 export function codeName(code: Code): string {
-  return code === undefined ? 'Unknown' : Code[code] ?? 'Unknown';
+  return code === undefined ? 'Unknown' : (Code[code] ?? 'Unknown');
 }
 
 const TRACEPARENT = /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}/;
@@ -115,7 +115,8 @@ function codeFromResponse(res: NodeResponse, trailerStatus: string | undefined):
 }
 
 function byteLength(chunk: unknown, encoding?: unknown): number {
-  if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+  if (typeof chunk === 'string')
+    return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
   if (chunk instanceof Uint8Array) return chunk.byteLength;
   return 0;
 }

@@ -5,8 +5,8 @@
  * (interceptors.ts) and the direct path both call these functions, so the rules live once.
  */
 import { randomUUID } from 'node:crypto';
-import type { AuthService, Principal } from '../services/auth.js';
 import { TenantService } from '../gen/taskapi/v1/tenant_pb.js';
+import type { AuthService, Principal } from '../services/auth.js';
 
 /** Reads one request header (lower-case name); null when absent. */
 export type HeaderGet = (name: string) => string | null;

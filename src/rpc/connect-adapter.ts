@@ -6,9 +6,20 @@
  */
 import type http from 'node:http';
 import type http2 from 'node:http2';
-import { Code, ConnectError, type ConnectRouter, type ConnectRouterOptions, createConnectRouter } from '@connectrpc/connect';
-import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from '@connectrpc/connect-node';
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type ConnectRouterOptions,
+  createConnectRouter,
+} from '@connectrpc/connect';
 import type { UniversalHandler } from '@connectrpc/connect/protocol';
+import {
+  compressionBrotli,
+  compressionGzip,
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+} from '@connectrpc/connect-node';
 import type { Logger } from '../logger.js';
 import { correctResponse } from './grpc-compat.js';
 
@@ -36,7 +47,10 @@ export function connectHandler(
       .catch((reason: unknown) => {
         // Aborted: the client went away mid-response; nothing is left to tell it.
         if (ConnectError.from(reason).code === Code.Aborted) return;
-        options.logger.error('connect handler failed', { rpc: `${handler.service.typeName}/${handler.method.name}`, err: reason });
+        options.logger.error('connect handler failed', {
+          rpc: `${handler.service.typeName}/${handler.method.name}`,
+          err: reason,
+        });
       });
   };
 }

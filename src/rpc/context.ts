@@ -1,5 +1,5 @@
 /** Per-call values the interceptors hand to the handlers. */
-import { type HandlerContext, createContextKey } from '@connectrpc/connect';
+import { createContextKey, type HandlerContext } from '@connectrpc/connect';
 import type { Principal } from '../services/auth.js';
 import type { Caller } from '../services/caller.js';
 

@@ -48,7 +48,8 @@ export const projectStatus = enumMap<d.ProjectStatus, ProjectStatus>([
   ['archived', ProjectStatus.ARCHIVED],
 ]);
 
-export const timestamp = (date: Date | null | undefined): Timestamp | undefined => (date ? timestampFromDate(date) : undefined);
+export const timestamp = (date: Date | null | undefined): Timestamp | undefined =>
+  date ? timestampFromDate(date) : undefined;
 const ts = timestamp;
 export const dateOf = (t: Timestamp): Date => timestampDate(t);
 

@@ -24,22 +24,22 @@ import type http from 'node:http';
 import type http2 from 'node:http2';
 import type net from 'node:net';
 import {
+  create,
   type DescMessage,
   type DescMethod,
   type DescService,
-  type Message,
-  create,
   fromBinary,
   fromJson,
   isMessage,
+  type Message,
   toBinary,
   toJsonString,
 } from '@bufbuild/protobuf';
-import { Code, ConnectError, type ContextValues, type HandlerContext, createContextValues } from '@connectrpc/connect';
+import { Code, ConnectError, type ContextValues, createContextValues, type HandlerContext } from '@connectrpc/connect';
 import type { Logger } from '../logger.js';
-import type { AuthService } from '../services/auth.js';
 import { type CallStats, callStarted, withCallStats } from '../metrics.js';
-import { type HeaderGet, authorize, requestIdOf } from './call.js';
+import type { AuthService } from '../services/auth.js';
+import { authorize, type HeaderGet, requestIdOf } from './call.js';
 import { codeName, logCall, traceIdOf } from './call-log.js';
 import { principalKey, requestIdKey } from './context.js';
 import { toConnectError } from './errors.js';
@@ -130,7 +130,8 @@ interface Incoming {
 const peerOf = (socket: net.Socket | undefined): string | null =>
   socket?.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : null;
 
-const first = (v: string | string[] | undefined): string | null => (v === undefined ? null : Array.isArray(v) ? (v[0] ?? null) : v);
+const first = (v: string | string[] | undefined): string | null =>
+  v === undefined ? null : Array.isArray(v) ? (v[0] ?? null) : v;
 
 function grpcTimeoutMs(value: string | null): number | undefined {
   const m = value === null ? null : GRPC_TIMEOUT.exec(value);
@@ -235,7 +236,12 @@ export function createDirectHandler(options: DirectHandlerOptions): DirectHandle
         // handler is still waiting on the database (a frozen server, a lock): its transaction
         // rolls back on its own when it sees the signal or its statement is cancelled.
         const result = await Promise.race([route.impl(request, handler.context), whenAborted(call.signal)]);
-        return { requestId, headers: responseHeaders(), body: encode(route.method.output, protocol, result), report: reporter() };
+        return {
+          requestId,
+          headers: responseHeaders(),
+          body: encode(route.method.output, protocol, result),
+          report: reporter(),
+        };
       } catch (err) {
         const error = toConnectError(err, logger, requestId);
         error.metadata.set('x-request-id', requestId);
@@ -311,7 +317,12 @@ export function createDirectHandler(options: DirectHandlerOptions): DirectHandle
       frame.writeUInt32BE(message.byteLength, 1);
       frame.set(message, 5);
       stream.respond(
-        { ...outcome.headers, ':status': '200', 'content-type': 'application/grpc+proto', 'x-request-id': outcome.requestId },
+        {
+          ...outcome.headers,
+          ':status': '200',
+          'content-type': 'application/grpc+proto',
+          'x-request-id': outcome.requestId,
+        },
         { waitForTrailers: true },
       );
       stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
@@ -324,31 +335,50 @@ export function createDirectHandler(options: DirectHandlerOptions): DirectHandle
     if (outcome.error) {
       const { error } = outcome;
       const body = Buffer.from(JSON.stringify({ code: CONNECT_CODE_NAMES[error.code], message: error.rawMessage }));
-      return [CONNECT_HTTP_STATUS[error.code], withMetadata({ ...outcome.headers, 'content-type': 'application/json' }, error), body];
+      return [
+        CONNECT_HTTP_STATUS[error.code],
+        withMetadata({ ...outcome.headers, 'content-type': 'application/json' }, error),
+        body,
+      ];
     }
     const contentType = protocol === 'connect-json' ? 'application/json' : 'application/proto';
     return [200, { ...outcome.headers, 'content-type': contentType, 'x-request-id': outcome.requestId }, outcome.body!];
   }
 
-  function serveConnectHttp2(route: Route, protocol: Protocol, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  function serveConnectHttp2(
+    route: Route,
+    protocol: Protocol,
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+  ): void {
     const incoming = http2Incoming(headers, stream.session?.socket as net.Socket | undefined);
     const timeoutMs = connectTimeoutMs(incoming.header('connect-timeout-ms'));
     const { call, end } = startCall(timeoutMs, (abort) => stream.once('close', abort));
-    void run(route, protocol, incoming, timeoutMs, readBody(stream, maxRequestBytes, call.signal), call).then((outcome) => {
-      end();
-      if (stream.destroyed || stream.closed) return outcome.report(0);
-      const [status, out, bytes] = connectResponse(protocol, outcome);
-      stream.respond({ ...out, ':status': String(status), 'content-length': String(bytes.byteLength) });
-      stream.end(bytes);
-      outcome.report(bytes.byteLength);
-    });
+    void run(route, protocol, incoming, timeoutMs, readBody(stream, maxRequestBytes, call.signal), call).then(
+      (outcome) => {
+        end();
+        if (stream.destroyed || stream.closed) return outcome.report(0);
+        const [status, out, bytes] = connectResponse(protocol, outcome);
+        stream.respond({ ...out, ':status': String(status), 'content-length': String(bytes.byteLength) });
+        stream.end(bytes);
+        outcome.report(bytes.byteLength);
+      },
+    );
   }
 
-  function serveConnectHttp1(route: Route, protocol: Protocol, req: http.IncomingMessage, res: http.ServerResponse): void {
+  function serveConnectHttp1(
+    route: Route,
+    protocol: Protocol,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ): void {
     const header: HeaderGet = (name) => first(req.headers[name]);
     const incoming: Incoming = {
       header,
-      all: () => Object.entries(req.headers).flatMap(([name, value]) => (value === undefined ? [] : [[name, String(value)] as [string, string]])),
+      all: () =>
+        Object.entries(req.headers).flatMap(([name, value]) =>
+          value === undefined ? [] : [[name, String(value)] as [string, string]],
+        ),
       host: header('host'),
       url: `http://${header('host')}${req.url}`,
       peer: peerOf(req.socket),
@@ -356,14 +386,16 @@ export function createDirectHandler(options: DirectHandlerOptions): DirectHandle
     };
     const timeoutMs = connectTimeoutMs(header('connect-timeout-ms'));
     const { call, end } = startCall(timeoutMs, (abort) => res.once('close', abort));
-    void run(route, protocol, incoming, timeoutMs, readBody(req, maxRequestBytes, call.signal), call).then((outcome) => {
-      end();
-      if (res.destroyed) return outcome.report(0);
-      const [status, out, bytes] = connectResponse(protocol, outcome);
-      res.writeHead(status, { ...out, 'content-length': bytes.byteLength });
-      res.end(bytes);
-      outcome.report(bytes.byteLength);
-    });
+    void run(route, protocol, incoming, timeoutMs, readBody(req, maxRequestBytes, call.signal), call).then(
+      (outcome) => {
+        end();
+        if (res.destroyed) return outcome.report(0);
+        const [status, out, bytes] = connectResponse(protocol, outcome);
+        res.writeHead(status, { ...out, 'content-length': bytes.byteLength });
+        res.end(bytes);
+        outcome.report(bytes.byteLength);
+      },
+    );
   }
 
   return {
@@ -387,7 +419,10 @@ export function createDirectHandler(options: DirectHandlerOptions): DirectHandle
       if (req.method !== 'POST') return false;
       const route = routes.get(req.url ?? '');
       if (!route) return false;
-      const protocol = connectProtocol(first(req.headers['content-type']) ?? '', first(req.headers['content-encoding']));
+      const protocol = connectProtocol(
+        first(req.headers['content-type']) ?? '',
+        first(req.headers['content-encoding']),
+      );
       if (protocol === null) return false;
       serveConnectHttp1(route, protocol, req, res);
       return true;
@@ -421,7 +456,8 @@ function readBody(source: NodeJS.ReadableStream, limit: number, signal: AbortSig
     const onAbort = () => stop(signal.reason);
     const onData = (chunk: Buffer) => {
       size += chunk.byteLength;
-      if (size > limit) stop(new ConnectError(`request: the message is larger than ${limit} bytes`, Code.ResourceExhausted));
+      if (size > limit)
+        stop(new ConnectError(`request: the message is larger than ${limit} bytes`, Code.ResourceExhausted));
       else chunks.push(chunk);
     };
     if (signal.aborted) return onAbort();
@@ -455,7 +491,9 @@ function unframe(bytes: Buffer): Buffer {
 function decode(schema: DescMessage, protocol: Protocol, bytes: Buffer): Message {
   try {
     if (protocol === 'connect-json') {
-      return fromJson(schema, bytes.byteLength === 0 ? {} : JSON.parse(bytes.toString('utf8')), { ignoreUnknownFields: false });
+      return fromJson(schema, bytes.byteLength === 0 ? {} : JSON.parse(bytes.toString('utf8')), {
+        ignoreUnknownFields: false,
+      });
     }
     return fromBinary(schema, bytes);
   } catch (err) {

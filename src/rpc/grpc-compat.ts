@@ -28,7 +28,10 @@ function undecodableMessage(detail: string): string {
 export function encodeGrpcMessage(message: string): string {
   let out = '';
   for (const byte of Buffer.from(message, 'utf8')) {
-    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
 }
@@ -66,7 +69,13 @@ async function fixConnectUnary(res: UniversalServerResponse): Promise<UniversalS
     status = 400;
     res.header?.set('content-length', String(body.byteLength));
   }
-  return { ...res, status, body: (async function* () { yield body; })() };
+  return {
+    ...res,
+    status,
+    body: (async function* () {
+      yield body;
+    })(),
+  };
 }
 
 function fixGrpc(res: UniversalServerResponse): UniversalServerResponse {
@@ -89,7 +98,9 @@ function fixGrpc(res: UniversalServerResponse): UniversalServerResponse {
  * The corrections above, for one response of connect-node's universal handler (applied by the
  * node adapter in connect-adapter.ts).
  */
-export function correctResponse(res: UniversalServerResponse): UniversalServerResponse | Promise<UniversalServerResponse> {
+export function correctResponse(
+  res: UniversalServerResponse,
+): UniversalServerResponse | Promise<UniversalServerResponse> {
   const contentType = res.header?.get('content-type') ?? '';
   if (res.status === 500 && contentType.startsWith('application/json') && res.body) return fixConnectUnary(res);
   if (/^application\/grpc(\+|;|$)/.test(contentType)) return fixGrpc(res);

@@ -2,10 +2,11 @@
  * grpc.health.v1.Health: SERVING only while the database answers (and the server is not
  * shutting down). The empty service name and every served service share that one status.
  */
-import type { ServiceImpl } from '@connectrpc/connect';
-import { Code, ConnectError } from '@connectrpc/connect';
+
 import { setTimeout as sleep } from 'node:timers/promises';
 import { create } from '@bufbuild/protobuf';
+import type { ServiceImpl } from '@connectrpc/connect';
+import { Code, ConnectError } from '@connectrpc/connect';
 import {
   type Health,
   HealthCheckResponseSchema,
@@ -39,8 +40,7 @@ export function healthService(options: HealthOptions): ServiceImpl<typeof Health
     }
     return probe.result;
   };
-  const current = async () =>
-    !options.stopping() && (await databaseAnswers()) ? Status.SERVING : Status.NOT_SERVING;
+  const current = async () => (!options.stopping() && (await databaseAnswers()) ? Status.SERVING : Status.NOT_SERVING);
   return {
     async check(req) {
       if (!known.has(req.service)) throw new ConnectError(`unknown service ${req.service}`, Code.NotFound);

@@ -59,7 +59,11 @@ export function errorInterceptor(logger: Logger): Interceptor {
 }
 
 /** A response stream whose end (or error, mapped to a gRPC code) is noted for the call's log. */
-async function* observeStream<T>(messages: AsyncIterable<T>, failed: (err: unknown) => Error, ended: () => void): AsyncIterable<T> {
+async function* observeStream<T>(
+  messages: AsyncIterable<T>,
+  failed: (err: unknown) => Error,
+  ended: () => void,
+): AsyncIterable<T> {
   try {
     yield* messages;
     ended();
@@ -71,7 +75,13 @@ async function* observeStream<T>(messages: AsyncIterable<T>, failed: (err: unkno
 export function authInterceptor(auth: AuthService): Interceptor {
   return (next) => async (req) => {
     // The request URL is built from :authority (HTTP/2) or Host (HTTP/1.1).
-    const principal = await authorize(auth, req.service.typeName, (name) => req.header.get(name), hostOf(req.url), req.signal);
+    const principal = await authorize(
+      auth,
+      req.service.typeName,
+      (name) => req.header.get(name),
+      hostOf(req.url),
+      req.signal,
+    );
     if (principal) req.contextValues.set(principalKey, principal);
     return next(req);
   };

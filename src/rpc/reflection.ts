@@ -3,7 +3,7 @@
  * grpcurl can call the service without the .proto files. Each answer carries the requested
  * file and its transitive imports.
  */
-import { type DescFile, createRegistry, toBinary } from '@bufbuild/protobuf';
+import { createRegistry, type DescFile, toBinary } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import type { ServiceImpl } from '@connectrpc/connect';
 import type {
@@ -28,7 +28,10 @@ function withImports(file: DescFile): Uint8Array[] {
 const NOT_FOUND = 5;
 const UNIMPLEMENTED = 12;
 
-export function reflectionService(files: readonly DescFile[], services: readonly string[]): ServiceImpl<typeof ServerReflection> {
+export function reflectionService(
+  files: readonly DescFile[],
+  services: readonly string[],
+): ServiceImpl<typeof ServerReflection> {
   const registry = createRegistry(...files);
   const byName = new Map<string, DescFile>();
   const collect = (f: DescFile) => {
@@ -53,11 +56,19 @@ export function reflectionService(files: readonly DescFile[], services: readonly
       case 'fileContainingSymbol': {
         // A method is named Service.Method; look its service up instead.
         const desc = registry.get(r.value) ?? registry.get(r.value.replace(/\.[^.]+$/, ''));
-        return fileAnswer(desc?.kind === 'service' || desc?.kind === 'message' || desc?.kind === 'enum' || desc?.kind === 'extension' ? desc.file : undefined, `symbol ${r.value}`);
+        return fileAnswer(
+          desc?.kind === 'service' || desc?.kind === 'message' || desc?.kind === 'enum' || desc?.kind === 'extension'
+            ? desc.file
+            : undefined,
+          `symbol ${r.value}`,
+        );
       }
       case 'fileContainingExtension':
       case 'allExtensionNumbersOfType':
-        return { case: 'errorResponse', value: { errorCode: UNIMPLEMENTED, errorMessage: 'extensions are not served' } as never };
+        return {
+          case: 'errorResponse',
+          value: { errorCode: UNIMPLEMENTED, errorMessage: 'extensions are not served' } as never,
+        };
       default:
         return { case: 'errorResponse', value: { errorCode: 3, errorMessage: 'empty request' } as never };
     }

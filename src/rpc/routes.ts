@@ -26,10 +26,16 @@ export type ServiceEntry = readonly [DescService, object];
  * Every served service with its implementation: the API, health and reflection (which
  * describes every file that declares one of them, so `buf curl` and grpcurl need no protos).
  */
-export function serviceEntries(services: Services, health: { probe: () => Promise<boolean>; stopping: () => boolean }): ServiceEntry[] {
+export function serviceEntries(
+  services: Services,
+  health: { probe: () => Promise<boolean>; stopping: () => boolean },
+): ServiceEntry[] {
   const served = [...API_SERVICES, Health, ServerReflection, ServerReflectionV1Alpha];
   const files = [...new Set<DescFile>(served.map((s) => s.file))];
-  const reflection = reflectionService(files, served.map((s) => s.typeName));
+  const reflection = reflectionService(
+    files,
+    served.map((s) => s.typeName),
+  );
   return [
     [TenantService, tenantHandlers(services.tenants)],
     [WorkerService, workerHandlers(services.workers)],

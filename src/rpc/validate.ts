@@ -7,7 +7,7 @@ import type { Timestamp } from '@bufbuild/protobuf/wkt';
 import { z } from 'zod';
 import type { JsonObject } from '../domain.js';
 import { AppError } from '../errors.js';
-import { LIMITS, describeLimit } from '../limits.js';
+import { describeLimit, LIMITS } from '../limits.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../services/page-token.js';
 import { dateOf } from './convert.js';
 
@@ -36,14 +36,24 @@ export const tags = z
     z
       .string()
       .refine(noNul, 'must not contain NUL characters')
-      .refine((s) => s.trim().length > 0 && chars(s) <= LIMITS.tagChars, `each ${describeLimit.chars(LIMITS.tagChars, 1)}`),
+      .refine(
+        (s) => s.trim().length > 0 && chars(s) <= LIMITS.tagChars,
+        `each ${describeLimit.chars(LIMITS.tagChars, 1)}`,
+      ),
   )
   .max(LIMITS.tags, describeLimit.items(LIMITS.tags, 'tags'))
   // A tag set: repeating a tag adds nothing.
   .transform((list) => [...new Set(list)]);
 
 export const capabilities = z
-  .array(z.string().refine((s) => noNul(s) && s.trim().length > 0 && chars(s) <= LIMITS.tagChars, `each ${describeLimit.chars(LIMITS.tagChars, 1)}`))
+  .array(
+    z
+      .string()
+      .refine(
+        (s) => noNul(s) && s.trim().length > 0 && chars(s) <= LIMITS.tagChars,
+        `each ${describeLimit.chars(LIMITS.tagChars, 1)}`,
+      ),
+  )
   .max(LIMITS.capabilities, describeLimit.items(LIMITS.capabilities, 'capabilities'))
   .transform((list) => [...new Set(list)]);
 
@@ -64,13 +74,23 @@ export const subdomain = z
   .string()
   // DNS names are case-insensitive: Acme and acme are one tenant.
   .transform((s) => s.trim().toLowerCase())
-  .pipe(z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label: lowercase letters, digits and inner hyphens, at most 63'));
+  .pipe(
+    z
+      .string()
+      .regex(
+        /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
+        'must be a DNS label: lowercase letters, digits and inner hyphens, at most 63',
+      ),
+  );
 
 export const metadata = z
   .custom<JsonObject>()
   .optional()
   .transform((v) => v ?? {})
-  .refine((v) => Buffer.byteLength(JSON.stringify(v)) <= LIMITS.metadataBytes, `${describeLimit.bytes(LIMITS.metadataBytes)} as JSON`)
+  .refine(
+    (v) => Buffer.byteLength(JSON.stringify(v)) <= LIMITS.metadataBytes,
+    `${describeLimit.bytes(LIMITS.metadataBytes)} as JSON`,
+  )
   // A NUL in any key or string value (JSON text would also flag a literal backslash-u0000).
   .refine((v) => !containsNul(v), 'must not contain NUL characters')
   // NaN and Infinity have no JSON form: they would be stored as null without a word.
@@ -86,7 +106,8 @@ function containsNonFinite(v: unknown): boolean {
 function containsNul(v: unknown): boolean {
   if (typeof v === 'string') return v.includes('\u0000');
   if (Array.isArray(v)) return v.some(containsNul);
-  if (v !== null && typeof v === 'object') return Object.entries(v).some(([k, x]) => k.includes('\u0000') || containsNul(x));
+  if (v !== null && typeof v === 'object')
+    return Object.entries(v).some(([k, x]) => k.includes('\u0000') || containsNul(x));
   return false;
 }
 
@@ -107,7 +128,9 @@ export const expectedVersion = optionalId;
 /** A lease token a caller presents: 0 (or absent) means none. */
 export const optionalLeaseToken = optionalId;
 /** A lease token that must be given. */
-export const leaseToken = z.bigint().refine((v) => v > 0n && v <= INT64_MAX, 'is required (the token ClaimTask returned)');
+export const leaseToken = z
+  .bigint()
+  .refine((v) => v > 0n && v <= INT64_MAX, 'is required (the token ClaimTask returned)');
 
 /** A whole number of seconds in [min, max]; 0 means `fallback` when one is given. */
 export const seconds = (range: { min?: number; max: number; default?: number }) =>
@@ -123,7 +146,11 @@ export const seconds = (range: { min?: number; max: number; default?: number }) 
 export const leaseSeconds = seconds(LIMITS.leaseSeconds);
 export const waitSeconds = seconds(LIMITS.waitSeconds);
 export const retryAfterSeconds = seconds(LIMITS.retryAfterSeconds);
-export const maxAttempts = z.number().int().min(0, describeLimit.range(0, LIMITS.maxAttempts)).max(LIMITS.maxAttempts, describeLimit.range(0, LIMITS.maxAttempts));
+export const maxAttempts = z
+  .number()
+  .int()
+  .min(0, describeLimit.range(0, LIMITS.maxAttempts))
+  .max(LIMITS.maxAttempts, describeLimit.range(0, LIMITS.maxAttempts));
 export const lastError = text(LIMITS.lastErrorBytes, 'bytes');
 
 export const pageSize = z
@@ -139,7 +166,8 @@ export const timestamp = z
   .custom<Timestamp>()
   .optional()
   .refine(
-    (t) => t === undefined || (t.seconds >= -62135596800n && t.seconds <= 253402300799n && t.nanos >= 0 && t.nanos < 1e9),
+    (t) =>
+      t === undefined || (t.seconds >= -62135596800n && t.seconds <= 253402300799n && t.nanos >= 0 && t.nanos < 1e9),
     'is out of range',
   )
   .transform((t) => (t === undefined ? null : dateOf(t)));
@@ -148,7 +176,10 @@ export const timestamp = z
  * An enum field: the zero value means `fallback` (null: no value), anything unknown is an error.
  */
 export function enumOf<D extends string>(toDomain: (v: number) => D | undefined, fallback: D): z.ZodType<D, number>;
-export function enumOf<D extends string>(toDomain: (v: number) => D | undefined, fallback: null): z.ZodType<D | null, number>;
+export function enumOf<D extends string>(
+  toDomain: (v: number) => D | undefined,
+  fallback: null,
+): z.ZodType<D | null, number>;
 export function enumOf<D extends string>(toDomain: (v: number) => D | undefined, fallback: D | null) {
   return z
     .number()

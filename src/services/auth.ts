@@ -87,7 +87,9 @@ export class AuthService {
     const apiKeyHash = hashSecret(secret);
     if (parsed.tenantId !== tenantId) {
       // Its tenant must exist: in schema mode a missing tenant has no tables to look in.
-      const key = (await this.tenantExists(parsed.tenantId)) ? await this.findKey(parsed.tenantId, apiKeyHash, signal) : undefined;
+      const key = (await this.tenantExists(parsed.tenantId))
+        ? await this.findKey(parsed.tenantId, apiKeyHash, signal)
+        : undefined;
       if (key === undefined) throw unauthenticated('invalid API key');
       if (key.revoked) throw unauthenticated('the API key was revoked');
       throw new AppError('permission_denied', 'the API key belongs to another tenant');
@@ -96,12 +98,18 @@ export class AuthService {
   }
 
   private async findKey(tenantId: bigint, apiKeyHash: Buffer, signal?: AbortSignal) {
-    return this.db.withTenantTransaction(tenantId, (tx) => findApiKeyByHash(tx, apiKeyHash), { readOnly: true, signal });
+    return this.db.withTenantTransaction(tenantId, (tx) => findApiKeyByHash(tx, apiKeyHash), {
+      readOnly: true,
+      signal,
+    });
   }
 
   /** @throws AppError not_found. */
   private tenantById(id: bigint): Promise<bigint> {
-    return this.cached(`id:${id}`, async () => (await this.db.withTransaction((tx) => findTenantById(tx, id), { readOnly: true }))?.id);
+    return this.cached(
+      `id:${id}`,
+      async () => (await this.db.withTransaction((tx) => findTenantById(tx, id), { readOnly: true }))?.id,
+    );
   }
 
   private async tenantExists(id: bigint): Promise<boolean> {
@@ -136,8 +144,9 @@ export class AuthService {
     if (subdomain === null) {
       throw unauthenticated('no tenant: send x-tenant-id, or call <tenant subdomain>.<host>');
     }
-    return this.cached(`sub:${subdomain}`, async () =>
-      (await this.db.withTransaction((tx) => findTenantBySubdomain(tx, subdomain), { readOnly: true }))?.id,
+    return this.cached(
+      `sub:${subdomain}`,
+      async () => (await this.db.withTransaction((tx) => findTenantBySubdomain(tx, subdomain), { readOnly: true }))?.id,
     );
   }
 }

@@ -8,7 +8,7 @@ import type { Database, TransactionOptions, Tx } from '../db/index.js';
 import { DbError } from '../db/index.js';
 import type { JsonValue } from '../domain.js';
 import { AppError, invalidArgument } from '../errors.js';
-import { LIMITS, describeLimit } from '../limits.js';
+import { describeLimit, LIMITS } from '../limits.js';
 import { apiKeyFromPrologue, apiKeyPrologue } from '../repositories/api-keys.js';
 import * as idempotency from '../repositories/idempotency.js';
 import { fromTaggedJson, toTaggedJson } from './tagged-json.js';
@@ -42,28 +42,64 @@ function txOptions(caller: Caller, extra: TransactionOptions = {}): TransactionO
  * next to the services because the constraint names are the migrations' and the fields the API's.
  */
 const CONSTRAINTS: Readonly<Record<string, { code: AppError['code']; field: string; message: string }>> = {
-  tenants_subdomain_key: { code: 'already_exists', field: 'subdomain', message: 'a tenant with this subdomain already exists' },
+  tenants_subdomain_key: {
+    code: 'already_exists',
+    field: 'subdomain',
+    message: 'a tenant with this subdomain already exists',
+  },
   workers_handle_key: { code: 'already_exists', field: 'handle', message: 'a worker with this handle already exists' },
   tasks_project_fkey: { code: 'failed_precondition', field: 'project_id', message: 'project not found' },
   tasks_assignee_fkey: { code: 'failed_precondition', field: 'assignee_id', message: 'worker not found' },
   tasks_created_by_fkey: { code: 'failed_precondition', field: 'created_by_id', message: 'worker not found' },
-  tasks_parent_fkey: { code: 'failed_precondition', field: 'parent_task_id', message: 'parent task not found in this project' },
-  tasks_not_own_parent: { code: 'failed_precondition', field: 'parent_task_id', message: 'a task cannot be its own parent' },
+  tasks_parent_fkey: {
+    code: 'failed_precondition',
+    field: 'parent_task_id',
+    message: 'parent task not found in this project',
+  },
+  tasks_not_own_parent: {
+    code: 'failed_precondition',
+    field: 'parent_task_id',
+    message: 'a task cannot be its own parent',
+  },
   api_keys_worker_fkey: { code: 'failed_precondition', field: 'worker_id', message: 'worker not found' },
   tasks_title_length: { code: 'invalid_argument', field: 'title', message: describeLimit.chars(LIMITS.titleChars, 1) },
-  tasks_description_size: { code: 'invalid_argument', field: 'description', message: describeLimit.bytes(LIMITS.textBytes) },
+  tasks_description_size: {
+    code: 'invalid_argument',
+    field: 'description',
+    message: describeLimit.bytes(LIMITS.textBytes),
+  },
   tasks_tags_count: { code: 'invalid_argument', field: 'tags', message: describeLimit.items(LIMITS.tags, 'tags') },
   tasks_required_capabilities_strings: {
     code: 'invalid_argument',
     field: 'required_capabilities',
     message: describeLimit.items(LIMITS.capabilities, 'capabilities'),
   },
-  tasks_max_attempts_range: { code: 'invalid_argument', field: 'max_attempts', message: describeLimit.range(0, LIMITS.maxAttempts) },
-  tasks_last_error_size: { code: 'invalid_argument', field: 'error', message: describeLimit.bytes(LIMITS.lastErrorBytes) },
+  tasks_max_attempts_range: {
+    code: 'invalid_argument',
+    field: 'max_attempts',
+    message: describeLimit.range(0, LIMITS.maxAttempts),
+  },
+  tasks_last_error_size: {
+    code: 'invalid_argument',
+    field: 'error',
+    message: describeLimit.bytes(LIMITS.lastErrorBytes),
+  },
   projects_name_length: { code: 'invalid_argument', field: 'name', message: describeLimit.chars(LIMITS.nameChars, 1) },
-  projects_description_size: { code: 'invalid_argument', field: 'description', message: describeLimit.bytes(LIMITS.textBytes) },
-  projects_metadata_object: { code: 'invalid_argument', field: 'metadata', message: describeLimit.bytes(LIMITS.metadataBytes) },
-  workers_capabilities_count: { code: 'invalid_argument', field: 'capabilities', message: describeLimit.items(LIMITS.capabilities, 'capabilities') },
+  projects_description_size: {
+    code: 'invalid_argument',
+    field: 'description',
+    message: describeLimit.bytes(LIMITS.textBytes),
+  },
+  projects_metadata_object: {
+    code: 'invalid_argument',
+    field: 'metadata',
+    message: describeLimit.bytes(LIMITS.metadataBytes),
+  },
+  workers_capabilities_count: {
+    code: 'invalid_argument',
+    field: 'capabilities',
+    message: describeLimit.items(LIMITS.capabilities, 'capabilities'),
+  },
   workers_handle_format: { code: 'invalid_argument', field: 'handle', message: 'must look like @name' },
   workers_email_format: { code: 'invalid_argument', field: 'email', message: 'is not an email address' },
   tenants_subdomain_format: { code: 'invalid_argument', field: 'subdomain', message: 'must be a DNS label' },
@@ -126,7 +162,8 @@ export async function idempotent<T>(
   run: () => Promise<T>,
 ): Promise<T> {
   if (requestId === '') return run();
-  if (requestId.length > LIMITS.requestIdChars) throw invalidArgument('request_id', describeLimit.chars(LIMITS.requestIdChars));
+  if (requestId.length > LIMITS.requestIdChars)
+    throw invalidArgument('request_id', describeLimit.chars(LIMITS.requestIdChars));
   const hash = requestHash(operation, request);
   if (await idempotency.claimRequestId(tx, requestId, hash)) {
     const result = await run();
@@ -134,16 +171,21 @@ export async function idempotent<T>(
     return result;
   }
   const record = await idempotency.findRecord(tx, requestId);
-  if (!record || !record.requestHash.equals(hash)) {
+  if (!record?.requestHash.equals(hash)) {
     throw invalidArgument('request_id', 'was already used for a different request');
   }
-  if (record.response === null) throw new AppError('aborted', 'the first request with this request_id is still running');
+  if (record.response === null)
+    throw new AppError('aborted', 'the first request with this request_id is still running');
   return fromTaggedJson<T>(record.response as JsonValue);
 }
 
 /** What identifies a request for idempotency: the operation and its (resolved) input. */
 export function requestHash(operation: string, request: unknown): Buffer {
-  return createHash('sha256').update(operation).update('\0').update(JSON.stringify(toTaggedJson(request))).digest();
+  return createHash('sha256')
+    .update(operation)
+    .update('\0')
+    .update(JSON.stringify(toTaggedJson(request)))
+    .digest();
 }
 
 /** The creator of a write: the key's worker, or the explicit id, which must then agree. */

@@ -93,7 +93,10 @@ export class ChangeFeed {
   subscribe(tenantId: bigint, options: { claimsOnly?: boolean } = {}): Subscription {
     const sub = new Subscription(tenantId, options.claimsOnly ?? false, this);
     let set = this.byTenant.get(tenantId);
-    if (!set) this.byTenant.set(tenantId, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.byTenant.set(tenantId, set);
+    }
     set.add(sub);
     return sub;
   }
@@ -111,7 +114,8 @@ export class ChangeFeed {
    * task became claimable.
    */
   notify(tenantId: bigint | null, claimable = true): void {
-    const sets = tenantId === null ? [...this.byTenant.values()] : [this.byTenant.get(tenantId) ?? new Set<Subscription>()];
+    const sets =
+      tenantId === null ? [...this.byTenant.values()] : [this.byTenant.get(tenantId) ?? new Set<Subscription>()];
     for (const set of sets) {
       for (const sub of [...set]) if (claimable || !sub.claimsOnly) sub.notify('changed');
     }

@@ -60,7 +60,12 @@ export class ClaimWaitService {
     return inTenant(
       this.db,
       caller,
-      (tx, actor) => msUntilClaimable(tx, { workerId: resolveActor(actor, input.workerId, 'worker_id'), projectId: input.projectId, tagsAll: input.tagsAll }),
+      (tx, actor) =>
+        msUntilClaimable(tx, {
+          workerId: resolveActor(actor, input.workerId, 'worker_id'),
+          projectId: input.projectId,
+          tagsAll: input.tagsAll,
+        }),
       { readOnly: true },
     );
   }

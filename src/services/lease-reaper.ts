@@ -82,7 +82,16 @@ export class LeaseReaper {
           running = false;
         });
     };
-    const timers = [setInterval(run(() => this.reapWatched()), intervalMs), setInterval(run(() => this.reapAll()), fullIntervalMs)];
+    const timers = [
+      setInterval(
+        run(() => this.reapWatched()),
+        intervalMs,
+      ),
+      setInterval(
+        run(() => this.reapAll()),
+        fullIntervalMs,
+      ),
+    ];
     for (const t of timers) t.unref();
     return () => {
       for (const t of timers) clearInterval(t);

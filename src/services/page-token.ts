@@ -51,7 +51,12 @@ export class PageTokens {
   }
 
   private sign(payload: string): Buffer {
-    return createHmac('sha256', this.key).update(DOMAIN).update('\0').update(payload).digest().subarray(0, SIGNATURE_BYTES);
+    return createHmac('sha256', this.key)
+      .update(DOMAIN)
+      .update('\0')
+      .update(payload)
+      .digest()
+      .subarray(0, SIGNATURE_BYTES);
   }
 
   /**
@@ -59,7 +64,11 @@ export class PageTokens {
    * valid only with the query it was made for. Keyed, so that it says nothing about the filters.
    */
   fingerprint(query: unknown): string {
-    return createHmac('sha256', this.key).update(`${DOMAIN}.query`).update(canonical(query)).digest('base64url').slice(0, 12);
+    return createHmac('sha256', this.key)
+      .update(`${DOMAIN}.query`)
+      .update(canonical(query))
+      .digest('base64url')
+      .slice(0, 12);
   }
 
   /** A token for the position; bigints travel as decimal strings (see `tokenId`). */

@@ -6,9 +6,9 @@ import * as projects from '../repositories/projects.js';
 import { completeProjectTasks, findProjectTaskRefs, insertTasksWithTitles } from '../repositories/tasks.js';
 import { findWorker } from '../repositories/workers.js';
 import { type Caller, idempotent, inTenant, resolveActor } from './caller.js';
-import { type Page, type PageTokens, idPosition } from './page-token.js';
-import { loadTaskViews } from './task-views.js';
+import { idPosition, type Page, type PageTokens } from './page-token.js';
 import { taskEvent, versionStep } from './task-events.js';
+import { loadTaskViews } from './task-views.js';
 import { checkVersion } from './versions.js';
 
 export interface CreateProjectInput {
@@ -56,7 +56,10 @@ export class ProjectService {
    * failure leaves nothing behind.
    * @throws AppError failed_precondition (created_by_id names no worker), invalid_argument.
    */
-  createWithTasks(caller: Caller, input: CreateProjectWithTasksInput): Promise<{ project: Project; tasks: TaskView[] }> {
+  createWithTasks(
+    caller: Caller,
+    input: CreateProjectWithTasksInput,
+  ): Promise<{ project: Project; tasks: TaskView[] }> {
     const { requestId, ...fields } = input;
     return inTenant(this.db, caller, (tx, actor) => {
       const createdById = resolveActor(actor, input.createdById);
@@ -66,7 +69,10 @@ export class ProjectService {
         const project = await projects.insertProject(tx, { ...fields, status: 'active' });
         const created = await insertTasksWithTitles(tx, project.id, input.taskTitles, createdById);
         await this.afterTasksInserted?.();
-        await appendTaskEvents(tx, created.map((t) => taskEvent.created(t, createdById)));
+        await appendTaskEvents(
+          tx,
+          created.map((t) => taskEvent.created(t, createdById)),
+        );
         return { project, tasks: await loadTaskViews(tx, created, 'basic') };
       });
     });
@@ -81,16 +87,28 @@ export class ProjectService {
 
   /** @throws AppError invalid_argument (page_token). */
   list(caller: Caller, input: ListProjectsInput): Promise<Page<Project>> {
-    const fingerprint = this.pageTokens.fingerprint({ tenant: caller.tenantId, list: 'projects', status: input.status });
+    const fingerprint = this.pageTokens.fingerprint({
+      tenant: caller.tenantId,
+      list: 'projects',
+      status: input.status,
+    });
     const after = this.pageTokens.decode(input.pageToken, fingerprint, idPosition) ?? 0n;
-    return inTenant(this.db, caller, async (tx) => {
-      const rows = await projects.listProjects(tx, { status: input.status }, after, input.pageSize + 1);
-      return this.pageTokens.page(rows, input.pageSize, fingerprint, (p) => p.id);
-    }, { readOnly: true });
+    return inTenant(
+      this.db,
+      caller,
+      async (tx) => {
+        const rows = await projects.listProjects(tx, { status: input.status }, after, input.pageSize + 1);
+        return this.pageTokens.page(rows, input.pageSize, fingerprint, (p) => p.id);
+      },
+      { readOnly: true },
+    );
   }
 
   /** @throws AppError not_found; aborted (version mismatch). */
-  update(caller: Caller, input: { id: bigint; changes: projects.ProjectChanges; expectedVersion: bigint | null }): Promise<Project> {
+  update(
+    caller: Caller,
+    input: { id: bigint; changes: projects.ProjectChanges; expectedVersion: bigint | null },
+  ): Promise<Project> {
     return inTenant(this.db, caller, async (tx) => {
       const current = await projects.findProject(tx, input.id, { forUpdate: true });
       if (!current) throw notFound('project');
@@ -113,7 +131,10 @@ export class ProjectService {
       // History outlives the tasks: each one deleted with the project gets its event.
       if (input.force) {
         const doomed = await findProjectTaskRefs(tx, input.id);
-        await appendTaskEvents(tx, doomed.map((t) => taskEvent.deleted(t, actor.workerId, { reason: 'project deleted' })));
+        await appendTaskEvents(
+          tx,
+          doomed.map((t) => taskEvent.deleted(t, actor.workerId, { reason: 'project deleted' })),
+        );
       }
       await projects.deleteProject(tx, input.id);
     });

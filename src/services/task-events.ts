@@ -80,4 +80,7 @@ export const taskEvent = {
 };
 
 /** The version step of a set-based write that bumped it by one. */
-export const versionStep = (ref: TaskRef) => ({ before: { version: ref.version - 1n }, after: { version: ref.version } });
+export const versionStep = (ref: TaskRef) => ({
+  before: { version: ref.version - 1n },
+  after: { version: ref.version },
+});

@@ -21,7 +21,9 @@ export function checkLease(now: Date, task: Task, token: bigint): void {
   const fail = (why: string) => failedPrecondition(why, 'lease_token');
   if (token <= 0n || token > task.leaseToken) throw fail(`is not a lease of this task`);
   if (token < task.leaseToken) {
-    throw fail(`this lease is no longer current: it expired or ended and the task was re-claimed (by lease ${task.leaseToken})`);
+    throw fail(
+      `this lease is no longer current: it expired or ended and the task was re-claimed (by lease ${task.leaseToken})`,
+    );
   }
   switch (task.leaseEnd) {
     case 'released':
@@ -44,7 +46,9 @@ export async function expireLeases(tx: Tx, limit = EXPIRE_BATCH): Promise<number
   const expired = await claims.expireLeases(tx, limit);
   await appendTaskEvents(
     tx,
-    expired.map(({ before, after }) => taskEvent.changed('lease_expired', after, before, after, null, { lease_token: after.leaseToken.toString() })),
+    expired.map(({ before, after }) =>
+      taskEvent.changed('lease_expired', after, before, after, null, { lease_token: after.leaseToken.toString() }),
+    ),
   );
   return expired.length;
 }
@@ -57,7 +61,9 @@ export async function claimOnce(tx: Tx, filter: claims.ClaimFilter, actorId: big
   const claimed = await claims.claimTask(tx, filter);
   if (!claimed) return undefined;
   const { before, after } = claimed;
-  await appendTaskEvents(tx, [taskEvent.changed('claimed', after, before, after, actorId, { lease_token: after.leaseToken.toString() })]);
+  await appendTaskEvents(tx, [
+    taskEvent.changed('claimed', after, before, after, actorId, { lease_token: after.leaseToken.toString() }),
+  ]);
   return after;
 }
 
@@ -73,10 +79,18 @@ async function lockLease(tx: Tx, id: bigint, token: bigint): Promise<Task> {
 }
 
 /** Extends the current lease. @throws as lockLease. */
-export async function heartbeat(tx: Tx, id: bigint, token: bigint, leaseSeconds: number, actorId: bigint | null): Promise<Task> {
+export async function heartbeat(
+  tx: Tx,
+  id: bigint,
+  token: bigint,
+  leaseSeconds: number,
+  actorId: bigint | null,
+): Promise<Task> {
   const before = await lockLease(tx, id, token);
   const after = await claims.extendLease(tx, id, leaseSeconds);
-  await appendTaskEvents(tx, [taskEvent.changed('heartbeat', after, before, after, actorId, { lease_token: token.toString() })]);
+  await appendTaskEvents(tx, [
+    taskEvent.changed('heartbeat', after, before, after, actorId, { lease_token: token.toString() }),
+  ]);
   return after;
 }
 
@@ -107,7 +121,10 @@ export async function release(tx: Tx, input: ReleaseInput, actorId: bigint | nul
     retryAfterSeconds: givesBack && !exhausted && input.retryAfterSeconds > 0 ? input.retryAfterSeconds : null,
   });
   await appendTaskEvents(tx, [
-    taskEvent.changed('released', after, before, after, actorId, { lease_token: input.leaseToken.toString(), requested_status: input.status }),
+    taskEvent.changed('released', after, before, after, actorId, {
+      lease_token: input.leaseToken.toString(),
+      requested_status: input.status,
+    }),
   ]);
   return after;
 }

@@ -10,13 +10,20 @@ import { findWorkersByIds } from '../repositories/workers.js';
 
 export async function loadTaskViews(tx: Tx, tasks: readonly Task[], view: TaskViewKind): Promise<TaskView[]> {
   if (tasks.length === 0) return [];
-  let related: { projects: Map<bigint, Project>; parents: Map<bigint, Task>; children: Map<bigint, Task[]> } | null = null;
+  let related: { projects: Map<bigint, Project>; parents: Map<bigint, Task>; children: Map<bigint, Task[]> } | null =
+    null;
   if (view === 'full') {
     const parentIds = tasks.flatMap((t) => (t.parentTaskId === null ? [] : [t.parentTaskId]));
     const [projects, parents, subtasks] = [
-      await findProjectsByIds(tx, tasks.map((t) => t.projectId)),
+      await findProjectsByIds(
+        tx,
+        tasks.map((t) => t.projectId),
+      ),
       await findTasksByIds(tx, parentIds),
-      await findSubtasks(tx, tasks.map((t) => t.id)),
+      await findSubtasks(
+        tx,
+        tasks.map((t) => t.id),
+      ),
     ];
     const children = new Map<bigint, Task[]>();
     for (const s of subtasks) {

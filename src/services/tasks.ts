@@ -10,16 +10,16 @@ import {
 } from '../domain.js';
 import { AppError, failedPrecondition, invalidArgument, notFound } from '../errors.js';
 import { lockTaskWithClock } from '../repositories/claims.js';
+import { appendTaskEvents, listTaskEvents, type TaskEvent, type TaskEventKind } from '../repositories/events.js';
 import * as idempotency from '../repositories/idempotency.js';
 import { findProject } from '../repositories/projects.js';
-import { findWorker } from '../repositories/workers.js';
-import { type TaskEvent, type TaskEventKind, appendTaskEvents, listTaskEvents } from '../repositories/events.js';
 import * as tasks from '../repositories/tasks.js';
+import { findWorker } from '../repositories/workers.js';
 import { type Actor, type Caller, idempotent, inTenant, requestHash, resolveActor } from './caller.js';
-import { type Page, type PageTokens, idPosition, tokenId } from './page-token.js';
+import { idPosition, type Page, type PageTokens, tokenId } from './page-token.js';
 import { taskEvent } from './task-events.js';
+import { checkLease, claimOnce, heartbeat, type ReleaseInput, release } from './task-leases.js';
 import { loadTaskViews } from './task-views.js';
-import { type ReleaseInput, checkLease, claimOnce, heartbeat, release } from './task-leases.js';
 import { checkVersion } from './versions.js';
 
 export interface CreateTaskInput extends Omit<tasks.NewTask, 'createdById'> {
@@ -74,7 +74,11 @@ const TASK_CURSOR: z.ZodType<tasks.TaskCursor, unknown> = z.discriminatedUnion('
     dueMs: z.number().int().min(-8.64e15).max(8.64e15).nullable(),
     id: tokenId,
   }),
-  z.strictObject({ order: z.literal('priority'), rank: z.number().int().min(1).max(TASK_PRIORITIES.length), id: tokenId }),
+  z.strictObject({
+    order: z.literal('priority'),
+    rank: z.number().int().min(1).max(TASK_PRIORITIES.length),
+    id: tokenId,
+  }),
 ]);
 
 export class TaskService {
@@ -108,44 +112,64 @@ export class TaskService {
 
   /** @throws AppError not_found. */
   get(caller: Caller, id: bigint, view: TaskViewKind): Promise<TaskView> {
-    return inTenant(this.db, caller, async (tx) => {
-      if (view === 'basic') {
-        // The task and its two workers in one statement.
-        const found = await tasks.findTaskWithPeople(tx, id);
-        if (!found) throw notFound('task');
-        return basicView(found);
-      }
-      const task = await tasks.findTask(tx, id);
-      if (!task) throw notFound('task');
-      const [loaded] = await loadTaskViews(tx, [task], view);
-      return loaded!;
-    }, { readOnly: true });
+    return inTenant(
+      this.db,
+      caller,
+      async (tx) => {
+        if (view === 'basic') {
+          // The task and its two workers in one statement.
+          const found = await tasks.findTaskWithPeople(tx, id);
+          if (!found) throw notFound('task');
+          return basicView(found);
+        }
+        const task = await tasks.findTask(tx, id);
+        if (!task) throw notFound('task');
+        const [loaded] = await loadTaskViews(tx, [task], view);
+        return loaded!;
+      },
+      { readOnly: true },
+    );
   }
 
   /** @throws AppError invalid_argument (page_token). */
   list(caller: Caller, input: ListTasksInput): Promise<Page<TaskView>> {
-    const fingerprint = this.pageTokens.fingerprint({ tenant: caller.tenantId, list: 'tasks', filter: input.filter, order: input.order });
+    const fingerprint = this.pageTokens.fingerprint({
+      tenant: caller.tenantId,
+      list: 'tasks',
+      filter: input.filter,
+      order: input.order,
+    });
     const position = this.pageTokens.decode(input.pageToken, fingerprint, TASK_CURSOR);
-    return inTenant(this.db, caller, async (tx) => {
-      const basic = input.view === 'basic';
-      // BASIC: the page and its workers in one statement; FULL: the relations in batch after it.
-      const rows: TaskView[] = basic
-        ? (await tasks.listTasksWithPeople(tx, input.filter, input.order, position, input.pageSize + 1)).map(basicView)
-        : await tasks.listTasks(tx, input.filter, input.order, position, input.pageSize + 1).then((found) =>
-            found.map((task) => ({ ...task, assignee: null, createdBy: null })),
-          );
-      const page = this.pageTokens.page(rows, input.pageSize, fingerprint, (last): tasks.TaskCursor => {
-        switch (input.order) {
-          case 'created':
-            return { order: 'created', id: last.id };
-          case 'due_date':
-            return { order: 'due_date', dueMs: last.dueDate?.getTime() ?? null, id: last.id };
-          case 'priority':
-            return { order: 'priority', rank: rankOf(last.priority), id: last.id };
-        }
-      });
-      return { items: basic ? page.items : await loadTaskViews(tx, page.items, input.view), nextPageToken: page.nextPageToken };
-    }, { readOnly: true });
+    return inTenant(
+      this.db,
+      caller,
+      async (tx) => {
+        const basic = input.view === 'basic';
+        // BASIC: the page and its workers in one statement; FULL: the relations in batch after it.
+        const rows: TaskView[] = basic
+          ? (await tasks.listTasksWithPeople(tx, input.filter, input.order, position, input.pageSize + 1)).map(
+              basicView,
+            )
+          : await tasks
+              .listTasks(tx, input.filter, input.order, position, input.pageSize + 1)
+              .then((found) => found.map((task) => ({ ...task, assignee: null, createdBy: null })));
+        const page = this.pageTokens.page(rows, input.pageSize, fingerprint, (last): tasks.TaskCursor => {
+          switch (input.order) {
+            case 'created':
+              return { order: 'created', id: last.id };
+            case 'due_date':
+              return { order: 'due_date', dueMs: last.dueDate?.getTime() ?? null, id: last.id };
+            case 'priority':
+              return { order: 'priority', rank: rankOf(last.priority), id: last.id };
+          }
+        });
+        return {
+          items: basic ? page.items : await loadTaskViews(tx, page.items, input.view),
+          nextPageToken: page.nextPageToken,
+        };
+      },
+      { readOnly: true },
+    );
   }
 
   /**
@@ -163,12 +187,19 @@ export class TaskService {
   ): Promise<TaskView> {
     // The request names the worker `worker_id`; the column (and the shared error) `assignee_id`.
     const renamed = (err: unknown) =>
-      err instanceof AppError && err.field === 'assignee_id' ? new AppError(err.code, err.message.replace('assignee_id', 'worker_id'), 'worker_id') : err;
+      err instanceof AppError && err.field === 'assignee_id'
+        ? new AppError(err.code, err.message.replace('assignee_id', 'worker_id'), 'worker_id')
+        : err;
     return inTenant(this.db, caller, (tx, actor) =>
       this.write(
         tx,
         actor,
-        { id: input.id, changes: { assigneeId: input.workerId }, expectedVersion: input.expectedVersion, leaseToken: input.leaseToken },
+        {
+          id: input.id,
+          changes: { assigneeId: input.workerId },
+          expectedVersion: input.expectedVersion,
+          leaseToken: input.leaseToken,
+        },
         input.workerId === null ? 'unassigned' : 'assigned',
       ),
     ).catch((err) => {
@@ -185,7 +216,9 @@ export class TaskService {
       const deleted = await tasks.deleteTask(tx, task.id);
       await appendTaskEvents(
         tx,
-        deleted.map((d) => taskEvent.deleted(d, actor.workerId, d.id === task.id ? {} : { cascade_from: task.id.toString() })),
+        deleted.map((d) =>
+          taskEvent.deleted(d, actor.workerId, d.id === task.id ? {} : { cascade_from: task.id.toString() }),
+        ),
       );
     });
   }
@@ -211,7 +244,13 @@ export class TaskService {
       if (input.projectId !== null && !(await findProject(tx, input.projectId))) {
         throw new AppError('not_found', 'project_id: project not found', 'project_id');
       }
-      const filter = { workerId, capabilities: worker.capabilities, projectId: input.projectId, tagsAll: input.tagsAll, leaseSeconds: input.leaseSeconds };
+      const filter = {
+        workerId,
+        capabilities: worker.capabilities,
+        projectId: input.projectId,
+        tagsAll: input.tagsAll,
+        leaseSeconds: input.leaseSeconds,
+      };
       const task = await claimOnce(tx, filter, actor.workerId ?? workerId);
       // Nothing claimed is not recorded: a retry with the same request_id tries again.
       if (!task) return NO_CLAIM;
@@ -221,7 +260,10 @@ export class TaskService {
         if (!(await idempotency.claimRequestId(tx, input.requestId, hash))) {
           throw new AppError('aborted', 'the first request with this request_id is still running');
         }
-        await idempotency.saveResponse(tx, input.requestId, { task_id: task.id.toString(), lease_token: task.leaseToken.toString() });
+        await idempotency.saveResponse(tx, input.requestId, {
+          task_id: task.id.toString(),
+          lease_token: task.leaseToken.toString(),
+        });
       }
       const [view] = await loadTaskViews(tx, [task], 'basic');
       return { task: view!, leaseToken: task.leaseToken, leaseExpiresAt: task.leaseExpiresAt };
@@ -231,9 +273,11 @@ export class TaskService {
   }
 
   private async replayClaim(tx: Tx, record: { requestHash: Buffer; response: unknown }, hash: Buffer): Promise<Claim> {
-    if (!record.requestHash.equals(hash)) throw invalidArgument('request_id', 'was already used for a different request');
+    if (!record.requestHash.equals(hash))
+      throw invalidArgument('request_id', 'was already used for a different request');
     const first = record.response as { task_id?: string; lease_token?: string } | null;
-    if (!first?.task_id || !first.lease_token) throw invalidArgument('request_id', 'was already used for a different request');
+    if (!first?.task_id || !first.lease_token)
+      throw invalidArgument('request_id', 'was already used for a different request');
     const locked = await lockTaskWithClock(tx, BigInt(first.task_id));
     if (!locked) throw notFound('task');
     try {
@@ -267,12 +311,21 @@ export class TaskService {
    * @throws AppError not_found.
    */
   tree(caller: Caller, id: bigint, maxDepth: number | null): Promise<{ task: TaskView; depth: number }[]> {
-    return inTenant(this.db, caller, async (tx) => {
-      const nodes = await tasks.findTaskTree(tx, id, maxDepth);
-      if (nodes.length === 0) throw notFound('task');
-      const views = await loadTaskViews(tx, nodes.map((n) => n.task), 'basic');
-      return nodes.map((n, i) => ({ task: views[i]!, depth: n.depth }));
-    }, { readOnly: true });
+    return inTenant(
+      this.db,
+      caller,
+      async (tx) => {
+        const nodes = await tasks.findTaskTree(tx, id, maxDepth);
+        if (nodes.length === 0) throw notFound('task');
+        const views = await loadTaskViews(
+          tx,
+          nodes.map((n) => n.task),
+          'basic',
+        );
+        return nodes.map((n, i) => ({ task: views[i]!, depth: n.depth }));
+      },
+      { readOnly: true },
+    );
   }
 
   /**
@@ -280,22 +333,39 @@ export class TaskService {
    * a deleted task's events are still listed.
    * @throws AppError not_found (no such task or project); invalid_argument (page_token).
    */
-  events(caller: Caller, input: { filter: { taskId: bigint } | { projectId: bigint }; pageSize: number; pageToken: string }): Promise<Page<TaskEvent>> {
-    const fingerprint = this.pageTokens.fingerprint({ tenant: caller.tenantId, list: 'task_events', filter: input.filter });
+  events(
+    caller: Caller,
+    input: { filter: { taskId: bigint } | { projectId: bigint }; pageSize: number; pageToken: string },
+  ): Promise<Page<TaskEvent>> {
+    const fingerprint = this.pageTokens.fingerprint({
+      tenant: caller.tenantId,
+      list: 'task_events',
+      filter: input.filter,
+    });
     const after = this.pageTokens.decode(input.pageToken, fingerprint, idPosition) ?? 0n;
-    return inTenant(this.db, caller, async (tx) => {
-      const rows = await listTaskEvents(tx, input.filter, after, input.pageSize + 1);
-      // Every task has its created event, so no event on the first page means no such task; a
-      // project may exist without any yet.
-      if (rows.length === 0 && after === 0n) {
-        if ('taskId' in input.filter) throw notFound('task');
-        if (!(await findProject(tx, input.filter.projectId))) throw notFound('project');
-      }
-      return this.pageTokens.page(rows, input.pageSize, fingerprint, (e) => e.id);
-    }, { readOnly: true });
+    return inTenant(
+      this.db,
+      caller,
+      async (tx) => {
+        const rows = await listTaskEvents(tx, input.filter, after, input.pageSize + 1);
+        // Every task has its created event, so no event on the first page means no such task; a
+        // project may exist without any yet.
+        if (rows.length === 0 && after === 0n) {
+          if ('taskId' in input.filter) throw notFound('task');
+          if (!(await findProject(tx, input.filter.projectId))) throw notFound('project');
+        }
+        return this.pageTokens.page(rows, input.pageSize, fingerprint, (e) => e.id);
+      },
+      { readOnly: true },
+    );
   }
 
-  private async lock(tx: Tx, id: bigint, expectedVersion: bigint | null, leaseToken: bigint | null = null): Promise<Task> {
+  private async lock(
+    tx: Tx,
+    id: bigint,
+    expectedVersion: bigint | null,
+    leaseToken: bigint | null = null,
+  ): Promise<Task> {
     let task: Task | undefined;
     if (leaseToken === null) {
       task = await tasks.findTask(tx, id, { forUpdate: true });
@@ -325,7 +395,9 @@ export class TaskService {
     // A write that takes the task away from its lease holder (another status, another or no
     // assignee) ends the lease: revoked when someone else writes, released when the holder
     // itself does (a fenced write).
-    const takesAway = (status !== undefined && status !== before.status) || (assigneeId !== undefined && assigneeId !== before.assigneeId);
+    const takesAway =
+      (status !== undefined && status !== before.status) ||
+      (assigneeId !== undefined && assigneeId !== before.assigneeId);
     const endLease = takesAway ? (input.leaseToken !== null ? 'released' : 'revoked') : null;
     const after = await tasks.updateTask(tx, before.id, input.changes, endLease);
     await appendTaskEvents(tx, [taskEvent.changed(kind, after, before, after, actor.workerId)]);

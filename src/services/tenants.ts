@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 import * as apiKeys from '../repositories/api-keys.js';
 import * as tenants from '../repositories/tenants.js';
 import { explainDbError, inTenant } from './caller.js';
-import { type Page, type PageTokens, idPosition } from './page-token.js';
+import { idPosition, type Page, type PageTokens } from './page-token.js';
 
 /** API key secrets: `tk_<tenant id>_<43 random characters>`. The tenant id lets a key of another tenant be told apart. */
 export function hashSecret(secret: string): Buffer {
@@ -58,7 +58,14 @@ export class TenantService {
   list(input: { pageSize: number; pageToken: string }): Promise<Page<Tenant>> {
     const fingerprint = this.pageTokens.fingerprint({ list: 'tenants' });
     const after = this.pageTokens.decode(input.pageToken, fingerprint, idPosition) ?? 0n;
-    return this.system(async (tx) => this.pageTokens.page(await tenants.listTenants(tx, after, input.pageSize + 1), input.pageSize, fingerprint, (t) => t.id));
+    return this.system(async (tx) =>
+      this.pageTokens.page(
+        await tenants.listTenants(tx, after, input.pageSize + 1),
+        input.pageSize,
+        fingerprint,
+        (t) => t.id,
+      ),
+    );
   }
 
   /**
@@ -66,7 +73,11 @@ export class TenantService {
    * here and never again; only its SHA-256 is stored.
    * @throws AppError not_found (tenant), failed_precondition (worker_id).
    */
-  async createApiKey(input: { tenantId: bigint; workerId: bigint | null; name: string }): Promise<{ id: bigint; secret: string }> {
+  async createApiKey(input: {
+    tenantId: bigint;
+    workerId: bigint | null;
+    name: string;
+  }): Promise<{ id: bigint; secret: string }> {
     await this.get(input.tenantId);
     const secret = `tk_${input.tenantId}_${randomBytes(32).toString('base64url')}`;
     const id = await inTenant(this.db, { tenantId: input.tenantId }, (tx) =>
@@ -78,7 +89,9 @@ export class TenantService {
   /** @throws AppError not_found (tenant or key). */
   async revokeApiKey(input: { tenantId: bigint; apiKeyId: bigint }): Promise<void> {
     await this.get(input.tenantId);
-    const found = await inTenant(this.db, { tenantId: input.tenantId }, (tx) => apiKeys.revokeApiKey(tx, input.apiKeyId));
+    const found = await inTenant(this.db, { tenantId: input.tenantId }, (tx) =>
+      apiKeys.revokeApiKey(tx, input.apiKeyId),
+    );
     if (!found) throw notFound('api key');
   }
 

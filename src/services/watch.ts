@@ -18,9 +18,9 @@ import type { Database, Tx } from '../db/index.js';
 import { TransactionCancelledError } from '../db/index.js';
 import { AppError } from '../errors.js';
 import {
+  currentPosition,
   type FeedEvent,
   type FeedPosition,
-  currentPosition,
   hasUnsettledEvents,
   positionOfEvent,
   readSettledEvents,
@@ -47,7 +47,11 @@ export interface WatchOptions {
 const FIRST_SETTLE_DELAY_MS = 10;
 
 /** The stream ended because the server is stopping; the client should reconnect elsewhere. */
-export const shuttingDown = () => new AppError('unavailable', 'the server is shutting down; reconnect with after_event_id set to the last event received');
+export const shuttingDown = () =>
+  new AppError(
+    'unavailable',
+    'the server is shutting down; reconnect with after_event_id set to the last event received',
+  );
 
 export class WatchService {
   constructor(
@@ -87,11 +91,15 @@ export class WatchService {
           position = event.position;
         }
         if (events.length === this.options.batchSize) continue;
-        const outcome = await sub.wait({ signal: caller.signal, until: unsettled ? Date.now() + settleDelay : undefined });
+        const outcome = await sub.wait({
+          signal: caller.signal,
+          until: unsettled ? Date.now() + settleDelay : undefined,
+        });
         if (outcome === 'closed') throw shuttingDown();
         if (outcome === 'aborted') throw new TransactionCancelledError(caller.signal?.reason);
         // Waiting on a running transaction: look again soon, then less and less often.
-        settleDelay = outcome === 'timeout' ? Math.min(settleDelay * 2, this.options.maxSettleDelayMs) : FIRST_SETTLE_DELAY_MS;
+        settleDelay =
+          outcome === 'timeout' ? Math.min(settleDelay * 2, this.options.maxSettleDelayMs) : FIRST_SETTLE_DELAY_MS;
       }
     } finally {
       sub.close();

@@ -5,7 +5,7 @@ import { appendTaskEvents } from '../repositories/events.js';
 import { unassignWorkerTasks } from '../repositories/tasks.js';
 import * as workers from '../repositories/workers.js';
 import { type Caller, idempotent, inTenant } from './caller.js';
-import { type Page, type PageTokens, idPosition } from './page-token.js';
+import { idPosition, type Page, type PageTokens } from './page-token.js';
 import { taskEvent, versionStep } from './task-events.js';
 
 export interface CreateWorkerInput {
@@ -49,10 +49,15 @@ export class WorkerService {
   list(caller: Caller, input: ListWorkersInput): Promise<Page<Worker>> {
     const fingerprint = this.pageTokens.fingerprint({ tenant: caller.tenantId, list: 'workers', type: input.type });
     const after = this.pageTokens.decode(input.pageToken, fingerprint, idPosition) ?? 0n;
-    return inTenant(this.db, caller, async (tx) => {
-      const rows = await workers.listWorkers(tx, { type: input.type }, after, input.pageSize + 1);
-      return this.pageTokens.page(rows, input.pageSize, fingerprint, (w) => w.id);
-    }, { readOnly: true });
+    return inTenant(
+      this.db,
+      caller,
+      async (tx) => {
+        const rows = await workers.listWorkers(tx, { type: input.type }, after, input.pageSize + 1);
+        return this.pageTokens.page(rows, input.pageSize, fingerprint, (w) => w.id);
+      },
+      { readOnly: true },
+    );
   }
 
   /**

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../helpers/legacy/clients.js';
 import { PostgresCluster } from './support/postgres-cluster.js';
 import { waitFor } from './support/processes.js';
-import { ServiceProcess, type ServiceTenant, codeOf } from './support/service.js';
+import { codeOf, ServiceProcess, type ServiceTenant } from './support/service.js';
 
 const DB = 'taskapi';
 const DEADLINE_MS = 1_000;
@@ -40,7 +40,10 @@ afterAll(async () => {
 
 async function timed(client: ApiClient, tenant: ServiceTenant, method: 'GetTask' | 'CreateTask', n: number) {
   const started = Date.now();
-  const request = method === 'GetTask' ? { id: '1' } : { projectId: tenant.projectId, title: `frozen ${n}`, createdById: tenant.workerId, requestId: `frozen-${n}` };
+  const request =
+    method === 'GetTask'
+      ? { id: '1' }
+      : { projectId: tenant.projectId, title: `frozen ${n}`, createdById: tenant.workerId, requestId: `frozen-${n}` };
   const outcome = await client
     // The abort only keeps a hung server from hanging the suite; it shows up as a non-RPC error.
     .call('TaskService', method, request, { timeoutMs: DEADLINE_MS, signal: AbortSignal.timeout(DEADLINE_MS + 5_000) })
@@ -58,14 +61,17 @@ describe('PostgreSQL frozen (SIGSTOP)', () => {
     const connect = service.client('connect', tenant.headers);
     // Warm pooled connections, so that some calls meet a frozen backend mid-statement and
     // others wait for the pool or a new connection.
-    await Promise.all([0, 1, 2, 3].map(() => connect.call('TaskService', 'ListTasks', { projectId: tenant.projectId })));
+    await Promise.all(
+      [0, 1, 2, 3].map(() => connect.call('TaskService', 'ListTasks', { projectId: tenant.projectId })),
+    );
 
     frozen = cluster.freeze();
     let results: { outcome: string; ms: number }[];
     let health: string;
     try {
       const calls = [];
-      for (let n = 0; n < 8; n++) calls.push(timed(n % 2 ? grpc : connect, tenant, n % 4 < 2 ? 'GetTask' : 'CreateTask', n));
+      for (let n = 0; n < 8; n++)
+        calls.push(timed(n % 2 ? grpc : connect, tenant, n % 4 < 2 ? 'GetTask' : 'CreateTask', n));
       const healthStarted = Date.now();
       health = await service.health(DEADLINE_MS);
       const healthMs = Date.now() - healthStarted;
@@ -86,7 +92,13 @@ describe('PostgreSQL frozen (SIGSTOP)', () => {
     const thawed = Date.now();
     await waitFor(
       'a write after SIGCONT',
-      () => connect.call('TaskService', 'CreateTask', { projectId: tenant.projectId, title: 'thawed', createdById: tenant.workerId }, { timeoutMs: 2_000 }),
+      () =>
+        connect.call(
+          'TaskService',
+          'CreateTask',
+          { projectId: tenant.projectId, title: 'thawed', createdById: tenant.workerId },
+          { timeoutMs: 2_000 },
+        ),
       15_000,
     );
     console.log(`frozen: first write ${Date.now() - thawed} ms after SIGCONT`);

@@ -4,10 +4,10 @@
  * is back the service recovers by itself, with every acknowledged write in place.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WriteLoad, acknowledgedMore, expectLoadIntact, underLoad } from './support/load.js';
+import { acknowledgedMore, expectLoadIntact, underLoad, WriteLoad } from './support/load.js';
 import { PostgresCluster } from './support/postgres-cluster.js';
 import { waitFor } from './support/processes.js';
-import { ServiceProcess, codeOf } from './support/service.js';
+import { codeOf, ServiceProcess } from './support/service.js';
 
 const DB = 'taskapi';
 /** Long enough for pooled connections to be found dead and for idle ones to time out. */
@@ -58,7 +58,9 @@ describe('PostgreSQL down for a while', () => {
       await waitFor('health SERVING', async () => (await service.health()) === 'SERVING', 10_000);
       await acknowledgedMore(load, 10);
       const recovered = load.firstAckAfter(up)!;
-      console.log(`outage: down ${up - down} ms; health SERVING and first acknowledged write ${recovered - up} ms after the server was back`);
+      console.log(
+        `outage: down ${up - down} ms; health SERVING and first acknowledged write ${recovered - up} ms after the server was back`,
+      );
       expect(recovered - up).toBeLessThan(5_000);
     });
     await expectLoadIntact(cluster, DB, tenant, report);

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WriteLoad, acknowledgedMore, expectLoadIntact, underLoad } from './support/load.js';
+import { acknowledgedMore, expectLoadIntact, underLoad, WriteLoad } from './support/load.js';
 import { PgBouncer } from './support/pgbouncer.js';
 import { PostgresCluster } from './support/postgres-cluster.js';
 import { ServiceProcess } from './support/service.js';
@@ -53,7 +53,9 @@ describe('behind PgBouncer (transaction mode)', () => {
       const up = Date.now();
       await acknowledgedMore(load, 40);
       const recovered = load.firstAckAfter(up)!;
-      console.log(`PgBouncer restart: down ${up - down} ms; first acknowledged write ${recovered - up} ms after it was back`);
+      console.log(
+        `PgBouncer restart: down ${up - down} ms; first acknowledged write ${recovered - up} ms after it was back`,
+      );
       expect(recovered - up).toBeLessThan(5_000);
     });
     await expectLoadIntact(cluster, DB, tenant, report);
@@ -71,7 +73,9 @@ describe('behind PgBouncer (transaction mode)', () => {
       const up = Date.now();
       await acknowledgedMore(load, 40);
       const recovered = load.firstAckAfter(up)!;
-      console.log(`PostgreSQL restart behind PgBouncer: down ${up - down} ms; first acknowledged write ${recovered - up} ms after it was back`);
+      console.log(
+        `PostgreSQL restart behind PgBouncer: down ${up - down} ms; first acknowledged write ${recovered - up} ms after it was back`,
+      );
       // server_login_retry = 1 s here; with the default 15 s this would take up to 15 s.
       expect(recovered - up).toBeLessThan(5_000);
     });

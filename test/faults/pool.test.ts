@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lockTask, waitForLockWaiters } from './support/locks.js';
 import { PostgresCluster } from './support/postgres-cluster.js';
-import { ServiceProcess, codeOf } from './support/service.js';
+import { codeOf, ServiceProcess } from './support/service.js';
 
 const DB = 'taskapi';
 const POOL = 2;
@@ -36,13 +36,22 @@ describe('pool exhausted', () => {
     const tenant = await service.tenant('pool');
     const grpc = service.client('grpc', tenant.headers);
     const connect = service.client('connect', tenant.headers);
-    const { task } = await connect.call('TaskService', 'CreateTask', { projectId: tenant.projectId, title: 'contended', createdById: tenant.workerId });
+    const { task } = await connect.call('TaskService', 'CreateTask', {
+      projectId: tenant.projectId,
+      title: 'contended',
+      createdById: tenant.workerId,
+    });
     const lock = await lockTask(cluster.url(DB), task.id);
     let holders: Promise<string>[] = [];
     try {
       holders = Array.from({ length: POOL }, (_, i) =>
         (i % 2 ? grpc : connect)
-          .call('TaskService', 'UpdateTask', { task: { id: task.id, title: `holder ${i}` }, updateMask: 'title' }, { timeoutMs: 30_000 })
+          .call(
+            'TaskService',
+            'UpdateTask',
+            { task: { id: task.id, title: `holder ${i}` }, updateMask: 'title' },
+            { timeoutMs: 30_000 },
+          )
           .then(
             () => 'succeeded',
             (err: unknown) => codeOf(err),
@@ -65,9 +74,13 @@ describe('pool exhausted', () => {
         ),
       );
       const withoutDeadline = await Promise.all(
-        [grpc, connect].map((c) => timed(() => c.call('TaskService', 'GetTask', { id: task.id }, { signal: safety() }))),
+        [grpc, connect].map((c) =>
+          timed(() => c.call('TaskService', 'GetTask', { id: task.id }, { signal: safety() })),
+        ),
       );
-      console.log(`pool exhausted: with a ${DEADLINE_MS} ms deadline ${JSON.stringify(withDeadline)}; without ${JSON.stringify(withoutDeadline)}`);
+      console.log(
+        `pool exhausted: with a ${DEADLINE_MS} ms deadline ${JSON.stringify(withDeadline)}; without ${JSON.stringify(withoutDeadline)}`,
+      );
       for (const r of withDeadline) {
         expect(r.outcome).toMatch(/^(DEADLINE_EXCEEDED|UNAVAILABLE)$/);
         // It waited for a connection (not refused at once), but no longer than its deadline.

@@ -4,7 +4,7 @@
  * exactly once with its history event, and the service serves again promptly.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WriteLoad, acknowledgedMore, expectLoadIntact, underLoad } from './support/load.js';
+import { acknowledgedMore, expectLoadIntact, underLoad, WriteLoad } from './support/load.js';
 import { PostgresCluster } from './support/postgres-cluster.js';
 import { ServiceProcess } from './support/service.js';
 

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lockTask, waitForLockWaiters } from './support/locks.js';
 import { PostgresCluster } from './support/postgres-cluster.js';
-import { ServiceProcess, codeOf } from './support/service.js';
+import { codeOf, ServiceProcess } from './support/service.js';
 
 const DB = 'taskapi';
 const GRACE_MS = 1_000;
@@ -30,7 +30,11 @@ describe('SIGTERM with calls blocked on a row lock', () => {
     const tenant = await service.tenant('shutdown');
     const grpc = service.client('grpc', tenant.headers);
     const connect = service.client('connect', tenant.headers);
-    const { task } = await connect.call('TaskService', 'CreateTask', { projectId: tenant.projectId, title: 'locked', createdById: tenant.workerId });
+    const { task } = await connect.call('TaskService', 'CreateTask', {
+      projectId: tenant.projectId,
+      title: 'locked',
+      createdById: tenant.workerId,
+    });
     const lock = await lockTask(cluster.url(DB), task.id);
     let outcomes: string[];
     let exit: { code: number | null; signal: NodeJS.Signals | null };
@@ -66,13 +70,20 @@ describe('SIGTERM with calls blocked on a row lock', () => {
         Promise.all(blocked),
         new Promise<string[]>((r) => setTimeout(() => r(Array(BLOCKED).fill('no answer')), 2_000)),
       ]);
-      console.log(`shutdown: exit ${JSON.stringify(exit)} after ${exitMs} ms; blocked calls: ${JSON.stringify(outcomes)}`);
+      console.log(
+        `shutdown: exit ${JSON.stringify(exit)} after ${exitMs} ms; blocked calls: ${JSON.stringify(outcomes)}`,
+      );
     } finally {
       await lock.release();
     }
     if (exit.code === null && exit.signal === null) {
-      const late = await Promise.race([service.exit, new Promise<undefined>((r) => setTimeout(() => r(undefined), 5_000))]);
-      console.log(`shutdown: after the lock was released: ${late ? `exit ${JSON.stringify(late)} ${Date.now() - sent} ms after SIGTERM` : 'still running'}`);
+      const late = await Promise.race([
+        service.exit,
+        new Promise<undefined>((r) => setTimeout(() => r(undefined), 5_000)),
+      ]);
+      console.log(
+        `shutdown: after the lock was released: ${late ? `exit ${JSON.stringify(late)} ${Date.now() - sent} ms after SIGTERM` : 'still running'}`,
+      );
     }
     expect.soft(outcomes.map((o) => o.replace(/ after \d+ ms$/, ''))).toEqual(Array(BLOCKED).fill('UNAVAILABLE'));
     expect.soft(exit).toEqual({ code: 0, signal: null });

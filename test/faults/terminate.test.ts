@@ -3,10 +3,10 @@
  * deterministically in the middle of a transaction that holds work not yet committed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WriteLoad, acknowledgedMore, expectLoadIntact, underLoad } from './support/load.js';
+import { acknowledgedMore, expectLoadIntact, underLoad, WriteLoad } from './support/load.js';
 import { lockTask, waitForLockWaiters } from './support/locks.js';
 import { PostgresCluster } from './support/postgres-cluster.js';
-import { ServiceProcess, codeOf } from './support/service.js';
+import { codeOf, ServiceProcess } from './support/service.js';
 
 const DB = 'taskapi';
 let cluster: PostgresCluster;
@@ -50,36 +50,51 @@ describe('backends terminated', () => {
     expect(service.crashes()).toEqual([]);
   });
 
-  it.each(['grpc', 'connect'] as const)('mid-transaction (%s): the call fails UNAVAILABLE and nothing of it is written', async (protocol) => {
-    const tenant = await service.tenant(`terminatemid${protocol}`);
-    const client = service.client(protocol, tenant.headers);
-    const { task } = await client.call('TaskService', 'CreateTask', { projectId: tenant.projectId, title: 'before', createdById: tenant.workerId });
-    const lock = await lockTask(cluster.url(DB), task.id);
-    try {
-      // The update has begun its transaction (tenant set, key checked) and waits on the row.
-      const update = client
-        .call('TaskService', 'UpdateTask', { task: { id: task.id, title: 'after' }, updateMask: 'title' }, { timeoutMs: 20_000 })
-        .then(
-          () => 'succeeded',
-          (err: unknown) => codeOf(err),
-        );
-      const [pid] = await waitForLockWaiters(cluster, DB, 1);
-      await cluster.query('select pg_terminate_backend($1)', [pid]);
-      expect(await update).toBe('UNAVAILABLE');
-    } finally {
-      await lock.release();
-    }
-    const after = await client.call('TaskService', 'GetTask', { id: task.id });
-    expect(after.task.title).toBe('before');
-    expect(after.task.version).toBe(task.version);
-    const events = await cluster.query<{ n: number }>(
-      'select count(*)::int as n from task_events where tenant_id = $1::bigint and task_id = $2::bigint',
-      [tenant.id, task.id],
-      DB,
-    );
-    expect(events[0]!.n).toBe(1);
-    // And the service goes on: the same update now goes through.
-    const updated = await client.call('TaskService', 'UpdateTask', { task: { id: task.id, title: 'after' }, updateMask: 'title' });
-    expect(updated.task.title).toBe('after');
-  });
+  it.each(['grpc', 'connect'] as const)(
+    'mid-transaction (%s): the call fails UNAVAILABLE and nothing of it is written',
+    async (protocol) => {
+      const tenant = await service.tenant(`terminatemid${protocol}`);
+      const client = service.client(protocol, tenant.headers);
+      const { task } = await client.call('TaskService', 'CreateTask', {
+        projectId: tenant.projectId,
+        title: 'before',
+        createdById: tenant.workerId,
+      });
+      const lock = await lockTask(cluster.url(DB), task.id);
+      try {
+        // The update has begun its transaction (tenant set, key checked) and waits on the row.
+        const update = client
+          .call(
+            'TaskService',
+            'UpdateTask',
+            { task: { id: task.id, title: 'after' }, updateMask: 'title' },
+            { timeoutMs: 20_000 },
+          )
+          .then(
+            () => 'succeeded',
+            (err: unknown) => codeOf(err),
+          );
+        const [pid] = await waitForLockWaiters(cluster, DB, 1);
+        await cluster.query('select pg_terminate_backend($1)', [pid]);
+        expect(await update).toBe('UNAVAILABLE');
+      } finally {
+        await lock.release();
+      }
+      const after = await client.call('TaskService', 'GetTask', { id: task.id });
+      expect(after.task.title).toBe('before');
+      expect(after.task.version).toBe(task.version);
+      const events = await cluster.query<{ n: number }>(
+        'select count(*)::int as n from task_events where tenant_id = $1::bigint and task_id = $2::bigint',
+        [tenant.id, task.id],
+        DB,
+      );
+      expect(events[0]!.n).toBe(1);
+      // And the service goes on: the same update now goes through.
+      const updated = await client.call('TaskService', 'UpdateTask', {
+        task: { id: task.id, title: 'after' },
+        updateMask: 'title',
+      });
+      expect(updated.task.title).toBe('after');
+    },
+  );
 });

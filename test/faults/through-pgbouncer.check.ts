@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type TestApp, startTestApp } from '../helpers/legacy/app.js';
+import { startTestApp, type TestApp } from '../helpers/legacy/app.js';
 
 let app: TestApp | undefined;
 afterAll(async () => {

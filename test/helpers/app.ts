@@ -1,10 +1,10 @@
 /** A running service on a test database, listening on a free port, with real clients. */
 import { type App, startApp } from '../../src/app.js';
+import { WorkerType } from '../../src/gen/taskapi/v1/resources_pb.js';
 import { silentLogger } from '../../src/logger.js';
 import { type ApiClient, connectClient, grpcClient } from './clients.js';
-import { type TestDatabase, createTestDatabase } from './database.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
 import { ADMIN_TOKEN } from './env.js';
-import { WorkerType } from '../../src/gen/taskapi/v1/resources_pb.js';
 
 export interface TestApp {
   readonly app: App;

@@ -10,24 +10,24 @@
  *   Its failures are turned into ConnectError with the same code, so assertions are shared.
  */
 import {
+  create,
   type DescMessage,
   type DescMethod,
   type DescMethodServerStreaming,
   type DescMethodUnary,
   type DescService,
+  fromBinary,
   type Message,
   type MessageInitShape,
   type MessageShape,
-  create,
-  fromBinary,
   toBinary,
 } from '@bufbuild/protobuf';
 import {
   type CallOptions,
   Code,
   ConnectError,
-  type Interceptor,
   createClient,
+  type Interceptor,
   makeAnyClient,
 } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';

@@ -8,7 +8,16 @@ import pg from 'pg';
 import { type Config, loadConfig } from '../../src/config/index.js';
 import { type OpenDatabase, openDatabase } from '../../src/db/index.js';
 import { silentLogger } from '../../src/logger.js';
-import { ADMIN_TOKEN, TEST_BACKEND, TEST_DATABASE_URL, TEST_PREPARED_STATEMENTS, TEST_TENANCY, databaseUrl, serviceDatabaseUrl, templateName } from './env.js';
+import {
+  ADMIN_TOKEN,
+  databaseUrl,
+  serviceDatabaseUrl,
+  TEST_BACKEND,
+  TEST_DATABASE_URL,
+  TEST_PREPARED_STATEMENTS,
+  TEST_TENANCY,
+  templateName,
+} from './env.js';
 
 export interface TestDatabase {
   /** Direct URL of this database (for the test's own connections: locks, checks). */
@@ -35,7 +44,9 @@ async function adminQuery(sql: string, values: unknown[] = []): Promise<void> {
 /**
  * @param options.migrated false: an empty database (PostgreSQL only clones the template when true).
  */
-export async function createTestDatabase(options: { migrated?: boolean; tenancy?: 'row' | 'schema' } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(
+  options: { migrated?: boolean; tenancy?: 'row' | 'schema' } = {},
+): Promise<TestDatabase> {
   const tenancy = options.tenancy ?? TEST_TENANCY;
   const migrated = options.migrated ?? true;
   const baseEnv = {
@@ -101,7 +112,9 @@ export async function openTenantDatabase(): Promise<TenantDatabase> {
     open,
     tenantId,
     countWorkers: () =>
-      open.db.withTenantTransaction(tenantId, async (tx) => Number((await tx.one<{ n: string }>('select count(*) as n from workers')).n)),
+      open.db.withTenantTransaction(tenantId, async (tx) =>
+        Number((await tx.one<{ n: string }>('select count(*) as n from workers')).n),
+      ),
     async close() {
       await open.close();
       await tdb.drop();

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { loadConfig } from '../../src/config/index.js';
 import { openDatabase } from '../../src/db/index.js';
 import { silentLogger } from '../../src/logger.js';
-import { TEST_DATABASE_URL, databaseUrl, templateName } from './env.js';
+import { databaseUrl, TEST_DATABASE_URL, templateName } from './env.js';
 
 const INVALID_CATALOG_NAME = '3D000';
 

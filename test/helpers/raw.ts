@@ -3,7 +3,7 @@
  * types, a Host header or :authority of the test's choosing, oversized headers.
  */
 import http from 'node:http';
-import { type DescMessage, type MessageInitShape, create, toBinary } from '@bufbuild/protobuf';
+import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { ConnectError } from '@connectrpc/connect';
 import { codeFromString } from '@connectrpc/connect/protocol-connect';
 import * as grpc from '@grpc/grpc-js';

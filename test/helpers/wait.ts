@@ -2,9 +2,10 @@
  * Waiting for conditions instead of fixed sleeps: a sleep long enough for a busy 2-core machine
  * makes every run slow, and one short enough for an idle machine flakes under load.
  */
-import pg from 'pg';
+
 import type { Timestamp } from '@bufbuild/protobuf/wkt';
 import { timestampMs } from '@bufbuild/protobuf/wkt';
+import pg from 'pg';
 
 /**
  * Resolves once `check` returns true; rejects naming `what` after `timeoutMs`. The bound is

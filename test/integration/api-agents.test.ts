@@ -5,7 +5,7 @@
  * conditions through the API, with a bound.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOLS, type TestApp, startTestApp } from '../helpers/legacy/app.js';
+import { PROTOCOLS, startTestApp, type TestApp } from '../helpers/legacy/app.js';
 import type { ApiClient, Json } from '../helpers/legacy/clients.js';
 import { eventually, expectRpcError, listAll } from '../helpers/legacy/expect-rpc.js';
 
@@ -33,9 +33,11 @@ for (const protocol of PROTOCOLS) {
     async function worker(type = 'WORKER_TYPE_AGENT', capabilities: string[] = []): Promise<Json> {
       return (await api.call('WorkerService', 'CreateWorker', { handle: `@w${++handles}`, type, capabilities })).worker;
     }
-    const project = async (): Promise<Json> => (await api.call('ProjectService', 'CreateProject', { name: `p${++handles}` })).project;
+    const project = async (): Promise<Json> =>
+      (await api.call('ProjectService', 'CreateProject', { name: `p${++handles}` })).project;
     const createTask = async (projectId: string, fields: Json = {}): Promise<Json> =>
-      (await api.call('TaskService', 'CreateTask', { projectId, title: 'work', createdById: human.id, ...fields })).task;
+      (await api.call('TaskService', 'CreateTask', { projectId, title: 'work', createdById: human.id, ...fields }))
+        .task;
     const claim = (workerId: string, projectId: string, fields: Json = {}): Promise<Json> =>
       api.call('TaskService', 'ClaimTask', { workerId, projectId, ...fields });
     const getTask = async (id: string): Promise<Json> => (await api.call('TaskService', 'GetTask', { id })).task;
@@ -43,7 +45,12 @@ for (const protocol of PROTOCOLS) {
       (await listAll(api, 'TaskService', 'ListTaskEvents', 'events', { taskId, pageSize: 500 })).items;
     /** Claims until the lease of `task` is taken over by `workerId` (after the old lease ran out). */
     const reclaim = (workerId: string, projectId: string, taskId: string, leaseSeconds = 300) =>
-      eventually(() => claim(workerId, projectId, { leaseSeconds }), (r) => r.task?.id === taskId, 15_000, 're-claim after expiry');
+      eventually(
+        () => claim(workerId, projectId, { leaseSeconds }),
+        (r) => r.task?.id === taskId,
+        15_000,
+        're-claim after expiry',
+      );
 
     describe('ClaimTask', () => {
       it('takes the most urgent task: priority, then due date (none last), then id; sets the lease', async () => {
@@ -112,7 +119,10 @@ for (const protocol of PROTOCOLS) {
         const later = await createTask(p, { notBefore: new Date(Date.now() + 3_600_000).toISOString() });
         await createTask(p, { assigneeId: b.id });
         expect(await claim(a.id, p)).toEqual({});
-        await api.call('TaskService', 'UpdateTask', { task: { id: later.id, notBefore: new Date(Date.now() - 1000).toISOString() }, updateMask: 'notBefore' });
+        await api.call('TaskService', 'UpdateTask', {
+          task: { id: later.id, notBefore: new Date(Date.now() - 1000).toISOString() },
+          updateMask: 'notBefore',
+        });
         expect((await claim(a.id, p)).task.id).toBe(later.id);
         // The task assigned to b is b's to claim.
         expect((await claim(b.id, p)).task.assigneeId).toBe(b.id);
@@ -140,18 +150,43 @@ for (const protocol of PROTOCOLS) {
         expect((await getTask(first.task.id)).attempts).toBe(1);
         await expectRpcError(claim(a.id, p, { requestId, leaseSeconds: 61 }), 'INVALID_ARGUMENT', 'request_id');
         // Once its lease is over, the replay says so instead of handing out a lease that ended.
-        await api.call('TaskService', 'ReleaseTask', { id: first.task.id, leaseToken: first.leaseToken, status: 'TASK_STATUS_COMPLETED' });
-        await expectRpcError(claim(a.id, p, { requestId, leaseSeconds: 60 }), 'FAILED_PRECONDITION', 'request_id', 'released');
+        await api.call('TaskService', 'ReleaseTask', {
+          id: first.task.id,
+          leaseToken: first.leaseToken,
+          status: 'TASK_STATUS_COMPLETED',
+        });
+        await expectRpcError(
+          claim(a.id, p, { requestId, leaseSeconds: 60 }),
+          'FAILED_PRECONDITION',
+          'request_id',
+          'released',
+        );
       });
 
       it('validates its input, naming the field', async () => {
         const a = await worker();
-        await expectRpcError(api.call('TaskService', 'ClaimTask', { workerId: a.id, leaseSeconds: 86_401 }), 'INVALID_ARGUMENT', 'lease_seconds');
-        await expectRpcError(api.call('TaskService', 'ClaimTask', { workerId: a.id, leaseSeconds: -1 }), 'INVALID_ARGUMENT', 'lease_seconds');
-        await expectRpcError(api.call('TaskService', 'ClaimTask', { workerId: a.id, waitSeconds: 61 }), 'INVALID_ARGUMENT', 'wait_seconds');
+        await expectRpcError(
+          api.call('TaskService', 'ClaimTask', { workerId: a.id, leaseSeconds: 86_401 }),
+          'INVALID_ARGUMENT',
+          'lease_seconds',
+        );
+        await expectRpcError(
+          api.call('TaskService', 'ClaimTask', { workerId: a.id, leaseSeconds: -1 }),
+          'INVALID_ARGUMENT',
+          'lease_seconds',
+        );
+        await expectRpcError(
+          api.call('TaskService', 'ClaimTask', { workerId: a.id, waitSeconds: 61 }),
+          'INVALID_ARGUMENT',
+          'wait_seconds',
+        );
         await expectRpcError(api.call('TaskService', 'ClaimTask', {}), 'INVALID_ARGUMENT', 'worker_id');
         await expectRpcError(api.call('TaskService', 'ClaimTask', { workerId: '999999999' }), 'NOT_FOUND', 'worker');
-        await expectRpcError(api.call('TaskService', 'ClaimTask', { workerId: a.id, projectId: '999999999' }), 'NOT_FOUND', 'project');
+        await expectRpcError(
+          api.call('TaskService', 'ClaimTask', { workerId: a.id, projectId: '999999999' }),
+          'NOT_FOUND',
+          'project',
+        );
       });
     });
 
@@ -161,10 +196,18 @@ for (const protocol of PROTOCOLS) {
         const a = await worker();
         await createTask(p);
         const r = await claim(a.id, p, { leaseSeconds: 30 });
-        const hb = await api.call('TaskService', 'HeartbeatTask', { id: r.task.id, leaseToken: r.leaseToken, leaseSeconds: 600 });
+        const hb = await api.call('TaskService', 'HeartbeatTask', {
+          id: r.task.id,
+          leaseToken: r.leaseToken,
+          leaseSeconds: 600,
+        });
         expect(Date.parse(hb.leaseExpiresAt)).toBeGreaterThan(Date.parse(r.leaseExpiresAt));
         expect((await getTask(r.task.id)).leaseExpiresAt).toBe(hb.leaseExpiresAt);
-        const { task } = await api.call('TaskService', 'ReleaseTask', { id: r.task.id, leaseToken: r.leaseToken, status: 'TASK_STATUS_COMPLETED' });
+        const { task } = await api.call('TaskService', 'ReleaseTask', {
+          id: r.task.id,
+          leaseToken: r.leaseToken,
+          status: 'TASK_STATUS_COMPLETED',
+        });
         expect(task).toMatchObject({ status: 'TASK_STATUS_COMPLETED', assigneeId: a.id });
         expect(task.leaseExpiresAt).toBeUndefined();
         await expectRpcError(
@@ -173,7 +216,11 @@ for (const protocol of PROTOCOLS) {
           'released',
         );
         await expectRpcError(
-          api.call('TaskService', 'ReleaseTask', { id: r.task.id, leaseToken: r.leaseToken, status: 'TASK_STATUS_REVIEW' }),
+          api.call('TaskService', 'ReleaseTask', {
+            id: r.task.id,
+            leaseToken: r.leaseToken,
+            status: 'TASK_STATUS_REVIEW',
+          }),
           'FAILED_PRECONDITION',
           'released',
         );
@@ -214,14 +261,30 @@ for (const protocol of PROTOCOLS) {
         expect(second.task).toMatchObject({ assigneeId: b.id, attempts: 2, status: 'TASK_STATUS_IN_PROGRESS' });
         expect(second.task.lastError).toContain('lease expired');
         const old = { id: first.task.id, leaseToken: first.leaseToken };
-        await expectRpcError(api.call('TaskService', 'HeartbeatTask', { ...old, leaseSeconds: 60 }), 'FAILED_PRECONDITION', 'lease_token', 're-claimed');
-        await expectRpcError(api.call('TaskService', 'ReleaseTask', { ...old, status: 'TASK_STATUS_COMPLETED' }), 'FAILED_PRECONDITION', 're-claimed');
         await expectRpcError(
-          api.call('TaskService', 'UpdateTask', { task: { id: old.id, title: 'stale write' }, updateMask: 'title', leaseToken: old.leaseToken }),
+          api.call('TaskService', 'HeartbeatTask', { ...old, leaseSeconds: 60 }),
+          'FAILED_PRECONDITION',
+          'lease_token',
+          're-claimed',
+        );
+        await expectRpcError(
+          api.call('TaskService', 'ReleaseTask', { ...old, status: 'TASK_STATUS_COMPLETED' }),
+          'FAILED_PRECONDITION',
+          're-claimed',
+        );
+        await expectRpcError(
+          api.call('TaskService', 'UpdateTask', {
+            task: { id: old.id, title: 'stale write' },
+            updateMask: 'title',
+            leaseToken: old.leaseToken,
+          }),
           'FAILED_PRECONDITION',
           'lease_token',
         );
-        await expectRpcError(api.call('TaskService', 'AssignTask', { id: old.id, workerId: a.id, leaseToken: old.leaseToken }), 'FAILED_PRECONDITION');
+        await expectRpcError(
+          api.call('TaskService', 'AssignTask', { id: old.id, workerId: a.id, leaseToken: old.leaseToken }),
+          'FAILED_PRECONDITION',
+        );
         const now = await getTask(old.id);
         expect(now).toMatchObject({ title: 'work', assigneeId: b.id, version: second.task.version });
         // The current holder's fenced write goes through.
@@ -240,7 +303,10 @@ for (const protocol of PROTOCOLS) {
         const a = await worker();
         await createTask(p);
         const r = await claim(a.id, p, { leaseSeconds: 600 });
-        await api.call('TaskService', 'UpdateTask', { task: { id: r.task.id, status: 'TASK_STATUS_BLOCKED' }, updateMask: 'status' });
+        await api.call('TaskService', 'UpdateTask', {
+          task: { id: r.task.id, status: 'TASK_STATUS_BLOCKED' },
+          updateMask: 'status',
+        });
         await expectRpcError(
           api.call('TaskService', 'HeartbeatTask', { id: r.task.id, leaseToken: r.leaseToken, leaseSeconds: 60 }),
           'FAILED_PRECONDITION',
@@ -259,12 +325,19 @@ for (const protocol of PROTOCOLS) {
         const r = await claim(a.id, p, { leaseSeconds: 600 });
         await api.call('TaskService', 'AssignTask', { id: r.task.id, workerId: b.id });
         await expectRpcError(
-          api.call('TaskService', 'ReleaseTask', { id: r.task.id, leaseToken: r.leaseToken, status: 'TASK_STATUS_COMPLETED' }),
+          api.call('TaskService', 'ReleaseTask', {
+            id: r.task.id,
+            leaseToken: r.leaseToken,
+            status: 'TASK_STATUS_COMPLETED',
+          }),
           'FAILED_PRECONDITION',
           'revoked',
         );
         await api.call('TaskService', 'DeleteTask', { id: r.task.id });
-        await expectRpcError(api.call('TaskService', 'HeartbeatTask', { id: r.task.id, leaseToken: r.leaseToken, leaseSeconds: 60 }), 'NOT_FOUND');
+        await expectRpcError(
+          api.call('TaskService', 'HeartbeatTask', { id: r.task.id, leaseToken: r.leaseToken, leaseSeconds: 60 }),
+          'NOT_FOUND',
+        );
       });
 
       it('after max_attempts expired leases the task is blocked with last_error; a human re-opens it', async () => {
@@ -290,7 +363,10 @@ for (const protocol of PROTOCOLS) {
         const expired = (await events(task.id)).filter((e) => e.kind === 'lease_expired');
         expect(expired).toHaveLength(2);
         expect(expired[1].data.changes.status).toEqual({ before: 'in_progress', after: 'blocked' });
-        await api.call('TaskService', 'UpdateTask', { task: { id: task.id, status: 'TASK_STATUS_PENDING', maxAttempts: 3 }, updateMask: 'status,maxAttempts' });
+        await api.call('TaskService', 'UpdateTask', {
+          task: { id: task.id, status: 'TASK_STATUS_PENDING', maxAttempts: 3 },
+          updateMask: 'status,maxAttempts',
+        });
         expect((await claim(a.id, p)).task).toMatchObject({ id: task.id, attempts: 3 });
       });
 
@@ -300,15 +376,32 @@ for (const protocol of PROTOCOLS) {
         await createTask(p);
         const r = await claim(a.id, p);
         const next = (BigInt(r.leaseToken) + 1n).toString();
-        await expectRpcError(api.call('TaskService', 'HeartbeatTask', { id: r.task.id, leaseToken: next }), 'FAILED_PRECONDITION', 'not a lease');
-        await expectRpcError(api.call('TaskService', 'HeartbeatTask', { id: r.task.id }), 'INVALID_ARGUMENT', 'lease_token');
         await expectRpcError(
-          api.call('TaskService', 'ReleaseTask', { id: r.task.id, leaseToken: r.leaseToken, status: 'TASK_STATUS_IN_PROGRESS' }),
+          api.call('TaskService', 'HeartbeatTask', { id: r.task.id, leaseToken: next }),
+          'FAILED_PRECONDITION',
+          'not a lease',
+        );
+        await expectRpcError(
+          api.call('TaskService', 'HeartbeatTask', { id: r.task.id }),
+          'INVALID_ARGUMENT',
+          'lease_token',
+        );
+        await expectRpcError(
+          api.call('TaskService', 'ReleaseTask', {
+            id: r.task.id,
+            leaseToken: r.leaseToken,
+            status: 'TASK_STATUS_IN_PROGRESS',
+          }),
           'INVALID_ARGUMENT',
           'status',
         );
         await expectRpcError(
-          api.call('TaskService', 'ReleaseTask', { id: r.task.id, leaseToken: r.leaseToken, status: 'TASK_STATUS_PENDING', retryAfterSeconds: -5 }),
+          api.call('TaskService', 'ReleaseTask', {
+            id: r.task.id,
+            leaseToken: r.leaseToken,
+            status: 'TASK_STATUS_PENDING',
+            retryAfterSeconds: -5,
+          }),
           'INVALID_ARGUMENT',
           'retry_after_seconds',
         );
@@ -338,12 +431,19 @@ for (const protocol of PROTOCOLS) {
         expect(sub.nodes.map((n: Json) => n.task.id)).toEqual([c1.id, g1.id, gg.id]);
         // Cycle prevention stays: a task cannot move under its own descendant.
         await expectRpcError(
-          api.call('TaskService', 'UpdateTask', { task: { id: root.id, parentTaskId: gg.id }, updateMask: 'parentTaskId' }),
+          api.call('TaskService', 'UpdateTask', {
+            task: { id: root.id, parentTaskId: gg.id },
+            updateMask: 'parentTaskId',
+          }),
           'FAILED_PRECONDITION',
           'parent_task_id',
         );
         await expectRpcError(api.call('TaskService', 'GetTaskTree', { id: '999999999' }), 'NOT_FOUND');
-        await expectRpcError(api.call('TaskService', 'GetTaskTree', { id: root.id, maxDepth: -1 }), 'INVALID_ARGUMENT', 'max_depth');
+        await expectRpcError(
+          api.call('TaskService', 'GetTaskTree', { id: root.id, maxDepth: -1 }),
+          'INVALID_ARGUMENT',
+          'max_depth',
+        );
       });
     });
 
@@ -355,10 +455,17 @@ for (const protocol of PROTOCOLS) {
         await api.call('TaskService', 'UpdateTask', { task: { id: task.id, title: 'renamed' }, updateMask: 'title' });
         const r = await claim(a.id, p);
         await api.call('TaskService', 'HeartbeatTask', { id: task.id, leaseToken: r.leaseToken, leaseSeconds: 60 });
-        await api.call('TaskService', 'ReleaseTask', { id: task.id, leaseToken: r.leaseToken, status: 'TASK_STATUS_REVIEW' });
+        await api.call('TaskService', 'ReleaseTask', {
+          id: task.id,
+          leaseToken: r.leaseToken,
+          status: 'TASK_STATUS_REVIEW',
+        });
         await api.call('TaskService', 'DeleteTask', { id: task.id });
 
-        const { items, pages } = await listAll(api, 'TaskService', 'ListTaskEvents', 'events', { taskId: task.id, pageSize: 2 });
+        const { items, pages } = await listAll(api, 'TaskService', 'ListTaskEvents', 'events', {
+          taskId: task.id,
+          pageSize: 2,
+        });
         expect(pages).toBe(3);
         expect(items.map((e) => e.kind)).toEqual(['created', 'updated', 'claimed', 'heartbeat', 'released', 'deleted']);
         const ids = items.map((e) => BigInt(e.id));
@@ -377,7 +484,11 @@ for (const protocol of PROTOCOLS) {
 
       it('needs exactly one of task_id and project_id; unknown ones are NOT_FOUND, a project without events is empty', async () => {
         await expectRpcError(api.call('TaskService', 'ListTaskEvents', {}), 'INVALID_ARGUMENT', 'task_id');
-        await expectRpcError(api.call('TaskService', 'ListTaskEvents', { taskId: '1', projectId: '1' }), 'INVALID_ARGUMENT', 'task_id');
+        await expectRpcError(
+          api.call('TaskService', 'ListTaskEvents', { taskId: '1', projectId: '1' }),
+          'INVALID_ARGUMENT',
+          'task_id',
+        );
         await expectRpcError(api.call('TaskService', 'ListTaskEvents', { taskId: '999999999' }), 'NOT_FOUND');
         await expectRpcError(api.call('TaskService', 'ListTaskEvents', { projectId: '999999999' }), 'NOT_FOUND');
         const p = await project();

@@ -5,7 +5,7 @@
  * shutdown. The server's subscriptions (services.feed.size) tell when a claim is waiting.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOLS, type TestApp, type TestTenant, startTestApp } from '../helpers/legacy/app.js';
+import { PROTOCOLS, startTestApp, type TestApp, type TestTenant } from '../helpers/legacy/app.js';
 import { type ApiClient, RpcError } from '../helpers/legacy/clients.js';
 
 let t: TestApp;
@@ -50,7 +50,9 @@ describe.each(PROTOCOLS)('ClaimTask with wait_seconds over %s', (protocol) => {
   it('answers empty once the wait is over', async () => {
     const project = await newProject(`empty ${protocol}`);
     const started = Date.now();
-    const res = await t.client(protocol, tenant.headers).call('TaskService', 'ClaimTask', { projectId: project.id, waitSeconds: 1 });
+    const res = await t
+      .client(protocol, tenant.headers)
+      .call('TaskService', 'ClaimTask', { projectId: project.id, waitSeconds: 1 });
     const elapsed = Date.now() - started;
     expect(res.task).toBeUndefined();
     expect(elapsed).toBeGreaterThanOrEqual(950);
@@ -86,7 +88,9 @@ describe('ClaimTask with wait_seconds', () => {
   it('answers empty before the call’s deadline rather than waiting past it', async () => {
     const project = await newProject('deadline');
     const started = Date.now();
-    const res = await t.client('grpc', tenant.headers).call('TaskService', 'ClaimTask', { projectId: project.id, waitSeconds: 30 }, { timeoutMs: 1_500 });
+    const res = await t
+      .client('grpc', tenant.headers)
+      .call('TaskService', 'ClaimTask', { projectId: project.id, waitSeconds: 30 }, { timeoutMs: 1_500 });
     // An OK answer at all means it came before the deadline (grpc-js enforces it).
     expect(res.task).toBeUndefined();
     expect(Date.now() - started).toBeGreaterThan(800);
@@ -95,7 +99,9 @@ describe('ClaimTask with wait_seconds', () => {
   it.each(PROTOCOLS)('stops waiting at once when the %s client cancels', async (protocol) => {
     const project = await newProject(`cancel ${protocol}`);
     const abort = new AbortController();
-    const claim = t.client(protocol, tenant.headers).call('TaskService', 'ClaimTask', { projectId: project.id, waitSeconds: 30 }, { signal: abort.signal });
+    const claim = t
+      .client(protocol, tenant.headers)
+      .call('TaskService', 'ClaimTask', { projectId: project.id, waitSeconds: 30 }, { signal: abort.signal });
     await untilWaiting(t);
     abort.abort();
     await expect(claim).rejects.toBeInstanceOf(Error);
@@ -115,7 +121,9 @@ describe('ClaimTask with wait_seconds', () => {
       const owner = await app.tenant({ withWorker: true });
       const client = app.client('grpc', owner.headers);
       const { project } = await client.call('ProjectService', 'CreateProject', { name: 'stopping' });
-      const claim = client.call('TaskService', 'ClaimTask', { projectId: project.id, waitSeconds: 60 }).catch((err: RpcError) => err);
+      const claim = client
+        .call('TaskService', 'ClaimTask', { projectId: project.id, waitSeconds: 60 })
+        .catch((err: RpcError) => err);
       await untilWaiting(app);
       const started = Date.now();
       await app.app.stop();

@@ -3,7 +3,7 @@
  * write wins exactly once, and a unique handle is taken exactly once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestApp, type TestTenant, startTestApp } from '../helpers/app.js';
+import { startTestApp, type TestApp, type TestTenant } from '../helpers/app.js';
 import { type ApiClient, TaskPriority, TaskStatus } from '../helpers/clients.js';
 import { Code, expectRpcError, mask } from '../helpers/expect-rpc.js';
 
@@ -54,7 +54,10 @@ describe('concurrent writes', () => {
     const tags = Array.from({ length: 10 }, (_, i) => `t${i}`);
     await Promise.all(
       tags.map((tag, i) =>
-        (i % 2 ? grpc : connect).TaskService.updateTask({ task: { id: task.id, tags: [tag] }, updateMask: mask('tags') }),
+        (i % 2 ? grpc : connect).TaskService.updateTask({
+          task: { id: task.id, tags: [tag] },
+          updateMask: mask('tags'),
+        }),
       ),
     );
     const { task: after } = await connect.TaskService.getTask({ id: task.id });
@@ -70,10 +73,13 @@ describe('concurrent writes', () => {
 
   it('the same handle created ten times at once exists once; the others are ALREADY_EXISTS', async () => {
     const results = await Promise.allSettled(
-      Array.from({ length: 10 }, (_, i) => (i % 2 ? grpc : connect).WorkerService.createWorker({ handle: i % 3 ? '@same' : '@SAME' })),
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 ? grpc : connect).WorkerService.createWorker({ handle: i % 3 ? '@same' : '@SAME' }),
+      ),
     );
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-    for (const r of results) if (r.status === 'rejected') await expectRpcError(Promise.reject(r.reason), Code.AlreadyExists);
+    for (const r of results)
+      if (r.status === 'rejected') await expectRpcError(Promise.reject(r.reason), Code.AlreadyExists);
   });
 
   it('CompleteProjectTasks racing task updates: every task ends completed or with a valid later state, counts add up', async () => {
@@ -85,7 +91,10 @@ describe('concurrent writes', () => {
     const [complete] = await Promise.all([
       connect.ProjectService.completeProjectTasks({ projectId: project.id }),
       ...tasks.slice(0, 10).map((x) =>
-        grpc.TaskService.updateTask({ task: { id: x.id, priority: TaskPriority.HIGH }, updateMask: mask('priority') }),
+        grpc.TaskService.updateTask({
+          task: { id: x.id, priority: TaskPriority.HIGH },
+          updateMask: mask('priority'),
+        }),
       ),
     ]);
     expect(complete.completedCount).toBe(30n);

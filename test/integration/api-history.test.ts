@@ -2,10 +2,11 @@
  * Every task write appends its task_events row in the same transaction (the outbox of SPEC §6),
  * and history outlives the task. Read back with the service's own Database, as the tenant.
  */
-import { TaskStatus } from '../helpers/clients.js';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestApp, type TestTenant, startTestApp } from '../helpers/app.js';
+import { startTestApp, type TestApp, type TestTenant } from '../helpers/app.js';
 import type { ApiClient } from '../helpers/clients.js';
+import { TaskStatus } from '../helpers/clients.js';
 import { mask } from '../helpers/expect-rpc.js';
 
 let t: TestApp;
@@ -46,7 +47,10 @@ describe('task history', () => {
   it('records create, update (before/after), assign, unassign and delete, and keeps it after the delete', async () => {
     const { project } = await c.ProjectService.createProject({ name: 'history' });
     const { task } = await c.TaskService.createTask({ projectId: project.id, title: 'first', createdById: workerId });
-    await c.TaskService.updateTask({ task: { id: task.id, title: 'second', status: TaskStatus.IN_PROGRESS }, updateMask: mask('title,status') });
+    await c.TaskService.updateTask({
+      task: { id: task.id, title: 'second', status: TaskStatus.IN_PROGRESS },
+      updateMask: mask('title,status'),
+    });
     await c.TaskService.assignTask({ id: task.id, workerId });
     await c.TaskService.assignTask({ id: task.id });
     await c.TaskService.deleteTask({ id: task.id });
@@ -65,16 +69,33 @@ describe('task history', () => {
 
   it('records a deleted event for each subtask deleted with its parent', async () => {
     const { project } = await c.ProjectService.createProject({ name: 'tree' });
-    const parent = (await c.TaskService.createTask({ projectId: project.id, title: 'parent', createdById: workerId })).task;
-    const child = (await c.TaskService.createTask({ projectId: project.id, title: 'child', parentTaskId: parent.id, createdById: workerId })).task;
+    const parent = (await c.TaskService.createTask({ projectId: project.id, title: 'parent', createdById: workerId }))
+      .task;
+    const child = (
+      await c.TaskService.createTask({
+        projectId: project.id,
+        title: 'child',
+        parentTaskId: parent.id,
+        createdById: workerId,
+      })
+    ).task;
     await c.TaskService.deleteTask({ id: parent.id });
     const rows = await events([parent.id, child.id]);
-    expect(sorted(rows.filter((r) => r.kind === 'deleted').map((r) => r.task_id))).toEqual(sorted([parent.id, child.id]));
+    expect(sorted(rows.filter((r) => r.kind === 'deleted').map((r) => r.task_id))).toEqual(
+      sorted([parent.id, child.id]),
+    );
   });
 
   it('CompleteProjectTasks writes one completed event per task it changed', async () => {
-    const { project, tasks } = await c.ProjectService.createProjectWithTasks({ name: 'bulk', taskTitles: ['a', 'b', 'c'], createdById: workerId });
-    await c.TaskService.updateTask({ task: { id: tasks[0]!.id, status: TaskStatus.COMPLETED }, updateMask: mask('status') });
+    const { project, tasks } = await c.ProjectService.createProjectWithTasks({
+      name: 'bulk',
+      taskTitles: ['a', 'b', 'c'],
+      createdById: workerId,
+    });
+    await c.TaskService.updateTask({
+      task: { id: tasks[0]!.id, status: TaskStatus.COMPLETED },
+      updateMask: mask('status'),
+    });
     const { completedCount } = await c.ProjectService.completeProjectTasks({ projectId: project.id });
     expect(completedCount).toBe(2n);
     const completed = (await events(tasks.map((x) => x.id))).filter((r) => r.kind === 'completed');
@@ -84,7 +105,11 @@ describe('task history', () => {
 
   it('deleting a worker records the unassignment of its tasks; a forced project delete records each task', async () => {
     const helper = (await c.WorkerService.createWorker({ handle: '@leaving' })).worker.id;
-    const { project, tasks } = await c.ProjectService.createProjectWithTasks({ name: 'gone', taskTitles: ['x', 'y'], createdById: workerId });
+    const { project, tasks } = await c.ProjectService.createProjectWithTasks({
+      name: 'gone',
+      taskTitles: ['x', 'y'],
+      createdById: workerId,
+    });
     await c.TaskService.assignTask({ id: tasks[0]!.id, workerId: helper });
     await c.WorkerService.deleteWorker({ id: helper });
     const ids = tasks.map((x) => x.id);

@@ -6,7 +6,7 @@
  * one entry to CREATES.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOLS, type TestApp, startTestApp } from '../helpers/app.js';
+import { PROTOCOLS, startTestApp, type TestApp } from '../helpers/app.js';
 import { type ApiClient, WorkerType } from '../helpers/clients.js';
 import { Code, expectRpcError, listAll, ts } from '../helpers/expect-rpc.js';
 import { clockPast } from '../helpers/wait.js';
@@ -36,8 +36,12 @@ interface CreateCase {
 }
 
 const countProjects = async (f: Fixture) =>
-  (await listAll((pageToken) => f.api.ProjectService.listProjects({ pageSize: 500, pageToken }), (r) => r.projects))
-    .items.length;
+  (
+    await listAll(
+      (pageToken) => f.api.ProjectService.listProjects({ pageSize: 500, pageToken }),
+      (r) => r.projects,
+    )
+  ).items.length;
 
 const MISSING = 987654321n;
 
@@ -53,7 +57,13 @@ const CREATES: Record<string, CreateCase> = {
         requestId,
       }),
     refused: (f, requestId) =>
-      f.api.TaskService.createTask({ projectId: f.projectId, createdById: f.workerId, title: 'x', assigneeId: MISSING, requestId }),
+      f.api.TaskService.createTask({
+        projectId: f.projectId,
+        createdById: f.workerId,
+        title: 'x',
+        assigneeId: MISSING,
+        requestId,
+      }),
     count: async (f) =>
       (
         await listAll(
@@ -91,8 +101,12 @@ const CREATES: Record<string, CreateCase> = {
     // The fixture's worker already has this handle.
     refused: (f, requestId) => f.api.WorkerService.createWorker({ handle: '@creator', requestId }),
     count: async (f) =>
-      (await listAll((pageToken) => f.api.WorkerService.listWorkers({ pageSize: 500, pageToken }), (r) => r.workers))
-        .items.length,
+      (
+        await listAll(
+          (pageToken) => f.api.WorkerService.listWorkers({ pageSize: 500, pageToken }),
+          (r) => r.workers,
+        )
+      ).items.length,
   },
 };
 
@@ -164,7 +178,11 @@ for (const protocol of PROTOCOLS) {
     it('the same request_id for another create RPC is a different request', async () => {
       await CREATES.CreateProject!.create(f, 'shared-between-rpcs');
       const count = await countProjects(f);
-      await expectRpcError(CREATES.CreateProjectWithTasks!.create(f, 'shared-between-rpcs'), Code.InvalidArgument, 'request_id');
+      await expectRpcError(
+        CREATES.CreateProjectWithTasks!.create(f, 'shared-between-rpcs'),
+        Code.InvalidArgument,
+        'request_id',
+      );
       expect(await countProjects(f)).toBe(count);
     });
 
@@ -175,7 +193,12 @@ for (const protocol of PROTOCOLS) {
       };
       try {
         await expectRpcError(
-          f.api.ProjectService.createProjectWithTasks({ name: 'Retry me', taskTitles: ['a'], createdById: f.workerId, requestId }),
+          f.api.ProjectService.createProjectWithTasks({
+            name: 'Retry me',
+            taskTitles: ['a'],
+            createdById: f.workerId,
+            requestId,
+          }),
           Code.Internal,
         );
       } finally {

@@ -5,7 +5,7 @@
  * adding one entry to LISTS. (What each list returns and in which order: its own API suite.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOLS, type TestApp, startTestApp } from '../helpers/app.js';
+import { PROTOCOLS, startTestApp, type TestApp } from '../helpers/app.js';
 import { type ApiClient, ProjectStatus, TaskOrderBy, TaskStatus, WorkerType } from '../helpers/clients.js';
 import { Code, expectRpcError } from '../helpers/expect-rpc.js';
 
@@ -90,7 +90,11 @@ for (const protocol of PROTOCOLS) {
       for (const handle of ['@p1', '@p2', '@p3']) workers.push((await c.WorkerService.createWorker({ handle })).worker);
       await c.ProjectService.createProject({ name: 'one' });
       await c.ProjectService.createProject({ name: 'two' });
-      await c.ProjectService.createProjectWithTasks({ name: 'three', taskTitles: ['a', 'b', 'c'], createdById: workers[0]!.id });
+      await c.ProjectService.createProjectWithTasks({
+        name: 'three',
+        taskTitles: ['a', 'b', 'c'],
+        createdById: workers[0]!.id,
+      });
       return c;
     };
 

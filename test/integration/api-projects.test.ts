@@ -8,7 +8,7 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CreateProjectRequestSchema } from '../../src/gen/taskapi/v1/project_pb.js';
-import { PROTOCOLS, type TestApp, type TestTenant, startTestApp } from '../helpers/app.js';
+import { PROTOCOLS, startTestApp, type TestApp, type TestTenant } from '../helpers/app.js';
 import { type ApiClient, ProjectStatus, TaskPriority, TaskStatus } from '../helpers/clients.js';
 import { Code, expectRpcError, foreignWorkerId, iso, listAll, mask, ms } from '../helpers/expect-rpc.js';
 import { clockPast } from '../helpers/wait.js';
@@ -22,7 +22,15 @@ afterAll(async () => {
   await t?.stop();
 });
 
-const METADATA = { team: 'core', budget: 1250.5, count: 3, open: true, nothing: null, tags: ['a', 'b', 7], nested: { deep: { x: 'y' }, list: [] } };
+const METADATA = {
+  team: 'core',
+  budget: 1250.5,
+  count: 3,
+  open: true,
+  nothing: null,
+  tags: ['a', 'b', 7],
+  nested: { deep: { x: 'y' }, list: [] },
+};
 
 for (const protocol of PROTOCOLS) {
   describe(protocol, () => {
@@ -36,9 +44,20 @@ for (const protocol of PROTOCOLS) {
 
     const createProject = async (req: MessageInitShape<typeof CreateProjectRequestSchema>) =>
       (await api.ProjectService.createProject(req)).project;
-    const countProjects = async (client = api) => (await listAll((pageToken) => client.ProjectService.listProjects({ ...{ pageSize: 500 }, pageToken }), (r) => r.projects)).items.length;
+    const countProjects = async (client = api) =>
+      (
+        await listAll(
+          (pageToken) => client.ProjectService.listProjects({ ...{ pageSize: 500 }, pageToken }),
+          (r) => r.projects,
+        )
+      ).items.length;
     const listTasks = async (projectId: bigint, client = api) =>
-      (await listAll((pageToken) => client.TaskService.listTasks({ ...{ projectId, pageSize: 500 }, pageToken }), (r) => r.tasks)).items;
+      (
+        await listAll(
+          (pageToken) => client.TaskService.listTasks({ ...{ projectId, pageSize: 500 }, pageToken }),
+          (r) => r.tasks,
+        )
+      ).items;
 
     beforeAll(async () => {
       tenant = await t.tenant({ withWorker: true });
@@ -120,12 +139,23 @@ for (const protocol of PROTOCOLS) {
       it('pages with page_size and page_token', async () => {
         const first = await lister.ProjectService.listProjects({ status: ProjectStatus.ACTIVE, pageSize: 2 });
         expect(first.projects.map((p) => p.id)).toEqual(active.slice(0, 2));
-        const second = await lister.ProjectService.listProjects({ status: ProjectStatus.ACTIVE, pageSize: 2, pageToken: first.nextPageToken });
+        const second = await lister.ProjectService.listProjects({
+          status: ProjectStatus.ACTIVE,
+          pageSize: 2,
+          pageToken: first.nextPageToken,
+        });
         expect(second.projects.map((p) => p.id)).toEqual(active.slice(2, 4));
-        const third = await lister.ProjectService.listProjects({ status: ProjectStatus.ACTIVE, pageSize: 2, pageToken: second.nextPageToken });
+        const third = await lister.ProjectService.listProjects({
+          status: ProjectStatus.ACTIVE,
+          pageSize: 2,
+          pageToken: second.nextPageToken,
+        });
         expect(third.projects.map((p) => p.id)).toEqual(active.slice(4));
         expect(third.nextPageToken).toBe('');
-        const { items, pages } = await listAll((pageToken) => lister.ProjectService.listProjects({ ...{ pageSize: 3 }, pageToken }), (r) => r.projects);
+        const { items, pages } = await listAll(
+          (pageToken) => lister.ProjectService.listProjects({ ...{ pageSize: 3 }, pageToken }),
+          (r) => r.projects,
+        );
         expect(pages).toBe(3);
         expect(new Set(items.map((p) => p.id))).toEqual(new Set([...active, ...archived]));
       });
@@ -145,7 +175,13 @@ for (const protocol of PROTOCOLS) {
           project: { id: p.id, name: 'After', description: 'ignored: not in the mask', metadata: { b: 2 } },
           updateMask: mask('name'),
         });
-        expect(project).toMatchObject({ id: p.id, name: 'After', description: 'keep me', metadata: { a: 1 }, version: 2n });
+        expect(project).toMatchObject({
+          id: p.id,
+          name: 'After',
+          description: 'keep me',
+          metadata: { a: 1 },
+          version: 2n,
+        });
         expect(ms(project.updatedAt)).toBeGreaterThan(ms(p.updatedAt));
         expect(iso(project.createdAt)).toBe(iso(p.createdAt));
 
@@ -153,7 +189,12 @@ for (const protocol of PROTOCOLS) {
           project: { id: p.id, status: ProjectStatus.COMPLETED, metadata: { b: 2 }, description: '' },
           updateMask: mask('status,metadata,description'),
         });
-        expect(second.project).toMatchObject({ name: 'After', status: ProjectStatus.COMPLETED, metadata: { b: 2 }, version: 3n });
+        expect(second.project).toMatchObject({
+          name: 'After',
+          status: ProjectStatus.COMPLETED,
+          metadata: { b: 2 },
+          version: 3n,
+        });
         expect(second.project.description).toBe('');
         const { project: read } = await api.ProjectService.getProject({ id: p.id });
         expect(read).toMatchObject({ name: 'After', status: ProjectStatus.COMPLETED, metadata: { b: 2 }, version: 3n });
@@ -162,25 +203,48 @@ for (const protocol of PROTOCOLS) {
 
       it('refuses a mask naming a field that cannot be updated', async () => {
         const p = await createProject({ name: 'Masked' });
-        await expectRpcError(api.ProjectService.updateProject({ project: { id: p.id, version: 9n }, updateMask: mask('version') }), Code.InvalidArgument, 'update_mask');
-        await expectRpcError(api.ProjectService.updateProject({ project: { id: p.id, name: '' }, updateMask: mask('name') }), Code.InvalidArgument, 'name');
-        expect((await api.ProjectService.getProject({ id: p.id })).project).toMatchObject({ name: 'Masked', version: 1n });
+        await expectRpcError(
+          api.ProjectService.updateProject({ project: { id: p.id, version: 9n }, updateMask: mask('version') }),
+          Code.InvalidArgument,
+          'update_mask',
+        );
+        await expectRpcError(
+          api.ProjectService.updateProject({ project: { id: p.id, name: '' }, updateMask: mask('name') }),
+          Code.InvalidArgument,
+          'name',
+        );
+        expect((await api.ProjectService.getProject({ id: p.id })).project).toMatchObject({
+          name: 'Masked',
+          version: 1n,
+        });
       });
 
       it('with a wrong expected_version: ABORTED and nothing written', async () => {
         const p = await createProject({ name: 'Versioned' });
         await expectRpcError(
-          api.ProjectService.updateProject({ project: { id: p.id, name: 'Lost update' }, updateMask: mask('name'), expectedVersion: 2n }),
+          api.ProjectService.updateProject({
+            project: { id: p.id, name: 'Lost update' },
+            updateMask: mask('name'),
+            expectedVersion: 2n,
+          }),
           Code.Aborted,
           'version',
         );
         const { project } = await api.ProjectService.getProject({ id: p.id });
         expect(project).toMatchObject({ name: 'Versioned', version: 1n });
         expect(iso(project.updatedAt)).toBe(iso(p.updatedAt));
-        const ok = await api.ProjectService.updateProject({ project: { id: p.id, name: 'Won' }, updateMask: mask('name'), expectedVersion: 1n });
+        const ok = await api.ProjectService.updateProject({
+          project: { id: p.id, name: 'Won' },
+          updateMask: mask('name'),
+          expectedVersion: 1n,
+        });
         expect(ok.project).toMatchObject({ name: 'Won', version: 2n });
         await expectRpcError(
-          api.ProjectService.updateProject({ project: { id: p.id, name: 'Stale' }, updateMask: mask('name'), expectedVersion: 1n }),
+          api.ProjectService.updateProject({
+            project: { id: p.id, name: 'Stale' },
+            updateMask: mask('name'),
+            expectedVersion: 1n,
+          }),
           Code.Aborted,
         );
         expect((await api.ProjectService.getProject({ id: p.id })).project).toMatchObject({ name: 'Won', version: 2n });
@@ -188,8 +252,14 @@ for (const protocol of PROTOCOLS) {
 
       it('answers NOT_FOUND for a missing project and a project of another tenant', async () => {
         const p = await createProject({ name: 'Not yours' });
-        await expectRpcError(api.ProjectService.updateProject({ project: { id: 987654321n, name: 'x' }, updateMask: mask('name') }), Code.NotFound);
-        await expectRpcError(other.ProjectService.updateProject({ project: { id: p.id, name: 'x' }, updateMask: mask('name') }), Code.NotFound);
+        await expectRpcError(
+          api.ProjectService.updateProject({ project: { id: 987654321n, name: 'x' }, updateMask: mask('name') }),
+          Code.NotFound,
+        );
+        await expectRpcError(
+          other.ProjectService.updateProject({ project: { id: p.id, name: 'x' }, updateMask: mask('name') }),
+          Code.NotFound,
+        );
         expect((await api.ProjectService.getProject({ id: p.id })).project.name).toBe('Not yours');
       });
     });
@@ -202,7 +272,10 @@ for (const protocol of PROTOCOLS) {
       });
 
       it('refuses a project with tasks (FAILED_PRECONDITION) unless force, which deletes the tasks', async () => {
-        const { project, tasks } = await api.ProjectService.createProjectWithTasks({ name: 'Busy', taskTitles: ['one', 'two'] });
+        const { project, tasks } = await api.ProjectService.createProjectWithTasks({
+          name: 'Busy',
+          taskTitles: ['one', 'two'],
+        });
         await api.TaskService.createTask({ projectId: project.id, title: 'child', parentTaskId: tasks[0]!.id });
         await expectRpcError(api.ProjectService.deleteProject({ id: project.id }), Code.FailedPrecondition, 'force');
         expect((await api.ProjectService.getProject({ id: project.id })).project.name).toBe('Busy');
@@ -231,7 +304,13 @@ for (const protocol of PROTOCOLS) {
           metadata: { k: 'v' },
           taskTitles: titles,
         });
-        expect(res.project).toMatchObject({ name: 'Bundle', description: 'with tasks', metadata: { k: 'v' }, status: ProjectStatus.ACTIVE, version: 1n });
+        expect(res.project).toMatchObject({
+          name: 'Bundle',
+          description: 'with tasks',
+          metadata: { k: 'v' },
+          status: ProjectStatus.ACTIVE,
+          version: 1n,
+        });
         expect(res.tasks.map((task) => task.title)).toEqual(titles);
         const ids = res.tasks.map((task) => task.id);
         expect(ids).toEqual([...ids].sort((a, b) => (a < b ? -1 : 1)));
@@ -257,7 +336,11 @@ for (const protocol of PROTOCOLS) {
       });
 
       it('takes created_by_id when the key has no worker', async () => {
-        const res = await plain.ProjectService.createProjectWithTasks({ name: 'Plain', taskTitles: ['a'], createdById: plainWorkerId });
+        const res = await plain.ProjectService.createProjectWithTasks({
+          name: 'Plain',
+          taskTitles: ['a'],
+          createdById: plainWorkerId,
+        });
         expect(res.tasks[0]).toMatchObject({ createdById: plainWorkerId, createdBy: { handle: '@maker' } });
       });
 
@@ -284,12 +367,19 @@ for (const protocol of PROTOCOLS) {
         const before = await countProjects(plain);
         const missing = [Code.FailedPrecondition, Code.NotFound];
         await expectRpcError(
-          plain.ProjectService.createProjectWithTasks({ name: 'Orphans', taskTitles: ['a', 'b'], createdById: 987654321n }),
+          plain.ProjectService.createProjectWithTasks({
+            name: 'Orphans',
+            taskTitles: ['a', 'b'],
+            createdById: 987654321n,
+          }),
           missing,
           'created_by_id',
         );
         // With no titles there is no task to refer to the worker, and still nothing is created.
-        await expectRpcError(plain.ProjectService.createProjectWithTasks({ name: 'Orphans', createdById: 987654321n }), missing);
+        await expectRpcError(
+          plain.ProjectService.createProjectWithTasks({ name: 'Orphans', createdById: 987654321n }),
+          missing,
+        );
         expect(await countProjects(plain)).toBe(before);
       });
 
@@ -304,23 +394,42 @@ for (const protocol of PROTOCOLS) {
       });
 
       it('without created_by_id and without a worker key: INVALID_ARGUMENT', async () => {
-        await expectRpcError(plain.ProjectService.createProjectWithTasks({ name: 'Nobody', taskTitles: ['a'] }), Code.InvalidArgument, 'created_by_id');
+        await expectRpcError(
+          plain.ProjectService.createProjectWithTasks({ name: 'Nobody', taskTitles: ['a'] }),
+          Code.InvalidArgument,
+          'created_by_id',
+        );
       });
 
       it('rolls everything back when a fault happens after the tasks were inserted (INTERNAL)', async () => {
         const before = await countProjects();
-        const tasksBefore = (await listAll((pageToken) => api.TaskService.listTasks({ ...{ pageSize: 500 }, pageToken }), (r) => r.tasks)).items.length;
+        const tasksBefore = (
+          await listAll(
+            (pageToken) => api.TaskService.listTasks({ ...{ pageSize: 500 }, pageToken }),
+            (r) => r.tasks,
+          )
+        ).items.length;
         t.app.services.projects.afterTasksInserted = async () => {
           throw new Error('boom');
         };
         try {
-          const err = await expectRpcError(api.ProjectService.createProjectWithTasks({ name: 'Doomed', taskTitles: ['a', 'b', 'c'] }), Code.Internal);
+          const err = await expectRpcError(
+            api.ProjectService.createProjectWithTasks({ name: 'Doomed', taskTitles: ['a', 'b', 'c'] }),
+            Code.Internal,
+          );
           expect(err.message).not.toContain('boom');
         } finally {
           t.app.services.projects.afterTasksInserted = null;
         }
         expect(await countProjects()).toBe(before);
-        expect((await listAll((pageToken) => api.TaskService.listTasks({ ...{ pageSize: 500 }, pageToken }), (r) => r.tasks)).items.length).toBe(tasksBefore);
+        expect(
+          (
+            await listAll(
+              (pageToken) => api.TaskService.listTasks({ ...{ pageSize: 500 }, pageToken }),
+              (r) => r.tasks,
+            )
+          ).items.length,
+        ).toBe(tasksBefore);
         const { projects } = await api.ProjectService.listProjects({ pageSize: 500 });
         expect(projects.map((p) => p.name)).not.toContain('Doomed');
       });
@@ -328,9 +437,20 @@ for (const protocol of PROTOCOLS) {
 
     describe('CompleteProjectTasks', () => {
       it('completes every open task in one call, returns the count, and 0 the second time', async () => {
-        const { project, tasks } = await api.ProjectService.createProjectWithTasks({ name: 'Finish', taskTitles: ['a', 'b', 'c', 'd'] });
-        const done = (await api.TaskService.updateTask({ task: { id: tasks[0]!.id, status: TaskStatus.COMPLETED }, updateMask: mask('status') })).task;
-        await api.TaskService.updateTask({ task: { id: tasks[1]!.id, status: TaskStatus.IN_PROGRESS }, updateMask: mask('status') });
+        const { project, tasks } = await api.ProjectService.createProjectWithTasks({
+          name: 'Finish',
+          taskTitles: ['a', 'b', 'c', 'd'],
+        });
+        const done = (
+          await api.TaskService.updateTask({
+            task: { id: tasks[0]!.id, status: TaskStatus.COMPLETED },
+            updateMask: mask('status'),
+          })
+        ).task;
+        await api.TaskService.updateTask({
+          task: { id: tasks[1]!.id, status: TaskStatus.IN_PROGRESS },
+          updateMask: mask('status'),
+        });
         const elsewhere = await api.ProjectService.createProjectWithTasks({ name: 'Untouched', taskTitles: ['x'] });
 
         const first = await api.ProjectService.completeProjectTasks({ projectId: project.id });
@@ -357,8 +477,15 @@ for (const protocol of PROTOCOLS) {
       });
 
       it('answers NOT_FOUND for a missing project and a project of another tenant', async () => {
-        const { project, tasks } = await api.ProjectService.createProjectWithTasks({ name: 'Guarded', taskTitles: ['a'] });
-        await expectRpcError(api.ProjectService.completeProjectTasks({ projectId: 987654321n }), Code.NotFound, 'project');
+        const { project, tasks } = await api.ProjectService.createProjectWithTasks({
+          name: 'Guarded',
+          taskTitles: ['a'],
+        });
+        await expectRpcError(
+          api.ProjectService.completeProjectTasks({ projectId: 987654321n }),
+          Code.NotFound,
+          'project',
+        );
         await expectRpcError(other.ProjectService.completeProjectTasks({ projectId: project.id }), Code.NotFound);
         expect((await api.TaskService.getTask({ id: tasks[0]!.id })).task.status).toBe(TaskStatus.PENDING);
       });

@@ -4,10 +4,10 @@
  * api-tasks-list.test.ts; writes: api-tasks-write.test.ts; idempotency: api-idempotency.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOLS, type TestApp, startTestApp } from '../helpers/app.js';
+import { PROTOCOLS, startTestApp, type TestApp } from '../helpers/app.js';
 import { ProjectStatus, TaskPriority, TaskStatus, TaskView, WorkerType } from '../helpers/clients.js';
 import { Code, expectRpcError, iso, ts } from '../helpers/expect-rpc.js';
-import { type TaskFixture, ids, taskFixture } from '../helpers/task-fixture.js';
+import { ids, type TaskFixture, taskFixture } from '../helpers/task-fixture.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -90,7 +90,10 @@ for (const protocol of PROTOCOLS) {
         const { keyedApi, keyed } = f;
         const p = (await keyedApi.ProjectService.createProject({ name: 'Keyed' })).project;
         const task = (await keyedApi.TaskService.createTask({ projectId: p.id, title: 'mine' })).task;
-        expect(task).toMatchObject({ createdById: keyed.workerId, createdBy: { id: keyed.workerId, handle: '@owner' } });
+        expect(task).toMatchObject({
+          createdById: keyed.workerId,
+          createdBy: { id: keyed.workerId, handle: '@owner' },
+        });
         const explicit = (
           await keyedApi.TaskService.createTask({ projectId: p.id, title: 'mine too', createdById: keyed.workerId })
         ).task;
@@ -115,10 +118,22 @@ for (const protocol of PROTOCOLS) {
         const before = await countTasks(project.id);
         const missing = 987654321n;
         await expectRpcError(createTask({ title: 'x', projectId: missing }), Code.FailedPrecondition, 'project_id');
-        await expectRpcError(createTask({ title: 'x', createdById: missing }), Code.FailedPrecondition, 'created_by_id');
+        await expectRpcError(
+          createTask({ title: 'x', createdById: missing }),
+          Code.FailedPrecondition,
+          'created_by_id',
+        );
         await expectRpcError(createTask({ title: 'x', assigneeId: missing }), Code.FailedPrecondition, 'assignee_id');
-        await expectRpcError(createTask({ title: 'x', assigneeId: f.otherWorkerId }), Code.FailedPrecondition, 'assignee_id');
-        await expectRpcError(createTask({ title: 'x', parentTaskId: missing }), Code.FailedPrecondition, 'parent_task_id');
+        await expectRpcError(
+          createTask({ title: 'x', assigneeId: f.otherWorkerId }),
+          Code.FailedPrecondition,
+          'assignee_id',
+        );
+        await expectRpcError(
+          createTask({ title: 'x', parentTaskId: missing }),
+          Code.FailedPrecondition,
+          'parent_task_id',
+        );
         expect(await countTasks(project.id)).toBe(before);
       });
 

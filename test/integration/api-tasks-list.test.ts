@@ -4,10 +4,10 @@
  * grow with its size). Page-token checks shared by every list: api-paging.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOLS, type TestApp, startTestApp } from '../helpers/app.js';
+import { PROTOCOLS, startTestApp, type TestApp } from '../helpers/app.js';
 import { TaskOrderBy, TaskPriority, TaskStatus, TaskView } from '../helpers/clients.js';
 import { listAll, mask, ts } from '../helpers/expect-rpc.js';
-import { type TaskFixture, ids, taskFixture } from '../helpers/task-fixture.js';
+import { ids, type TaskFixture, taskFixture } from '../helpers/task-fixture.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -30,8 +30,20 @@ for (const protocol of PROTOCOLS) {
       const { api, createTask, setStatus, w1, w2 } = f;
       fp = (await api.ProjectService.createProject({ name: 'Filters' })).project;
       const mk = (fields: Parameters<TaskFixture['createTask']>[0]) => createTask({ projectId: fp.id, ...fields });
-      t1 = await mk({ title: 't1', priority: TaskPriority.LOW, tags: ['x'], dueDate: ts('2030-01-01T00:00:00Z'), assigneeId: w1.id });
-      t2 = await mk({ title: 't2', priority: TaskPriority.HIGH, tags: ['x', 'y'], dueDate: ts('2030-03-01T00:00:00Z'), assigneeId: w2.id });
+      t1 = await mk({
+        title: 't1',
+        priority: TaskPriority.LOW,
+        tags: ['x'],
+        dueDate: ts('2030-01-01T00:00:00Z'),
+        assigneeId: w1.id,
+      });
+      t2 = await mk({
+        title: 't2',
+        priority: TaskPriority.HIGH,
+        tags: ['x', 'y'],
+        dueDate: ts('2030-03-01T00:00:00Z'),
+        assigneeId: w2.id,
+      });
       t3 = await mk({ title: 't3', priority: TaskPriority.CRITICAL, tags: ['y'], createdById: w1.id });
       t4 = await mk({ title: 't4', dueDate: ts('2030-02-01T00:00:00Z'), parentTaskId: t1.id });
       t5 = await mk({
@@ -145,7 +157,10 @@ for (const protocol of PROTOCOLS) {
       expect(first.tasks).toHaveLength(7);
       expect(first.nextPageToken).not.toBe('');
       const pagesOf = (pageSize: number) =>
-        listAll((pageToken) => api.TaskService.listTasks({ projectId: bulk.id, pageSize, pageToken }), (r) => r.tasks);
+        listAll(
+          (pageToken) => api.TaskService.listTasks({ projectId: bulk.id, pageSize, pageToken }),
+          (r) => r.tasks,
+        );
       const { items, pages } = await pagesOf(7);
       expect(pages).toBe(4);
       expect(ids(items)).toEqual(ids(tasks));
@@ -183,8 +198,18 @@ for (const protocol of PROTOCOLS) {
           round++;
           if (round > 4) continue;
           // New rows that sort before, among and after what was read so far.
-          await createTask({ projectId: p.id, title: `new ${round} a`, priority: TaskPriority.CRITICAL, dueDate: ts('2029-12-31T00:00:00Z') });
-          await createTask({ projectId: p.id, title: `new ${round} b`, priority: TaskPriority.MEDIUM, dueDate: ts('2030-01-05T00:00:00Z') });
+          await createTask({
+            projectId: p.id,
+            title: `new ${round} a`,
+            priority: TaskPriority.CRITICAL,
+            dueDate: ts('2029-12-31T00:00:00Z'),
+          });
+          await createTask({
+            projectId: p.id,
+            title: `new ${round} b`,
+            priority: TaskPriority.MEDIUM,
+            dueDate: ts('2030-01-05T00:00:00Z'),
+          });
           await createTask({ projectId: p.id, title: `new ${round} c`, priority: TaskPriority.LOW });
         } while (pageToken && round < 20);
         expect(round).toBeLessThan(20);
@@ -220,7 +245,8 @@ describe('relations are loaded in batch (connect)', () => {
     const tenant = await t.tenant({ withWorker: true });
     const api = t.client('connect', tenant.headers);
     const workers: bigint[] = [];
-    for (const handle of ['@a1', '@a2', '@a3']) workers.push((await api.WorkerService.createWorker({ handle })).worker.id);
+    for (const handle of ['@a1', '@a2', '@a3'])
+      workers.push((await api.WorkerService.createWorker({ handle })).worker.id);
     const worker = (i: number) => workers[i % 3]!;
     const setParent = (id: bigint, parentTaskId: bigint) =>
       api.TaskService.updateTask({ task: { id, parentTaskId }, updateMask: mask('parentTaskId') });
@@ -255,7 +281,11 @@ describe('relations are loaded in batch (connect)', () => {
       const many = await measure({ projectId: big.project.id, pageSize: 200, view });
       expect(one.tasks).toHaveLength(1);
       expect(many.tasks).toHaveLength(200);
-      expect(one.tasks[0]).toMatchObject({ id: s0.id, assignee: { id: worker(0) }, createdBy: { id: tenant.workerId } });
+      expect(one.tasks[0]).toMatchObject({
+        id: s0.id,
+        assignee: { id: worker(0) },
+        createdBy: { id: tenant.workerId },
+      });
       expect(many.tasks.every((task) => task.createdBy?.id === tenant.workerId)).toBe(true);
       expect(many.tasks.flatMap((task) => (task.assignee ? [task.assignee.id] : []))).toEqual(
         [0, 1, 2, 3, 4, 5].map(worker),

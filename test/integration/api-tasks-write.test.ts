@@ -3,7 +3,7 @@
  * expected_version, parent rules, DeleteTask with subtasks, AssignTask.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOLS, type TestApp, startTestApp } from '../helpers/app.js';
+import { PROTOCOLS, startTestApp, type TestApp } from '../helpers/app.js';
 import { TaskPriority, TaskStatus, TaskView } from '../helpers/clients.js';
 import { Code, expectRpcError, iso, mask, ms, ts } from '../helpers/expect-rpc.js';
 import { type TaskFixture, taskFixture } from '../helpers/task-fixture.js';
@@ -46,7 +46,12 @@ for (const protocol of PROTOCOLS) {
     describe('UpdateTask', () => {
       it('writes only the fields of update_mask, bumps version and updated_at', async () => {
         const { createTask, update, getTask } = f;
-        const task = await createTask({ title: 'old title', description: 'keep', priority: TaskPriority.LOW, tags: ['a'] });
+        const task = await createTask({
+          title: 'old title',
+          description: 'keep',
+          priority: TaskPriority.LOW,
+          tags: ['a'],
+        });
         await clockPast(task.updatedAt);
         const updated = await update(
           { id: task.id, title: 'new title', description: 'not in mask', priority: TaskPriority.HIGH },
@@ -62,15 +67,30 @@ for (const protocol of PROTOCOLS) {
         expect(ms(updated.updatedAt)).toBeGreaterThan(ms(task.updatedAt));
         expect(iso(updated.createdAt)).toBe(iso(task.createdAt));
         expect(updated.createdBy?.handle).toBe('@owner');
-        const both = await update({ id: task.id, priority: TaskPriority.CRITICAL, description: '' }, 'priority,description');
-        expect(both).toMatchObject({ title: 'new title', priority: TaskPriority.CRITICAL, version: 3n, description: '' });
-        expect(await getTask(task.id)).toMatchObject({ title: 'new title', priority: TaskPriority.CRITICAL, version: 3n });
+        const both = await update(
+          { id: task.id, priority: TaskPriority.CRITICAL, description: '' },
+          'priority,description',
+        );
+        expect(both).toMatchObject({
+          title: 'new title',
+          priority: TaskPriority.CRITICAL,
+          version: 3n,
+          description: '',
+        });
+        expect(await getTask(task.id)).toMatchObject({
+          title: 'new title',
+          priority: TaskPriority.CRITICAL,
+          version: 3n,
+        });
       });
 
       it('takes mask paths as field names (snake_case on the wire in binary, lowerCamelCase in JSON)', async () => {
         const { createTask, update } = f;
         const task = await createTask({ title: 'snake', dueDate: ts('2030-06-01T00:00:00Z') });
-        const updated = await update({ id: task.id, dueDate: ts('2030-07-01T00:00:00Z'), title: 'ignored' }, 'due_date');
+        const updated = await update(
+          { id: task.id, dueDate: ts('2030-07-01T00:00:00Z'), title: 'ignored' },
+          'due_date',
+        );
         expect(iso(updated.dueDate)).toBe('2030-07-01T00:00:00.000Z');
         expect(updated.title).toBe('snake');
       });
@@ -99,7 +119,10 @@ for (const protocol of PROTOCOLS) {
         const { createTask, update, w2 } = f;
         const parent = await createTask({ title: 'a parent' });
         const task = await createTask({ title: 'movable' });
-        const moved = await update({ id: task.id, assigneeId: w2.id, parentTaskId: parent.id }, 'assigneeId,parentTaskId');
+        const moved = await update(
+          { id: task.id, assigneeId: w2.id, parentTaskId: parent.id },
+          'assigneeId,parentTaskId',
+        );
         expect(moved).toMatchObject({ assigneeId: w2.id, parentTaskId: parent.id, assignee: { handle: '@w2' } });
         const back = await update({ id: task.id }, 'assigneeId,parentTaskId');
         expect(back.assigneeId).toBeUndefined();
@@ -138,7 +161,11 @@ for (const protocol of PROTOCOLS) {
         const { createTask, update, getTask, api } = f;
         const task = await createTask({ title: 'versioned' });
         await expectRpcError(
-          api.TaskService.updateTask({ task: { id: task.id, title: 'lost' }, updateMask: mask('title'), expectedVersion: 5n }),
+          api.TaskService.updateTask({
+            task: { id: task.id, title: 'lost' },
+            updateMask: mask('title'),
+            expectedVersion: 5n,
+          }),
           Code.Aborted,
           'version',
         );
@@ -162,7 +189,11 @@ for (const protocol of PROTOCOLS) {
           'tags',
         );
         await expectRpcError(update({ id: task.id, version: 7n }, 'version'), Code.InvalidArgument, 'update_mask');
-        await expectRpcError(update({ id: task.id, projectId: otherProject.id }, 'projectId'), Code.InvalidArgument, 'update_mask');
+        await expectRpcError(
+          update({ id: task.id, projectId: otherProject.id }, 'projectId'),
+          Code.InvalidArgument,
+          'update_mask',
+        );
         await expectRpcError(update({ id: task.id }, 'status'), Code.InvalidArgument, 'status');
         expect(await getTask(task.id)).toMatchObject({ title: 'valid', version: 1n, projectId: project.id });
       });
@@ -262,7 +293,8 @@ for (const protocol of PROTOCOLS) {
         expect((await getTask(task.id)).assigneeId).toBe(w2.id);
         expect(await list({ projectId: project.id, assigneeId: w2.id })).toContain(task.id);
 
-        const reassigned = (await api.TaskService.assignTask({ id: task.id, workerId: w1.id, expectedVersion: 2n })).task;
+        const reassigned = (await api.TaskService.assignTask({ id: task.id, workerId: w1.id, expectedVersion: 2n }))
+          .task;
         expect(reassigned).toMatchObject({ assigneeId: w1.id, assignee: { handle: '@w1' }, version: 3n });
 
         const cleared = (await api.TaskService.assignTask({ id: task.id })).task;
@@ -275,15 +307,26 @@ for (const protocol of PROTOCOLS) {
       it('refuses a worker of another tenant or a missing worker (FAILED_PRECONDITION) and writes nothing', async () => {
         const { createTask, getTask, api, w1, otherWorkerId } = f;
         const task = await createTask({ title: 'picky', assigneeId: w1.id });
-        await expectRpcError(api.TaskService.assignTask({ id: task.id, workerId: otherWorkerId }), Code.FailedPrecondition, 'worker_id');
-        await expectRpcError(api.TaskService.assignTask({ id: task.id, workerId: 987654321n }), Code.FailedPrecondition, 'worker_id');
+        await expectRpcError(
+          api.TaskService.assignTask({ id: task.id, workerId: otherWorkerId }),
+          Code.FailedPrecondition,
+          'worker_id',
+        );
+        await expectRpcError(
+          api.TaskService.assignTask({ id: task.id, workerId: 987654321n }),
+          Code.FailedPrecondition,
+          'worker_id',
+        );
         expect(await getTask(task.id)).toMatchObject({ assigneeId: w1.id, version: 1n });
       });
 
       it('answers ABORTED for a wrong expected_version and NOT_FOUND for a missing task', async () => {
         const { createTask, getTask, api, w1 } = f;
         const task = await createTask({ title: 'assign versioned' });
-        await expectRpcError(api.TaskService.assignTask({ id: task.id, workerId: w1.id, expectedVersion: 3n }), Code.Aborted);
+        await expectRpcError(
+          api.TaskService.assignTask({ id: task.id, workerId: w1.id, expectedVersion: 3n }),
+          Code.Aborted,
+        );
         expect((await getTask(task.id)).assigneeId).toBeUndefined();
         await expectRpcError(api.TaskService.assignTask({ id: 987654321n, workerId: w1.id }), Code.NotFound);
       });

@@ -5,7 +5,7 @@
  * caller's tenant; shutdown ends streams with UNAVAILABLE.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOLS, type TestApp, type TestTenant, startTestApp } from '../helpers/legacy/app.js';
+import { PROTOCOLS, startTestApp, type TestApp, type TestTenant } from '../helpers/legacy/app.js';
 import type { ApiClient, Json } from '../helpers/legacy/clients.js';
 import { type ServerStream, serverStream } from '../helpers/legacy/streams.js';
 
@@ -26,7 +26,13 @@ afterAll(async () => {
   await t?.stop();
 });
 
-function watch(protocol: (typeof PROTOCOLS)[number], request: Json, headers = tenant.headers, app = t, timeoutMs?: number): ServerStream {
+function watch(
+  protocol: (typeof PROTOCOLS)[number],
+  request: Json,
+  headers = tenant.headers,
+  app = t,
+  timeoutMs?: number,
+): ServerStream {
   const s = serverStream(protocol, app.port, 'TaskService', 'WatchTasks', request, headers, { timeoutMs });
   streams.push(s);
   return s;
@@ -39,7 +45,10 @@ const tableEvents = (tenantId = tenant.id, projectId?: string) =>
   t.app.database.db.withTenantTransaction(BigInt(tenantId), (tx) =>
     projectId === undefined
       ? tx.many<{ id: string; task_id: string }>(`select id, task_id from task_events order by id`)
-      : tx.many<{ id: string; task_id: string }>(`select id, task_id from task_events where project_id = $1::bigint order by id`, [projectId]),
+      : tx.many<{ id: string; task_id: string }>(
+          `select id, task_id from task_events where project_id = $1::bigint order by id`,
+          [projectId],
+        ),
   );
 
 /** For each task, the versions of its events in the order received: must never go down. */
@@ -48,7 +57,8 @@ function expectPerTaskOrder(events: Json[]) {
   for (const e of events) {
     const version = BigInt(e.taskVersion ?? '0');
     const before = last.get(e.taskId);
-    if (before !== undefined) expect(version, `task ${e.taskId}: version ${version} after ${before}`).toBeGreaterThanOrEqual(before);
+    if (before !== undefined)
+      expect(version, `task ${e.taskId}: version ${version} after ${before}`).toBeGreaterThanOrEqual(before);
     last.set(e.taskId, version);
   }
 }
@@ -57,7 +67,12 @@ function expectPerTaskOrder(events: Json[]) {
  * Writes markers until the stream shows one: a stream without after_event_id starts at the
  * moment the server reads its position, which the client cannot observe otherwise.
  */
-async function streamIsLive(s: ServerStream, projectId: string, client = c, createdById: string | undefined = workerId) {
+async function streamIsLive(
+  s: ServerStream,
+  projectId: string,
+  client = c,
+  createdById: string | undefined = workerId,
+) {
   const markers = new Set<string>();
   for (let i = 0; ; i++) {
     const { task } = await client.call('TaskService', 'CreateTask', { projectId, title: `marker ${i}`, createdById });
@@ -93,7 +108,13 @@ describe.each(PROTOCOLS)('WatchTasks over %s', (protocol) => {
 
     const s = watch(protocol, { projectId: project.id, afterEventId: created!.id });
     await s.until(has(updated!.id));
-    expect(eventsOf(s.messages)[0]).toMatchObject({ id: updated!.id, taskId: first.id, projectId: project.id, kind: 'updated', taskVersion: '2' });
+    expect(eventsOf(s.messages)[0]).toMatchObject({
+      id: updated!.id,
+      taskId: first.id,
+      projectId: project.id,
+      kind: 'updated',
+      taskVersion: '2',
+    });
     expect(eventsOf(s.messages)[0].data.changes.title).toEqual({ before: 'first', after: 'first, renamed' });
 
     const second = await newTask(project.id, 'second');
@@ -123,7 +144,13 @@ describe.each(PROTOCOLS)('WatchTasks over %s', (protocol) => {
     const oc = t.client('connect', other.headers);
     const otherWorker = (await oc.call('WorkerService', 'CreateWorker', { handle: '@other' })).worker.id;
     const otherProject = (await oc.call('ProjectService', 'CreateProject', { name: 'theirs' })).project;
-    const theirFirst = (await oc.call('TaskService', 'CreateTask', { projectId: otherProject.id, title: 'theirs', createdById: otherWorker })).task;
+    const theirFirst = (
+      await oc.call('TaskService', 'CreateTask', {
+        projectId: otherProject.id,
+        title: 'theirs',
+        createdById: otherWorker,
+      })
+    ).task;
     const theirEvent = (await tableEvents(other.id)).find((e) => e.task_id === theirFirst.id)!;
 
     // Their event id is no position in this tenant's feed. (In schema mode every tenant numbers
@@ -135,9 +162,17 @@ describe.each(PROTOCOLS)('WatchTasks over %s', (protocol) => {
     const project = await newProject(`mine ${protocol}`);
     const s = watch(protocol, {});
     await streamIsLive(s, project.id);
-    await oc.call('TaskService', 'CreateTask', { projectId: otherProject.id, title: 'theirs again', createdById: otherWorker });
+    await oc.call('TaskService', 'CreateTask', {
+      projectId: otherProject.id,
+      title: 'theirs again',
+      createdById: otherWorker,
+    });
     const mine = await newTask(project.id, 'mine');
-    await oc.call('TaskService', 'CreateTask', { projectId: otherProject.id, title: 'theirs once more', createdById: otherWorker });
+    await oc.call('TaskService', 'CreateTask', {
+      projectId: otherProject.id,
+      title: 'theirs once more',
+      createdById: otherWorker,
+    });
     const last = await newTask(project.id, 'mine too');
     await s.until((m) => m.some((x) => x.event.taskId === last.id));
     const ids = new Set((await tableEvents()).map((e) => e.id));
@@ -154,7 +189,11 @@ describe.each(PROTOCOLS)('WatchTasks over %s', (protocol) => {
     const admin = t.client('connect', { authorization: `Bearer ${t.adminToken}` });
     const key = await admin.call('TenantService', 'CreateApiKey', { tenantId: tenant.id, name: 'short-lived' });
     const project = await newProject(`revoked ${protocol}`);
-    const s = watch(protocol, { projectId: project.id }, { 'x-tenant-id': tenant.id, authorization: `Bearer ${key.secret}` });
+    const s = watch(
+      protocol,
+      { projectId: project.id },
+      { 'x-tenant-id': tenant.id, authorization: `Bearer ${key.secret}` },
+    );
     await streamIsLive(s, project.id);
     await admin.call('TenantService', 'RevokeApiKey', { tenantId: tenant.id, apiKeyId: key.apiKeyId });
     await newTask(project.id, 'after the revocation');
@@ -180,8 +219,16 @@ describe.each(PROTOCOLS)('WatchTasks over %s', (protocol) => {
       while (!stop) {
         // Writers share tasks, so the same task is written by several transactions in turn.
         const task = tasks[(w + n) % tasks.length]!;
-        await wc.call('TaskService', 'UpdateTask', { task: { id: task.id, title: `w${w} n${n}` }, updateMask: 'title' });
-        if (n % 5 === 0) await wc.call('TaskService', 'CreateTask', { projectId: project.id, title: `w${w} new ${n}`, createdById: workerId });
+        await wc.call('TaskService', 'UpdateTask', {
+          task: { id: task.id, title: `w${w} n${n}` },
+          updateMask: 'title',
+        });
+        if (n % 5 === 0)
+          await wc.call('TaskService', 'CreateTask', {
+            projectId: project.id,
+            title: `w${w} new ${n}`,
+            createdById: workerId,
+          });
         n++;
       }
     };
@@ -209,7 +256,9 @@ describe.each(PROTOCOLS)('WatchTasks over %s', (protocol) => {
       expected.push(...(page.events ?? []).filter((e: Json) => BigInt(e.id) > BigInt(start)));
       pageToken = page.nextPageToken ?? '';
     } while (pageToken !== '');
-    expect(expected.map((e) => e.id)).toEqual((await tableEvents(tenant.id, project.id)).filter((e) => BigInt(e.id) > BigInt(start)).map((e) => e.id));
+    expect(expected.map((e) => e.id)).toEqual(
+      (await tableEvents(tenant.id, project.id)).filter((e) => BigInt(e.id) > BigInt(start)).map((e) => e.id),
+    );
     const seenAll = (m: Json[]) => {
       const seen = new Set([...received, ...eventsOf(m)].map((e) => e.id));
       return expected.every((e) => seen.has(e.id));

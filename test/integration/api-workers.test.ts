@@ -6,11 +6,19 @@
  */
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CreateWorkerRequestSchema } from '../../src/gen/taskapi/v1/worker_pb.js';
 import type { Project, Worker } from '../../src/gen/taskapi/v1/resources_pb.js';
-import { PROTOCOLS, type TestApp, type TestTenant, startTestApp } from '../helpers/app.js';
+import type { CreateWorkerRequestSchema } from '../../src/gen/taskapi/v1/worker_pb.js';
+import { PROTOCOLS, startTestApp, type TestApp, type TestTenant } from '../helpers/app.js';
 import { type ApiClient, WorkerType } from '../helpers/clients.js';
-import { Code, expectRpcError, foreignWorkerId, iso, listAll, workerByHandle, workerById } from '../helpers/expect-rpc.js';
+import {
+  Code,
+  expectRpcError,
+  foreignWorkerId,
+  iso,
+  listAll,
+  workerByHandle,
+  workerById,
+} from '../helpers/expect-rpc.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -48,8 +56,16 @@ for (const protocol of PROTOCOLS) {
       });
 
       it('creates an agent with capabilities (duplicates dropped, order kept)', async () => {
-        const agent = await createWorker({ handle: '@researcher', type: WorkerType.AGENT, capabilities: ['search', 'summarize', 'search'] });
-        expect(agent).toMatchObject({ handle: '@researcher', type: WorkerType.AGENT, capabilities: ['search', 'summarize'] });
+        const agent = await createWorker({
+          handle: '@researcher',
+          type: WorkerType.AGENT,
+          capabilities: ['search', 'summarize', 'search'],
+        });
+        expect(agent).toMatchObject({
+          handle: '@researcher',
+          type: WorkerType.AGENT,
+          capabilities: ['search', 'summarize'],
+        });
         expect(agent.email).toBe('');
         expect(agent.id).toBeGreaterThan(alice.id);
       });
@@ -62,7 +78,10 @@ for (const protocol of PROTOCOLS) {
       it('refuses a handle that exists in another case with ALREADY_EXISTS', async () => {
         const before = await countWorkers();
         await expectRpcError(api.WorkerService.createWorker({ handle: '@ALICE' }), Code.AlreadyExists, 'handle');
-        await expectRpcError(api.WorkerService.createWorker({ handle: '@alice', type: WorkerType.AGENT }), Code.AlreadyExists);
+        await expectRpcError(
+          api.WorkerService.createWorker({ handle: '@alice', type: WorkerType.AGENT }),
+          Code.AlreadyExists,
+        );
         expect(await countWorkers()).toBe(before);
       });
 
@@ -71,24 +90,43 @@ for (const protocol of PROTOCOLS) {
         expect(worker.handle).toBe('@alice');
       });
 
-      it.each(['alice', '@', '@with space', '@bad/char', `@${'x'.repeat(65)}`, ''])('refuses the handle %j with INVALID_ARGUMENT naming handle', async (handle) => {
-        await expectRpcError(api.WorkerService.createWorker({ handle }), Code.InvalidArgument, 'handle');
-      });
+      it.each(['alice', '@', '@with space', '@bad/char', `@${'x'.repeat(65)}`, ''])(
+        'refuses the handle %j with INVALID_ARGUMENT naming handle',
+        async (handle) => {
+          await expectRpcError(api.WorkerService.createWorker({ handle }), Code.InvalidArgument, 'handle');
+        },
+      );
 
-      it.each(['not-an-email', 'a@b', '@example.com', 'a b@example.com'])('refuses the email %j with INVALID_ARGUMENT naming email', async (email) => {
-        await expectRpcError(api.WorkerService.createWorker({ handle: '@mailer', email }), Code.InvalidArgument, 'email');
-      });
+      it.each(['not-an-email', 'a@b', '@example.com', 'a b@example.com'])(
+        'refuses the email %j with INVALID_ARGUMENT naming email',
+        async (email) => {
+          await expectRpcError(
+            api.WorkerService.createWorker({ handle: '@mailer', email }),
+            Code.InvalidArgument,
+            'email',
+          );
+        },
+      );
 
       it('refuses an unknown type', async () => {
         // (An unknown enum name in Connect JSON: isolation.test.ts, bad input at the edge.)
-        await expectRpcError(api.WorkerService.createWorker({ handle: '@typed', type: 7 as WorkerType }), Code.InvalidArgument, 'type');
+        await expectRpcError(
+          api.WorkerService.createWorker({ handle: '@typed', type: 7 as WorkerType }),
+          Code.InvalidArgument,
+          'type',
+        );
       });
     });
 
     describe('GetWorker', () => {
       it('finds a worker by id', async () => {
         const { worker } = await api.WorkerService.getWorker(workerById(alice.id));
-        expect(worker).toMatchObject({ id: alice.id, handle: '@alice', type: WorkerType.HUMAN, email: 'alice@example.com' });
+        expect(worker).toMatchObject({
+          id: alice.id,
+          handle: '@alice',
+          type: WorkerType.HUMAN,
+          email: 'alice@example.com',
+        });
         expect(iso(worker.createdAt)).toBe(iso(alice.createdAt));
       });
 
@@ -146,7 +184,11 @@ for (const protocol of PROTOCOLS) {
         const first = await api.WorkerService.listWorkers({ type: WorkerType.AGENT, pageSize: 4 });
         expect(first.workers).toHaveLength(4);
         expect(first.nextPageToken).toBeTruthy();
-        const second = await api.WorkerService.listWorkers({ type: WorkerType.AGENT, pageSize: 4, pageToken: first.nextPageToken });
+        const second = await api.WorkerService.listWorkers({
+          type: WorkerType.AGENT,
+          pageSize: 4,
+          pageToken: first.nextPageToken,
+        });
         expect(second.workers).toHaveLength(2);
         expect(second.nextPageToken).toBe('');
         expect([...first.workers, ...second.workers].map((w) => w.id)).toEqual(agents);
@@ -162,8 +204,16 @@ for (const protocol of PROTOCOLS) {
         const first = await api.WorkerService.listWorkers({ type: WorkerType.AGENT, pageSize: 2 });
         const token: string = first.nextPageToken;
         const tampered = `${token.slice(0, 5)}${token[5] === 'A' ? 'B' : 'A'}${token.slice(6)}`;
-        await expectRpcError(api.WorkerService.listWorkers({ type: WorkerType.AGENT, pageSize: 2, pageToken: tampered }), Code.InvalidArgument, 'page_token');
-        await expectRpcError(api.WorkerService.listWorkers({ type: WorkerType.HUMAN, pageSize: 2, pageToken: token }), Code.InvalidArgument, 'page_token');
+        await expectRpcError(
+          api.WorkerService.listWorkers({ type: WorkerType.AGENT, pageSize: 2, pageToken: tampered }),
+          Code.InvalidArgument,
+          'page_token',
+        );
+        await expectRpcError(
+          api.WorkerService.listWorkers({ type: WorkerType.HUMAN, pageSize: 2, pageToken: token }),
+          Code.InvalidArgument,
+          'page_token',
+        );
         await expectRpcError(api.WorkerService.listWorkers({ pageSize: 501 }), Code.InvalidArgument, 'page_size');
       });
 
@@ -188,7 +238,12 @@ for (const protocol of PROTOCOLS) {
       it('deletes a worker and unassigns its tasks', async () => {
         const assignee = await createWorker({ handle: '@assignee', type: WorkerType.AGENT });
         const create = (title: string) =>
-          api.TaskService.createTask({ projectId: project.id, title, createdById: creator.id, assigneeId: assignee.id });
+          api.TaskService.createTask({
+            projectId: project.id,
+            title,
+            createdById: creator.id,
+            assigneeId: assignee.id,
+          });
         const { task: a } = await create('first');
         const { task: b } = await create('second');
         expect(a.assigneeId).toBe(assignee.id);

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tx } from '../../src/db/index.js';
 import { type ClaimFilter, claimTask, expireLeases } from '../../src/repositories/claims.js';
-import { type TenantDatabase, openTenantDatabase } from '../helpers/database.js';
+import { openTenantDatabase, type TenantDatabase } from '../helpers/database.js';
 
 const TASKS = 100_000;
 
@@ -21,8 +21,13 @@ beforeAll(async () => {
   t = await openTenantDatabase();
   const ids = await t.open.db.withTenantTransaction(t.tenantId, async (tx) => {
     const tenant = t.tenantId.toString();
-    const w = await tx.one<{ id: string }>(`insert into workers (tenant_id, handle, capabilities) values ($1::bigint, '@claimer', '["python"]') returning id`, [tenant]);
-    await tx.exec(`insert into projects (tenant_id, name) select $1::bigint, 'p' || g from generate_series(1, 20) g`, [tenant]);
+    const w = await tx.one<{ id: string }>(
+      `insert into workers (tenant_id, handle, capabilities) values ($1::bigint, '@claimer', '["python"]') returning id`,
+      [tenant],
+    );
+    await tx.exec(`insert into projects (tenant_id, name) select $1::bigint, 'p' || g from generate_series(1, 20) g`, [
+      tenant,
+    ]);
     // 85% completed, 10% in progress with a running lease, 5% pending; mixed priorities, due
     // dates and capabilities.
     await tx.exec(
@@ -63,7 +68,10 @@ async function explain(run: (tx: Tx) => Promise<unknown>): Promise<string[]> {
       const explaining: Tx = {
         tenantId: tx.tenantId,
         many: async <R>(text: string, values?: readonly unknown[]) => {
-          const rows = await tx.many<{ 'QUERY PLAN': string }>(`explain (analyze, costs off, timing off, summary off) ${text}`, values);
+          const rows = await tx.many<{ 'QUERY PLAN': string }>(
+            `explain (analyze, costs off, timing off, summary off) ${text}`,
+            values,
+          );
           plans.push(rows.map((r) => r['QUERY PLAN']).join('\n'));
           return [] as R[];
         },

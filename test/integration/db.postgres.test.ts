@@ -5,7 +5,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OpenDatabase } from '../../src/db/index.js';
-import { type TenantDatabase, openTenantDatabase } from '../helpers/database.js';
+import { openTenantDatabase, type TenantDatabase } from '../helpers/database.js';
 import { TEST_DATABASE_URL } from '../helpers/env.js';
 
 let t: TenantDatabase;
@@ -34,7 +34,9 @@ describe('deadlines', () => {
     expect(err).toMatchObject({ kind: 'timeout' });
     expect(Date.now() - started).toBeLessThan(4_000);
     // The timeout was transaction-local: the next transaction runs with the default.
-    const setting = await open.db.withTransaction((tx) => tx.one<{ v: string }>(`select current_setting('statement_timeout') as v`));
+    const setting = await open.db.withTransaction((tx) =>
+      tx.one<{ v: string }>(`select current_setting('statement_timeout') as v`),
+    );
     expect(setting.v).not.toBe('200ms');
   });
 });
@@ -43,7 +45,9 @@ describe('connections dropped by PostgreSQL', () => {
   it('recovers on the next call after every pooled connection was terminated', async () => {
     const workers = await countWorkers();
     // Fill the pool with idle connections.
-    await Promise.all(Array.from({ length: 4 }, () => open.db.withTransaction((tx) => tx.many('select pg_sleep(0.05)'))));
+    await Promise.all(
+      Array.from({ length: 4 }, () => open.db.withTransaction((tx) => tx.many('select pg_sleep(0.05)'))),
+    );
     const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
     await admin.connect();
     try {

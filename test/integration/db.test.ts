@@ -4,9 +4,9 @@
  * recovery after PostgreSQL drops the pool's connections.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type OpenDatabase, DbError, TransactionCancelledError } from '../../src/db/index.js';
 import type { Tx } from '../../src/db/index.js';
-import { type TenantDatabase, openTenantDatabase } from '../helpers/database.js';
+import { DbError, type OpenDatabase, TransactionCancelledError } from '../../src/db/index.js';
+import { openTenantDatabase, type TenantDatabase } from '../helpers/database.js';
 
 let t: TenantDatabase;
 let open: OpenDatabase;
@@ -111,5 +111,4 @@ describe('transactions', () => {
     expect(err).toBeInstanceOf(TransactionCancelledError);
     expect(await countWorkers()).toBe(before);
   });
-
 });

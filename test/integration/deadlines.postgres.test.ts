@@ -4,7 +4,7 @@
  * as long as the test wants. (PostgreSQL only: PGlite never fires statement_timeout.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOLS, type TestApp, startTestApp } from '../helpers/app.js';
+import { PROTOCOLS, startTestApp, type TestApp } from '../helpers/app.js';
 import type { ApiClient } from '../helpers/clients.js';
 import { Code, expectRpcError } from '../helpers/expect-rpc.js';
 import { holdLock, waitForLockWaiters, waitForServiceIdle } from '../helpers/wait.js';

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOLS, type TestApp, startTestApp } from '../helpers/app.js';
-import { Code, expectRpcError } from '../helpers/expect-rpc.js';
 import { Health } from '../../src/gen/grpc/health/v1/health_pb.js';
+import { PROTOCOLS, startTestApp, type TestApp } from '../helpers/app.js';
 import { serviceClient } from '../helpers/clients.js';
-import { ServingStatus, healthStatus } from '../helpers/health.js';
+import { Code, expectRpcError } from '../helpers/expect-rpc.js';
+import { healthStatus, ServingStatus } from '../helpers/health.js';
 
 let t: TestApp;
 beforeAll(async () => {

@@ -8,7 +8,7 @@ import { fromBinary } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ListWorkersRequestSchema, ListWorkersResponseSchema } from '../../src/gen/taskapi/v1/worker_pb.js';
-import { PROTOCOLS, type TestApp, type TestTenant, startTestApp, tenantHeaders } from '../helpers/app.js';
+import { PROTOCOLS, startTestApp, type TestApp, type TestTenant, tenantHeaders } from '../helpers/app.js';
 import { WorkerType } from '../helpers/clients.js';
 import { Code, expectRpcError } from '../helpers/expect-rpc.js';
 import { connectWithHost, encode, rawGrpc } from '../helpers/raw.js';
@@ -47,7 +47,10 @@ for (const protocol of PROTOCOLS) {
         ]) {
           const c = client(authorization === undefined ? {} : { authorization });
           await expectRpcError(c.TenantService.listTenants({}), Code.Unauthenticated);
-          await expectRpcError(c.TenantService.createApiKey({ tenantId: A.id, name: 'escalate' }), Code.Unauthenticated);
+          await expectRpcError(
+            c.TenantService.createApiKey({ tenantId: A.id, name: 'escalate' }),
+            Code.Unauthenticated,
+          );
         }
         await expectRpcError(client(A.headers).TenantService.getTenant({ id: A.id }), Code.Unauthenticated);
         await expectRpcError(
@@ -68,12 +71,18 @@ for (const protocol of PROTOCOLS) {
         await client(headers).WorkerService.listWorkers({});
         await admin.TenantService.revokeApiKey({ tenantId: B.id, apiKeyId: key.apiKeyId });
         await expectRpcError(client(headers).WorkerService.listWorkers({}), Code.Unauthenticated);
-        await expectRpcError(client(headers).ProjectService.createProject({ name: 'after revoke' }), Code.Unauthenticated);
+        await expectRpcError(
+          client(headers).ProjectService.createProject({ name: 'after revoke' }),
+          Code.Unauthenticated,
+        );
         // The other keys of the tenant are untouched.
         await client(B.headers).WorkerService.listWorkers({});
         // A key id of tenant B cannot be revoked through tenant A.
         const other = await admin.TenantService.createApiKey({ tenantId: B.id, name: `keep-${protocol}` });
-        await expectRpcError(admin.TenantService.revokeApiKey({ tenantId: A.id, apiKeyId: other.apiKeyId }), Code.NotFound);
+        await expectRpcError(
+          admin.TenantService.revokeApiKey({ tenantId: A.id, apiKeyId: other.apiKeyId }),
+          Code.NotFound,
+        );
         await client(tenantHeaders(B.id, other.secret)).WorkerService.listWorkers({});
       });
     });
@@ -91,7 +100,11 @@ for (const protocol of PROTOCOLS) {
       });
 
       it('an unknown tenant is NOT_FOUND, with or without a key', async () => {
-        await expectRpcError(client({ 'x-tenant-id': '987654321' }).WorkerService.listWorkers({}), Code.NotFound, 'tenant');
+        await expectRpcError(
+          client({ 'x-tenant-id': '987654321' }).WorkerService.listWorkers({}),
+          Code.NotFound,
+          'tenant',
+        );
         await expectRpcError(
           client({ 'x-tenant-id': '987654321', authorization: key() }).WorkerService.listWorkers({}),
           Code.NotFound,
@@ -104,7 +117,11 @@ for (const protocol of PROTOCOLS) {
 
       it('a missing, garbage, forged or admin key is UNAUTHENTICATED', async () => {
         const as = (authorization?: string) =>
-          client(authorization === undefined ? { 'x-tenant-id': String(A.id) } : { 'x-tenant-id': String(A.id), authorization });
+          client(
+            authorization === undefined
+              ? { 'x-tenant-id': String(A.id) }
+              : { 'x-tenant-id': String(A.id), authorization },
+          );
         const flipped = `${A.apiKey.slice(0, -1)}${A.apiKey.endsWith('A') ? 'B' : 'A'}`;
         for (const authorization of [
           undefined,
@@ -206,10 +223,17 @@ for (const protocol of PROTOCOLS) {
         const { task } = await a.TaskService.createTask({ projectId: project.id, title: 'by the key worker' });
         expect(task.createdById).toBe(A.workerId);
         expect(task.createdBy?.id).toBe(A.workerId);
-        const same = await a.TaskService.createTask({ projectId: project.id, title: 'explicit same', createdById: A.workerId });
+        const same = await a.TaskService.createTask({
+          projectId: project.id,
+          title: 'explicit same',
+          createdById: A.workerId,
+        });
         expect(same.task.createdById).toBe(A.workerId);
 
-        const { worker: other } = await a.WorkerService.createWorker({ handle: uniqueHandle('other'), type: WorkerType.HUMAN });
+        const { worker: other } = await a.WorkerService.createWorker({
+          handle: uniqueHandle('other'),
+          type: WorkerType.HUMAN,
+        });
         const refused = [Code.PermissionDenied, Code.InvalidArgument];
         await expectRpcError(
           a.TaskService.createTask({ projectId: project.id, title: 'impersonation', createdById: other.id }),
@@ -217,7 +241,11 @@ for (const protocol of PROTOCOLS) {
           'created_by_id',
         );
         await expectRpcError(
-          a.ProjectService.createProjectWithTasks({ name: `impersonation ${protocol}`, taskTitles: ['x'], createdById: other.id }),
+          a.ProjectService.createProjectWithTasks({
+            name: `impersonation ${protocol}`,
+            taskTitles: ['x'],
+            createdById: other.id,
+          }),
           refused,
           'created_by_id',
         );

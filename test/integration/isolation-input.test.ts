@@ -4,15 +4,16 @@
  * oversized requests at the edge get a client error code, never INTERNAL, and the server keeps
  * serving. Also runs in schema-per-tenant mode (vitest projects *-schema).
  */
-import * as grpc from '@grpc/grpc-js';
+
 import type { JsonObject } from '@bufbuild/protobuf';
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateTaskRequestSchema } from '../../src/gen/taskapi/v1/task_pb.js';
 import { ListWorkersRequestSchema } from '../../src/gen/taskapi/v1/worker_pb.js';
-import { PROTOCOLS, type TestApp, type TestTenant, startTestApp } from '../helpers/app.js';
+import { PROTOCOLS, startTestApp, type TestApp, type TestTenant } from '../helpers/app.js';
 import { type ApiClient, WorkerType } from '../helpers/clients.js';
 import { Code, expectRpcError, mask, workerByHandle, workerById } from '../helpers/expect-rpc.js';
-import { connectErrorCode, encode, expectServing as serving, rawConnect, rawGrpc } from '../helpers/raw.js';
+import { connectErrorCode, encode, rawConnect, rawGrpc, expectServing as serving } from '../helpers/raw.js';
 
 let t: TestApp;
 /** Its key is bound to a worker, the creator of its tasks. */
@@ -67,7 +68,11 @@ for (const protocol of PROTOCOLS) {
         const description = HOSTILE.join('\n');
         const { project } = await c.ProjectService.createProject({ name, description, metadata });
         expect(project).toMatchObject({ name, description, metadata });
-        expect((await c.ProjectService.getProject({ id: project.id })).project).toMatchObject({ name, description, metadata });
+        expect((await c.ProjectService.getProject({ id: project.id })).project).toMatchObject({
+          name,
+          description,
+          metadata,
+        });
 
         const { worker } = await c.WorkerService.createWorker({
           handle: uniqueHandle('hostile'),
@@ -115,22 +120,26 @@ for (const protocol of PROTOCOLS) {
           ['task description', () => c.TaskService.createTask({ ...base, title: 'ok', description: NUL })],
           ['task tags', () => c.TaskService.createTask({ ...base, title: 'ok', tags: [NUL] })],
           ['task request_id', () => c.TaskService.createTask({ ...base, title: 'ok', requestId: NUL })],
-          ['updated title', () => c.TaskService.updateTask({ task: { id: task.id, title: NUL }, updateMask: mask('title') })],
+          [
+            'updated title',
+            () => c.TaskService.updateTask({ task: { id: task.id, title: NUL }, updateMask: mask('title') }),
+          ],
           [
             'updated description',
-            () => c.TaskService.updateTask({ task: { id: task.id, description: NUL }, updateMask: mask('description') }),
+            () =>
+              c.TaskService.updateTask({ task: { id: task.id, description: NUL }, updateMask: mask('description') }),
           ],
-          ['updated tags', () => c.TaskService.updateTask({ task: { id: task.id, tags: ['ok', NUL] }, updateMask: mask('tags') })],
+          [
+            'updated tags',
+            () => c.TaskService.updateTask({ task: { id: task.id, tags: ['ok', NUL] }, updateMask: mask('tags') }),
+          ],
           ['tags_all', () => c.TaskService.listTasks({ tagsAll: [NUL] })],
           ['project name', () => c.ProjectService.createProject({ name: NUL })],
           ['project description', () => c.ProjectService.createProject({ name: 'ok', description: NUL })],
           ['metadata value', () => c.ProjectService.createProject({ name: 'ok', metadata: { k: NUL } })],
           ['metadata key', () => c.ProjectService.createProject({ name: 'ok', metadata: { [NUL]: 'v' } })],
           ['nested metadata', () => c.ProjectService.createProject({ name: 'ok', metadata: { deep: [{ k: NUL }] } })],
-          [
-            'task titles',
-            () => c.ProjectService.createProjectWithTasks({ name: 'ok', taskTitles: ['fine', NUL] }),
-          ],
+          ['task titles', () => c.ProjectService.createProjectWithTasks({ name: 'ok', taskTitles: ['fine', NUL] })],
           [
             'updated name',
             () => c.ProjectService.updateProject({ project: { id: project.id, name: NUL }, updateMask: mask('name') }),
@@ -138,14 +147,25 @@ for (const protocol of PROTOCOLS) {
           [
             'updated metadata',
             () =>
-              c.ProjectService.updateProject({ project: { id: project.id, metadata: { k: NUL } }, updateMask: mask('metadata') }),
+              c.ProjectService.updateProject({
+                project: { id: project.id, metadata: { k: NUL } },
+                updateMask: mask('metadata'),
+              }),
           ],
           ['handle', () => c.WorkerService.createWorker({ handle: `@nul${protocol}\u0000`, type: WorkerType.AGENT })],
           [
             'capabilities',
-            () => c.WorkerService.createWorker({ handle: uniqueHandle('nulcap'), type: WorkerType.AGENT, capabilities: [NUL] }),
+            () =>
+              c.WorkerService.createWorker({
+                handle: uniqueHandle('nulcap'),
+                type: WorkerType.AGENT,
+                capabilities: [NUL],
+              }),
           ],
-          ['email', () => c.WorkerService.createWorker({ handle: uniqueHandle('nulmail'), email: 'a\u0000@example.com' })],
+          [
+            'email',
+            () => c.WorkerService.createWorker({ handle: uniqueHandle('nulmail'), email: 'a\u0000@example.com' }),
+          ],
           ['handle lookup', () => c.WorkerService.getWorker(workerByHandle('@x\u0000'))],
         ];
         for (const [what, attempt] of attempts) {
@@ -167,11 +187,21 @@ describe('bad input at the edge', () => {
 
   it('Connect JSON: metadata that is not an object is INVALID_ARGUMENT', async () => {
     for (const metadata of ['5', '[1]', '"text"', 'true', '[{"a":1}]']) {
-      const res = await rawConnect(t.port, 'taskapi.v1.ProjectService/CreateProject', `{"name":"bad metadata","metadata":${metadata}}`, JSON_HEADERS());
+      const res = await rawConnect(
+        t.port,
+        'taskapi.v1.ProjectService/CreateProject',
+        `{"name":"bad metadata","metadata":${metadata}}`,
+        JSON_HEADERS(),
+      );
       expect(connectErrorCode(res), `metadata: ${metadata}`).toBe('invalid_argument');
     }
     // null is the JSON form of an unset Struct.
-    const ok = await rawConnect(t.port, 'taskapi.v1.ProjectService/CreateProject', '{"name":"null metadata","metadata":null}', JSON_HEADERS());
+    const ok = await rawConnect(
+      t.port,
+      'taskapi.v1.ProjectService/CreateProject',
+      '{"name":"null metadata","metadata":null}',
+      JSON_HEADERS(),
+    );
     expect(ok.status).toBe(200);
     await expectServing();
   });
@@ -226,7 +256,10 @@ describe('bad input at the edge', () => {
       Buffer.from('this is not protobuf at all, just text that is not a message'),
     ];
     for (const body of garbage) {
-      const res = await rawConnect(t.port, 'taskapi.v1.TaskService/CreateTask', body, { 'content-type': 'application/proto', ...A.headers });
+      const res = await rawConnect(t.port, 'taskapi.v1.TaskService/CreateTask', body, {
+        'content-type': 'application/proto',
+        ...A.headers,
+      });
       const code = connectErrorCode(res);
       expect(code, `connect, ${body.toString('hex')}`).not.toMatch(/^(internal|unknown)$/);
       expect(code).toBe('invalid_argument');
@@ -234,7 +267,10 @@ describe('bad input at the edge', () => {
       const grpcRes = await rawGrpc(t.port, '/taskapi.v1.TaskService/CreateTask', body, A.headers);
       expect(grpcRes.ok, `grpc, ${body.toString('hex')}`).toBe(false);
       if (!grpcRes.ok) {
-        expect([grpc.status.INTERNAL, grpc.status.UNKNOWN], `grpc, ${body.toString('hex')}: ${grpcRes.details}`).not.toContain(grpcRes.code);
+        expect(
+          [grpc.status.INTERNAL, grpc.status.UNKNOWN],
+          `grpc, ${body.toString('hex')}: ${grpcRes.details}`,
+        ).not.toContain(grpcRes.code);
         expect(grpcRes.code).toBe(grpc.status.INVALID_ARGUMENT);
       }
     }
@@ -270,7 +306,10 @@ describe('bad input at the edge', () => {
     );
     expect(res).toBe(431);
     // gRPC (HTTP/2): the call fails with a status, not a hang.
-    const grpcRes = await rawGrpc(t.port, '/taskapi.v1.WorkerService/ListWorkers', encode(ListWorkersRequestSchema), { ...A.headers, 'x-big': big });
+    const grpcRes = await rawGrpc(t.port, '/taskapi.v1.WorkerService/ListWorkers', encode(ListWorkersRequestSchema), {
+      ...A.headers,
+      'x-big': big,
+    });
     expect(grpcRes.ok).toBe(false);
     if (!grpcRes.ok) expect(grpcRes.code).not.toBe(grpc.status.OK);
     await expectServing();

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Project, Task, Worker } from '../../src/gen/taskapi/v1/resources_pb.js';
-import { PROTOCOLS, type Protocol, type TestApp, startTestApp } from '../helpers/app.js';
+import { PROTOCOLS, type Protocol, startTestApp, type TestApp } from '../helpers/app.js';
 import {
   type ApiClient,
   ProjectStatus,
@@ -144,7 +144,12 @@ const CASES: Cases = {
   },
   TaskService: {
     async createTask({ a, b }) {
-      const create = (fields: { projectId?: bigint; createdById?: bigint; assigneeId?: bigint; parentTaskId?: bigint }) =>
+      const create = (fields: {
+        projectId?: bigint;
+        createdById?: bigint;
+        assigneeId?: bigint;
+        parentTaskId?: bigint;
+      }) =>
         b.api.TaskService.createTask({ projectId: b.project.id, createdById: b.worker.id, title: 'into A', ...fields });
       await expectRpcError(create({ projectId: a.project.id }), Code.FailedPrecondition, 'project_id');
       await expectRpcError(create({ assigneeId: a.worker.id }), Code.FailedPrecondition, 'assignee_id');
@@ -172,7 +177,10 @@ const CASES: Cases = {
         { tagsAll: ['a-only'] },
         { priority: TaskPriority.HIGH },
       ]) {
-        expect(await list(filter), JSON.stringify(filter, (_, v) => (typeof v === 'bigint' ? `${v}` : v))).toEqual([]);
+        expect(
+          await list(filter),
+          JSON.stringify(filter, (_, v) => (typeof v === 'bigint' ? `${v}` : v)),
+        ).toEqual([]);
       }
       // Unfiltered lists in every order hold B's tasks only.
       for (const request of [
@@ -202,12 +210,18 @@ const CASES: Cases = {
       }
       // B's own task pointed into A.
       await expectRpcError(
-        b.api.TaskService.updateTask({ task: { id: b.task.id, assigneeId: a.worker.id }, updateMask: mask('assigneeId') }),
+        b.api.TaskService.updateTask({
+          task: { id: b.task.id, assigneeId: a.worker.id },
+          updateMask: mask('assigneeId'),
+        }),
         Code.FailedPrecondition,
         'assignee_id',
       );
       await expectRpcError(
-        b.api.TaskService.updateTask({ task: { id: b.task.id, parentTaskId: a.task.id }, updateMask: mask('parentTaskId') }),
+        b.api.TaskService.updateTask({
+          task: { id: b.task.id, parentTaskId: a.task.id },
+          updateMask: mask('parentTaskId'),
+        }),
         Code.FailedPrecondition,
         'parent_task_id',
       );
@@ -223,7 +237,10 @@ const CASES: Cases = {
       for (const id of [a.task.id, a.subtask.id]) {
         await expectRpcError(b.api.TaskService.assignTask({ id, workerId: b.worker.id }), Code.NotFound);
         await expectRpcError(b.api.TaskService.assignTask({ id }), Code.NotFound);
-        await expectRpcError(b.api.TaskService.assignTask({ id, workerId: b.worker.id, leaseToken: 1n }), Code.NotFound);
+        await expectRpcError(
+          b.api.TaskService.assignTask({ id, workerId: b.worker.id, leaseToken: 1n }),
+          Code.NotFound,
+        );
       }
       await expectRpcError(
         b.api.TaskService.assignTask({ id: b.task.id, workerId: a.worker.id }),
@@ -233,7 +250,10 @@ const CASES: Cases = {
     },
     async claimTask({ a, b }) {
       await expectRpcError(b.api.TaskService.claimTask({ workerId: a.worker.id }), Code.NotFound);
-      await expectRpcError(b.api.TaskService.claimTask({ workerId: b.worker.id, projectId: a.project.id }), Code.NotFound);
+      await expectRpcError(
+        b.api.TaskService.claimTask({ workerId: b.worker.id, projectId: a.project.id }),
+        Code.NotFound,
+      );
       // A's task carries this tag; B's claim by it finds nothing (and leaves B's own tasks alone).
       expect((await b.api.TaskService.claimTask({ workerId: b.worker.id, tagsAll: ['a-only'] })).task).toBeUndefined();
     },
@@ -244,7 +264,10 @@ const CASES: Cases = {
     },
     async releaseTask({ a, b }) {
       for (const id of [a.task.id, a.subtask.id]) {
-        await expectRpcError(b.api.TaskService.releaseTask({ id, leaseToken: 1n, status: TaskStatus.COMPLETED }), Code.NotFound);
+        await expectRpcError(
+          b.api.TaskService.releaseTask({ id, leaseToken: 1n, status: TaskStatus.COMPLETED }),
+          Code.NotFound,
+        );
       }
     },
     async getTaskTree({ a, b }) {
@@ -258,7 +281,8 @@ const CASES: Cases = {
       // only ends at its deadline.
       const received: unknown[] = [];
       const watching = (async () => {
-        for await (const res of b.api.TaskService.watchTasks({ projectId: a.project.id }, { timeoutMs: 800 })) received.push(res);
+        for await (const res of b.api.TaskService.watchTasks({ projectId: a.project.id }, { timeoutMs: 800 }))
+          received.push(res);
       })();
       await expectRpcError(watching, Code.DeadlineExceeded);
       expect(received).toEqual([]);
@@ -334,7 +358,10 @@ for (const protocol of PROTOCOLS) {
         parentTaskId: task.id,
         createdById: worker.id,
       });
-      const { worker: bWorker } = await bApi.WorkerService.createWorker({ handle: uniqueHandle('inb'), type: WorkerType.HUMAN });
+      const { worker: bWorker } = await bApi.WorkerService.createWorker({
+        handle: uniqueHandle('inb'),
+        type: WorkerType.HUMAN,
+      });
       const { project: bProject } = await bApi.ProjectService.createProject({ name: `B project ${protocol}` });
       const { task: bTask } = await bApi.TaskService.createTask({
         projectId: bProject.id,

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Database, DbError, type Tx } from '../../src/db/index.js';
-import { type TestApp, type TestTenant, startTestApp } from '../helpers/app.js';
+import { startTestApp, type TestApp, type TestTenant } from '../helpers/app.js';
 import { WorkerType } from '../helpers/clients.js';
 import { TEST_TENANCY } from '../helpers/env.js';
 
@@ -21,14 +21,29 @@ let B: TestTenant;
 const seeded: Record<string, { workerId: string; projectId: string; taskId: string; subtaskId: string }> = {};
 
 /** The table as it is named from outside any tenant's search path. */
-const qualified = (tenantId: bigint, table: string) => (TEST_TENANCY === 'schema' ? `tenant_${tenantId}.${table}` : `public.${table}`);
+const qualified = (tenantId: bigint, table: string) =>
+  TEST_TENANCY === 'schema' ? `tenant_${tenantId}.${table}` : `public.${table}`;
 
 async function seed(tenant: TestTenant): Promise<void> {
   const c = t.client('connect', tenant.headers);
-  const { worker } = await c.WorkerService.createWorker({ handle: '@rls', type: WorkerType.AGENT, requestId: `w-${tenant.id}` });
+  const { worker } = await c.WorkerService.createWorker({
+    handle: '@rls',
+    type: WorkerType.AGENT,
+    requestId: `w-${tenant.id}`,
+  });
   const { project } = await c.ProjectService.createProject({ name: `rls ${tenant.id}`, requestId: `p-${tenant.id}` });
-  const { task } = await c.TaskService.createTask({ projectId: project.id, title: 'root', createdById: worker.id, assigneeId: worker.id });
-  const { task: subtask } = await c.TaskService.createTask({ projectId: project.id, title: 'sub', createdById: worker.id, parentTaskId: task.id });
+  const { task } = await c.TaskService.createTask({
+    projectId: project.id,
+    title: 'root',
+    createdById: worker.id,
+    assigneeId: worker.id,
+  });
+  const { task: subtask } = await c.TaskService.createTask({
+    projectId: project.id,
+    title: 'sub',
+    createdById: worker.id,
+    parentTaskId: task.id,
+  });
   seeded[String(tenant.id)] = {
     workerId: String(worker.id),
     projectId: String(project.id),
@@ -70,7 +85,7 @@ afterAll(async () => {
 });
 
 describe('row-level security under a tenant transaction', () => {
-  it.each(TENANT_TABLES)('an unfiltered select * from %s returns only that tenant\'s rows', async (table) => {
+  it.each(TENANT_TABLES)("an unfiltered select * from %s returns only that tenant's rows", async (table) => {
     for (const tenant of [A, B]) {
       const rows = await asTenant(tenant.id, (tx) => tx.many<{ tenant_id: string }>(`select * from ${table}`));
       expect(rows.length, `${table} of tenant ${tenant.id}`).toBeGreaterThan(0);
@@ -128,8 +143,8 @@ describe('row-level security under a tenant transaction', () => {
     });
   }
 
-  describe('writes of another tenant\'s rows are refused (42501)', () => {
-    it('inserts with the tenant_id of B inside A\'s transaction', async () => {
+  describe("writes of another tenant's rows are refused (42501)", () => {
+    it("inserts with the tenant_id of B inside A's transaction", async () => {
       const b = seeded[String(B.id)]!;
       const inserts: [string, unknown[]][] = [
         [`insert into workers (tenant_id, handle) values ($1::bigint, '@intruder')`, [B.id]],
@@ -138,9 +153,15 @@ describe('row-level security under a tenant transaction', () => {
           `insert into tasks (tenant_id, project_id, title, created_by_id) values ($1::bigint, $2::bigint, 'intruder', $3::bigint)`,
           [B.id, b.projectId, b.workerId],
         ],
-        [`insert into task_events (tenant_id, task_id, project_id, kind) values ($1::bigint, $2::bigint, $3::bigint, 'created')`, [B.id, b.taskId, b.projectId]],
+        [
+          `insert into task_events (tenant_id, task_id, project_id, kind) values ($1::bigint, $2::bigint, $3::bigint, 'created')`,
+          [B.id, b.taskId, b.projectId],
+        ],
         [`insert into api_keys (tenant_id, secret_hash) values ($1::bigint, $2)`, [B.id, Buffer.alloc(32, 7)]],
-        [`insert into idempotency_records (tenant_id, request_id, request_hash) values ($1::bigint, 'intruder', $2)`, [B.id, Buffer.alloc(32, 7)]],
+        [
+          `insert into idempotency_records (tenant_id, request_id, request_hash) values ($1::bigint, 'intruder', $2)`,
+          [B.id, Buffer.alloc(32, 7)],
+        ],
       ];
       for (const [sql, values] of inserts) await expectRlsRefusal(asTenant(A.id, (tx) => tx.exec(sql, values)));
     });
@@ -157,28 +178,48 @@ describe('row-level security under a tenant transaction', () => {
       await asTenant(A.id, async (tx) => {
         touched = {
           byTenant: await tx.exec(`update tasks set title = 'pwned' where tenant_id = $1::bigint`, [B.id]),
-          byIdAndTenant: await tx.exec(`update projects set name = 'pwned' where id = $1::bigint and tenant_id = $2::bigint`, [b.projectId, B.id]),
+          byIdAndTenant: await tx.exec(
+            `update projects set name = 'pwned' where id = $1::bigint and tenant_id = $2::bigint`,
+            [b.projectId, B.id],
+          ),
           deleteTasks: await tx.exec(`delete from tasks where tenant_id = $1::bigint`, [B.id]),
           deleteWorkers: await tx.exec(`delete from workers where tenant_id = $1::bigint`, [B.id]),
           deleteKeys: await tx.exec(`delete from api_keys where tenant_id = $1::bigint`, [B.id]),
           // A forgotten tenant filter, by id alone. In schema mode ids are per schema, so the
           // same id may name one of A's own rows there: only row mode can tell.
-          ...(TEST_TENANCY === 'row' ? { byIdOnly: await tx.exec(`update tasks set title = 'pwned' where id = $1::bigint`, [b.taskId]) } : {}),
+          ...(TEST_TENANCY === 'row'
+            ? { byIdOnly: await tx.exec(`update tasks set title = 'pwned' where id = $1::bigint`, [b.taskId]) }
+            : {}),
         };
         throw ROLLBACK;
       }).catch((err: unknown) => {
         if (err !== ROLLBACK) throw err;
       });
-      expect(Object.values(touched).every((n) => n === 0), JSON.stringify(touched)).toBe(true);
+      expect(
+        Object.values(touched).every((n) => n === 0),
+        JSON.stringify(touched),
+      ).toBe(true);
       expect(Object.keys(touched).length).toBeGreaterThanOrEqual(5);
       // History is append-only, even for the tenant's own events.
-      await expectRlsRefusal(asTenant(A.id, (tx) => tx.exec(`update task_events set kind = 'updated' where task_id = $1::bigint`, [a.taskId])));
-      await expectRlsRefusal(asTenant(A.id, (tx) => tx.exec(`delete from task_events where task_id = $1::bigint`, [a.taskId])));
+      await expectRlsRefusal(
+        asTenant(A.id, (tx) =>
+          tx.exec(`update task_events set kind = 'updated' where task_id = $1::bigint`, [a.taskId]),
+        ),
+      );
+      await expectRlsRefusal(
+        asTenant(A.id, (tx) => tx.exec(`delete from task_events where task_id = $1::bigint`, [a.taskId])),
+      );
       // B's data is intact.
-      const bTask = await asTenant(B.id, (tx) => tx.one<{ title: string; version: string }>(`select title, version from tasks where id = $1::bigint`, [b.taskId]));
+      const bTask = await asTenant(B.id, (tx) =>
+        tx.one<{ title: string; version: string }>(`select title, version from tasks where id = $1::bigint`, [
+          b.taskId,
+        ]),
+      );
       expect(bTask).toEqual({ title: 'root', version: '1' });
       const bCounts = await asTenant(B.id, (tx) =>
-        tx.one<{ workers: string; keys: string }>(`select (select count(*) from workers) as workers, (select count(*) from api_keys) as keys`),
+        tx.one<{ workers: string; keys: string }>(
+          `select (select count(*) from workers) as workers, (select count(*) from api_keys) as keys`,
+        ),
       );
       expect(Number(bCounts.workers)).toBe(1);
       expect(Number(bCounts.keys)).toBe(1);
@@ -195,10 +236,16 @@ describe('a transaction without a tenant', () => {
       }
     }
     await expectRlsRefusal(
-      db.withTransaction((tx) => tx.exec(`insert into ${qualified(A.id, 'projects')} (tenant_id, name) values ($1::bigint, 'no tenant')`, [A.id])),
+      db.withTransaction((tx) =>
+        tx.exec(`insert into ${qualified(A.id, 'projects')} (tenant_id, name) values ($1::bigint, 'no tenant')`, [
+          A.id,
+        ]),
+      ),
     );
     // The tenant registry itself is readable: it is not tenant-owned.
-    const tenants = await db.withTransaction((tx) => tx.many<{ id: string }>('select id from public.tenants where id = any($1::bigint[])', [[A.id, B.id]]));
+    const tenants = await db.withTransaction((tx) =>
+      tx.many<{ id: string }>('select id from public.tenants where id = any($1::bigint[])', [[A.id, B.id]]),
+    );
     expect(tenants.map((r) => String(r.id)).sort()).toEqual([String(A.id), String(B.id)].sort());
   });
 });

@@ -1,7 +1,7 @@
 /** Two `migrate up` runs at once on a fresh PostgreSQL database (two processes' worth of pools). */
 import { afterAll, expect, it } from 'vitest';
 import type { OpenDatabase } from '../../src/db/index.js';
-import { type TestDatabase, createTestDatabase } from '../helpers/database.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 const opened: OpenDatabase[] = [];
 let tdb: TestDatabase | undefined;
@@ -21,6 +21,8 @@ it('serializes concurrent up runs: one applies, the other waits and finds nothin
   expect(all.pending).toEqual([]);
   // Every migration was applied exactly once, by one of the two runs.
   expect([...ra, ...rb].sort()).toEqual([...all.applied].sort());
-  const count = await a.db.withClient(async (c) => (await c.query<{ n: string }>('select count(*) as n from pgmigrations')).rows[0]!.n);
+  const count = await a.db.withClient(
+    async (c) => (await c.query<{ n: string }>('select count(*) as n from pgmigrations')).rows[0]!.n,
+  );
   expect(Number(count)).toBe(all.applied.length);
 });

@@ -4,10 +4,13 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { OpenDatabase } from '../../src/db/index.js';
 import { MIGRATIONS_DIR } from '../../src/db/migrate.js';
-import { type TestDatabase, createTestDatabase } from '../helpers/database.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 /** The newest tenant migration: the one a single step down reverts. */
-const LAST_TENANT_MIGRATION = readdirSync(join(MIGRATIONS_DIR, 'tenant')).sort().at(-1)!.replace(/\.sql$/, '');
+const LAST_TENANT_MIGRATION = readdirSync(join(MIGRATIONS_DIR, 'tenant'))
+  .sort()
+  .at(-1)!
+  .replace(/\.sql$/, '');
 const TABLES = ['tenants', 'workers', 'projects', 'tasks', 'task_events', 'api_keys', 'idempotency_records'];
 let tdb: TestDatabase | undefined;
 let open: OpenDatabase | undefined;
@@ -19,8 +22,14 @@ afterEach(async () => {
 });
 
 async function tablesIn(db: OpenDatabase, schema: string): Promise<string[]> {
-  const rows = await db.db.withClient(async (c) =>
-    (await c.query<{ t: string }>(`select table_name as t from information_schema.tables where table_schema = $1 and table_name <> 'pgmigrations'`, [schema])).rows,
+  const rows = await db.db.withClient(
+    async (c) =>
+      (
+        await c.query<{ t: string }>(
+          `select table_name as t from information_schema.tables where table_schema = $1 and table_name <> 'pgmigrations'`,
+          [schema],
+        )
+      ).rows,
   );
   return rows.map((r) => r.t).sort();
 }

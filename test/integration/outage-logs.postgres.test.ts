@@ -8,9 +8,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, startApp } from '../../src/app.js';
 import { createLogger } from '../../src/logger.js';
-import { type ApiClient, connectClient, grpcClient } from '../helpers/legacy/clients.js';
-import { type TestDatabase, createTestDatabase } from '../helpers/database.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { ADMIN_TOKEN, TEST_DATABASE_URL } from '../helpers/env.js';
+import { type ApiClient, connectClient, grpcClient } from '../helpers/legacy/clients.js';
 
 const lines: Array<Record<string, unknown>> = [];
 let tdb: TestDatabase;
@@ -55,7 +55,10 @@ describe('during a database outage', () => {
   it('each failed call is UNAVAILABLE with its call line; the repeated error is one line and then a count', async () => {
     await clients[0]!.call('TenantService', 'ListTenants', {});
     await admin(`alter database ${pg.escapeIdentifier(dbName())} with allow_connections false`);
-    await admin('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [dbName()]);
+    await admin(
+      'select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()',
+      [dbName()],
+    );
     const before = lines.length;
 
     const calls = 40;
@@ -70,8 +73,12 @@ describe('during a database outage', () => {
     for (const o of outcomes) expect(o).toMatch(/^UNAVAILABLE: .*database is unavailable/);
 
     const during = () => lines.slice(before);
-    await until('every call has its line', () => during().filter((l) => l.msg === 'call' && String(l.requestId).startsWith('outage-')).length === calls);
-    for (const l of during().filter((x) => x.msg === 'call')) expect(l).toMatchObject({ level: 'info', code: 'Unavailable' });
+    await until(
+      'every call has its line',
+      () => during().filter((l) => l.msg === 'call' && String(l.requestId).startsWith('outage-')).length === calls,
+    );
+    for (const l of during().filter((x) => x.msg === 'call'))
+      expect(l).toMatchObject({ level: 'info', code: 'Unavailable' });
 
     const errorLines = () => during().filter((l) => l.level === 'error' || l.level === 'warn');
     const full = errorLines().filter((l) => l.msg === 'database error');

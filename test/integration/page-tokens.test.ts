@@ -6,7 +6,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOLS, type TestApp, startTestApp } from '../helpers/legacy/app.js';
+import { PROTOCOLS, startTestApp, type TestApp } from '../helpers/legacy/app.js';
 import { type ApiClient, type Json, RpcError } from '../helpers/legacy/clients.js';
 import { expectRpcError } from '../helpers/legacy/expect-rpc.js';
 
@@ -56,7 +56,12 @@ function generator(seed: number) {
 
 const b64 = (s: string) => Buffer.from(s).toString('base64url');
 function sign(payload: string): string {
-  const sig = createHmac('sha256', SECRET).update('taskapi.page-token.v2').update('\0').update(payload).digest().subarray(0, 16);
+  const sig = createHmac('sha256', SECRET)
+    .update('taskapi.page-token.v2')
+    .update('\0')
+    .update(payload)
+    .digest()
+    .subarray(0, 16);
   return `${payload}.${sig.toString('base64url')}`;
 }
 const signedJson = (value: unknown) => sign(b64(JSON.stringify(value)));
@@ -101,7 +106,15 @@ function fuzzTokens(valid: string, seed: number): string[] {
         break;
       default:
         // correctly signed envelopes of the wrong shape
-        out.push(g.pick([signedJson(g.json()), signedJson({ q }), signedJson({ p: '1' }), signedJson({ q, p: '1', x: 1 }), sign(b64(g.string(30)))]));
+        out.push(
+          g.pick([
+            signedJson(g.json()),
+            signedJson({ q }),
+            signedJson({ p: '1' }),
+            signedJson({ q, p: '1', x: 1 }),
+            sign(b64(g.string(30))),
+          ]),
+        );
     }
   }
   return out.filter((t) => t !== '' && t !== valid);
@@ -118,9 +131,27 @@ interface ListCase {
 }
 
 const LISTS: ListCase[] = [
-  { name: 'ListTasks (created)', service: 'TaskService', method: 'ListTasks', request: {}, position: { order: 'created', id: '1' } },
-  { name: 'ListTasks (due_date)', service: 'TaskService', method: 'ListTasks', request: { orderBy: 'TASK_ORDER_BY_DUE_DATE' }, position: { order: 'due_date', dueMs: null, id: '1' } },
-  { name: 'ListTasks (priority)', service: 'TaskService', method: 'ListTasks', request: { orderBy: 'TASK_ORDER_BY_PRIORITY' }, position: { order: 'priority', rank: 2, id: '1' } },
+  {
+    name: 'ListTasks (created)',
+    service: 'TaskService',
+    method: 'ListTasks',
+    request: {},
+    position: { order: 'created', id: '1' },
+  },
+  {
+    name: 'ListTasks (due_date)',
+    service: 'TaskService',
+    method: 'ListTasks',
+    request: { orderBy: 'TASK_ORDER_BY_DUE_DATE' },
+    position: { order: 'due_date', dueMs: null, id: '1' },
+  },
+  {
+    name: 'ListTasks (priority)',
+    service: 'TaskService',
+    method: 'ListTasks',
+    request: { orderBy: 'TASK_ORDER_BY_PRIORITY' },
+    position: { order: 'priority', rank: 2, id: '1' },
+  },
   { name: 'ListProjects', service: 'ProjectService', method: 'ListProjects', request: {}, position: '1' },
   { name: 'ListWorkers', service: 'WorkerService', method: 'ListWorkers', request: {}, position: '1' },
   { name: 'ListTenants', service: 'TenantService', method: 'ListTenants', request: {}, position: '0', admin: true },
@@ -166,7 +197,11 @@ for (const protocol of PROTOCOLS) {
         // below fails only on what is wrong with the token.
         await client.call(c.service, c.method, { ...c.request, pageSize: 1, pageToken: valid });
         const { q } = JSON.parse(Buffer.from(valid.split('.')[0]!, 'base64url').toString('utf8'));
-        await client.call(c.service, c.method, { ...c.request, pageSize: 1, pageToken: signedJson({ q, p: c.position }) });
+        await client.call(c.service, c.method, {
+          ...c.request,
+          pageSize: 1,
+          pageToken: signedJson({ q, p: c.position }),
+        });
 
         const failures: string[] = [];
         for (const token of fuzzTokens(valid, SEED + i)) {
@@ -183,10 +218,26 @@ for (const protocol of PROTOCOLS) {
     it('a token of one list is refused by another, and one of another tenant too', async () => {
       const tasks = await firstToken(LISTS[0]!);
       const projects = await firstToken(LISTS[3]!);
-      await expectRpcError(api.call('ProjectService', 'ListProjects', { pageToken: tasks }), 'INVALID_ARGUMENT', 'page_token');
-      await expectRpcError(api.call('TaskService', 'ListTasks', { pageToken: projects }), 'INVALID_ARGUMENT', 'page_token');
-      await expectRpcError(api.call('TaskService', 'ListTasks', { orderBy: 'TASK_ORDER_BY_PRIORITY', pageToken: tasks }), 'INVALID_ARGUMENT', 'page_token');
-      await expectRpcError(other.call('ProjectService', 'ListProjects', { pageToken: projects }), 'INVALID_ARGUMENT', 'page_token');
+      await expectRpcError(
+        api.call('ProjectService', 'ListProjects', { pageToken: tasks }),
+        'INVALID_ARGUMENT',
+        'page_token',
+      );
+      await expectRpcError(
+        api.call('TaskService', 'ListTasks', { pageToken: projects }),
+        'INVALID_ARGUMENT',
+        'page_token',
+      );
+      await expectRpcError(
+        api.call('TaskService', 'ListTasks', { orderBy: 'TASK_ORDER_BY_PRIORITY', pageToken: tasks }),
+        'INVALID_ARGUMENT',
+        'page_token',
+      );
+      await expectRpcError(
+        other.call('ProjectService', 'ListProjects', { pageToken: projects }),
+        'INVALID_ARGUMENT',
+        'page_token',
+      );
     });
   });
 }

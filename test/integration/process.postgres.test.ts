@@ -4,18 +4,18 @@
  * (Run once, in the postgres project.)
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { promisify } from 'node:util';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS_DIR } from '../../src/db/migrate.js';
 import { connectClient } from '../helpers/clients.js';
-import { connectClient as jsonConnectClient, grpcClient as jsonGrpcClient } from '../helpers/legacy/clients.js';
-import { ServingStatus, healthStatus } from '../helpers/health.js';
-import { type TestDatabase, createTestDatabase } from '../helpers/database.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { ADMIN_TOKEN, TEST_DATABASE_URL } from '../helpers/env.js';
+import { healthStatus, ServingStatus } from '../helpers/health.js';
+import { connectClient as jsonConnectClient, grpcClient as jsonGrpcClient } from '../helpers/legacy/clients.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const children: ChildProcess[] = [];
@@ -170,20 +170,33 @@ describe('logs and metrics', { timeout: 120_000 }, () => {
     // collect one listener per call and print a MaxListenersExceededWarning as plain text.
     await Promise.all(
       Array.from({ length: 30 }, (_, i) =>
-        api.call('ProjectService', 'CreateProject', { name: `p${i}` }, {
-          headers: { 'x-request-id': `req-${i}`, traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
-        }),
+        api.call(
+          'ProjectService',
+          'CreateProject',
+          { name: `p${i}` },
+          {
+            headers: { 'x-request-id': `req-${i}`, traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+          },
+        ),
       ),
     );
-    await expect(api.call('ProjectService', 'GetProject', { id: '999999' }, { headers: { 'x-request-id': 'req-missing' } })).rejects.toMatchObject({
+    await expect(
+      api.call('ProjectService', 'GetProject', { id: '999999' }, { headers: { 'x-request-id': 'req-missing' } }),
+    ).rejects.toMatchObject({
       code: 'NOT_FOUND',
     });
     const grpc = jsonGrpcClient(port, { 'x-tenant-id': tenant.id, authorization: `Bearer ${secret}` });
-    const { project } = await grpc.call('ProjectService', 'CreateProject', { name: 'over h2' }, { headers: { 'x-request-id': 'req-grpc' } });
+    const { project } = await grpc.call(
+      'ProjectService',
+      'CreateProject',
+      { name: 'over h2' },
+      { headers: { 'x-request-id': 'req-grpc' } },
+    );
     grpc.close();
     const calls = () => logLines(r.output()).filter((l) => l.msg === 'call');
     const deadline = Date.now() + 10_000;
-    while (!calls().some((l) => l.requestId === 'req-grpc') && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    while (!calls().some((l) => l.requestId === 'req-grpc') && Date.now() < deadline)
+      await new Promise((res) => setTimeout(res, 50));
 
     const line = calls().find((l) => l.requestId === 'req-7');
     expect(line).toMatchObject({
@@ -201,7 +214,10 @@ describe('logs and metrics', { timeout: 120_000 }, () => {
     expect(line!.statements).toBeGreaterThanOrEqual(3);
     expect(line!.peer).toMatch(/^(::ffff:)?127\.0\.0\.1:\d+$/);
     expect(calls().filter((l) => /^req-\d+$/.test(String(l.requestId)))).toHaveLength(30);
-    expect(calls().find((l) => l.requestId === 'req-missing')).toMatchObject({ code: 'NotFound', error: 'project not found' });
+    expect(calls().find((l) => l.requestId === 'req-missing')).toMatchObject({
+      code: 'NotFound',
+      error: 'project not found',
+    });
     const overH2 = calls().find((l) => l.requestId === 'req-grpc');
     expect(overH2).toMatchObject({ method: 'CreateProject', code: 'OK', protocol: 'h2', tenantId: tenant.id });
     // The request body: a 5-byte gRPC frame header and the message, which holds the name.
@@ -210,9 +226,15 @@ describe('logs and metrics', { timeout: 120_000 }, () => {
 
     // 30 over Connect, 1 over gRPC
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    expect(metrics).toMatch(/taskapi_rpc_calls_total\{service="taskapi.v1.ProjectService",method="CreateProject",code="OK"\} 31/);
-    expect(metrics).toMatch(/taskapi_rpc_calls_total\{service="taskapi.v1.ProjectService",method="GetProject",code="NotFound"\} 1/);
-    expect(metrics).toMatch(/taskapi_rpc_duration_seconds_count\{service="taskapi.v1.ProjectService",method="CreateProject"\} 31/);
+    expect(metrics).toMatch(
+      /taskapi_rpc_calls_total\{service="taskapi.v1.ProjectService",method="CreateProject",code="OK"\} 31/,
+    );
+    expect(metrics).toMatch(
+      /taskapi_rpc_calls_total\{service="taskapi.v1.ProjectService",method="GetProject",code="NotFound"\} 1/,
+    );
+    expect(metrics).toMatch(
+      /taskapi_rpc_duration_seconds_count\{service="taskapi.v1.ProjectService",method="CreateProject"\} 31/,
+    );
     expect(metrics).toMatch(/taskapi_db_pool_connections\{state="max"\} 10/);
     expect(metrics).toMatch(/taskapi_open_connections [1-9]/);
     expect(metrics).toContain('process_cpu_seconds_total');
@@ -229,18 +251,28 @@ describe('logs and metrics', { timeout: 120_000 }, () => {
 
 describe('tools from outside', { timeout: 240_000 }, () => {
   const exec = promisify(execFile);
-  const env = (extra: Record<string, string>) => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...extra });
+  const env = (extra: Record<string, string>) => ({
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    ...extra,
+  });
 
   it('npm run migrate -- status | up | down manages the schema by hand', async () => {
     const tdb = await createTestDatabase({ migrated: false, tenancy: 'row' });
     dbs.push(tdb);
     const migrate = (...args: string[]) =>
-      exec(process.execPath, ['--import', 'tsx', 'src/cli/migrate.ts', ...args], { cwd: ROOT, env: env({ DATABASE_URL: tdb.url }) });
+      exec(process.execPath, ['--import', 'tsx', 'src/cli/migrate.ts', ...args], {
+        cwd: ROOT,
+        env: env({ DATABASE_URL: tdb.url }),
+      });
     const before = await migrate('status');
     expect(before.stdout).toMatch(/pending\s+1764000000000_tenants/);
     expect(before.stdout).not.toMatch(/applied\s/);
     // The newest migration is the last applied and the one a step down reverts.
-    const last = readdirSync(join(MIGRATIONS_DIR, 'tenant')).sort().at(-1)!.replace(/\.sql$/, '');
+    const last = readdirSync(join(MIGRATIONS_DIR, 'tenant'))
+      .sort()
+      .at(-1)!
+      .replace(/\.sql$/, '');
     expect((await migrate('up')).stdout).toMatch(new RegExp(`applied\\s+${last}\\n`));
     expect((await migrate('status')).stdout).toContain('(up to date)');
     expect((await migrate('down')).stdout).toMatch(new RegExp(`reverted\\s+${last}`));
@@ -259,11 +291,22 @@ describe('tools from outside', { timeout: 240_000 }, () => {
     expect(listed.stdout).toContain('taskapi.v1.TaskService/GetTask');
     expect(listed.stdout).toContain('taskapi.v1.TenantService/CreateTenant');
     // The older reflection package, which grpcurl and other older clients ask for.
-    const alpha = await exec(buf, [...base, '--reflect-protocol', 'grpc-v1alpha', '--list-methods', `http://127.0.0.1:${port}`], { env: env({}) });
+    const alpha = await exec(
+      buf,
+      [...base, '--reflect-protocol', 'grpc-v1alpha', '--list-methods', `http://127.0.0.1:${port}`],
+      { env: env({}) },
+    );
     expect(alpha.stdout).toContain('taskapi.v1.ProjectService/CreateProjectWithTasks');
     const created = await exec(
       buf,
-      [...base, '-H', `authorization: Bearer ${ADMIN_TOKEN}`, '-d', '{"name":"Via buf","subdomain":"viabuf"}', `http://127.0.0.1:${port}/taskapi.v1.TenantService/CreateTenant`],
+      [
+        ...base,
+        '-H',
+        `authorization: Bearer ${ADMIN_TOKEN}`,
+        '-d',
+        '{"name":"Via buf","subdomain":"viabuf"}',
+        `http://127.0.0.1:${port}/taskapi.v1.TenantService/CreateTenant`,
+      ],
       { env: env({}) },
     );
     expect(JSON.parse(created.stdout).tenant).toMatchObject({ name: 'Via buf', subdomain: 'viabuf' });

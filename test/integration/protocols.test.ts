@@ -3,12 +3,17 @@
  * direct path (src/rpc/direct-handler.ts); gRPC-Web, compressed gRPC and streaming go through
  * connect-node. Each must give the same answers, codes and headers.
  */
-import { Code, ConnectError, type Transport, createClient } from '@connectrpc/connect';
-import { compressionGzip, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
+import { Code, ConnectError, createClient, type Transport } from '@connectrpc/connect';
+import {
+  compressionGzip,
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+} from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Health } from '../../src/gen/grpc/health/v1/health_pb.js';
 import { ProjectService } from '../../src/gen/taskapi/v1/project_pb.js';
-import { type TestApp, type TestTenant, startTestApp } from '../helpers/app.js';
+import { startTestApp, type TestApp, type TestTenant } from '../helpers/app.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -21,7 +26,8 @@ afterAll(() => t.stop());
 
 const TRANSPORTS: Record<string, (baseUrl: string) => Transport> = {
   'Connect JSON, HTTP/1.1': (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '1.1' }),
-  'Connect binary, HTTP/1.1': (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true }),
+  'Connect binary, HTTP/1.1': (baseUrl) =>
+    createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true }),
   'Connect JSON, HTTP/2': (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '2' }),
   'Connect binary, HTTP/2': (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '2', useBinaryFormat: true }),
   'Connect JSON, gzip request (connect-node)': (baseUrl) =>
@@ -38,10 +44,16 @@ describe.each(Object.entries(TRANSPORTS))('%s', (_, make) => {
 
   it('creates and reads back, and answers with a request id', async () => {
     let requestId: string | null = null;
-    const created = await projects().createProject({ name: 'over the wire', metadata: { a: 1 } }, { headers: tenant.headers });
+    const created = await projects().createProject(
+      { name: 'over the wire', metadata: { a: 1 } },
+      { headers: tenant.headers },
+    );
     const got = await projects().getProject(
       { id: created.project!.id },
-      { headers: { ...tenant.headers, 'x-request-id': 'req-123' }, onHeader: (h) => (requestId = h.get('x-request-id')) },
+      {
+        headers: { ...tenant.headers, 'x-request-id': 'req-123' },
+        onHeader: (h) => (requestId = h.get('x-request-id')),
+      },
     );
     expect(got.project?.name).toBe('over the wire');
     expect(got.project?.metadata).toEqual({ a: 1 });
@@ -85,7 +97,9 @@ describe('the direct path', () => {
         createConnectTransport({ baseUrl: `http://127.0.0.1:${t.port}`, httpVersion: '1.1' }),
       ]) {
         const client = createClient(ProjectService, transport);
-        await Promise.all(Array.from({ length: 40 }, () => client.listProjects({ pageSize: 1 }, { headers: tenant.headers })));
+        await Promise.all(
+          Array.from({ length: 40 }, () => client.listProjects({ pageSize: 1 }, { headers: tenant.headers })),
+        );
       }
       // Warnings are emitted on the next tick.
       await new Promise((resolve) => setImmediate(resolve));
@@ -97,7 +111,11 @@ describe('the direct path', () => {
 
   it('answers INVALID_ARGUMENT for a body that is not a message, on both protocols', async () => {
     const base = `http://127.0.0.1:${t.port}/taskapi.v1.ProjectService/GetProject`;
-    const json = await fetch(base, { method: 'POST', headers: { ...tenant.headers, 'content-type': 'application/json' }, body: '{"id":' });
+    const json = await fetch(base, {
+      method: 'POST',
+      headers: { ...tenant.headers, 'content-type': 'application/json' },
+      body: '{"id":',
+    });
     expect(json.status).toBe(400);
     expect(((await json.json()) as { code: string }).code).toBe('invalid_argument');
     const proto = await fetch(base, {

@@ -4,7 +4,7 @@
  * the migrations mark jsonb_contains LEAKPROOF (migrations/shared/*leakproof-jsonb-contains.sql).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TenantDatabase, openTenantDatabase } from '../helpers/database.js';
+import { openTenantDatabase, type TenantDatabase } from '../helpers/database.js';
 
 let t: TenantDatabase;
 beforeAll(async () => {
@@ -41,7 +41,9 @@ const plan = (sql: string, values: unknown[]) =>
 describe('under row-level security', () => {
   it('jsonb_contains is LEAKPROOF', async () => {
     const row = await t.open.db.withTransaction((tx) =>
-      tx.one<{ leakproof: boolean }>(`select proleakproof as leakproof from pg_proc where oid = 'pg_catalog.jsonb_contains(jsonb, jsonb)'::regprocedure`),
+      tx.one<{ leakproof: boolean }>(
+        `select proleakproof as leakproof from pg_proc where oid = 'pg_catalog.jsonb_contains(jsonb, jsonb)'::regprocedure`,
+      ),
     );
     expect(row.leakproof).toBe(true);
   });
@@ -56,7 +58,10 @@ describe('under row-level security', () => {
   });
 
   it('a worker is found by handle through the unique index', async () => {
-    const text = await plan(`select id from workers where tenant_id = $1::bigint and handle_key = lower($2)`, [t.tenantId.toString(), '@Planner']);
+    const text = await plan(`select id from workers where tenant_id = $1::bigint and handle_key = lower($2)`, [
+      t.tenantId.toString(),
+      '@Planner',
+    ]);
     expect(text).toMatch(/Index Scan using workers_handle_key/);
     expect(text).toMatch(/Index Cond: .*handle_key/s);
   });

@@ -4,10 +4,10 @@
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestApp, startTestApp } from '../helpers/app.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
 import type { ApiClient } from '../helpers/clients.js';
 import { Code, expectRpcError, mask } from '../helpers/expect-rpc.js';
-import { ServingStatus, healthStatus } from '../helpers/health.js';
+import { healthStatus, ServingStatus } from '../helpers/health.js';
 import { holdLock } from '../helpers/wait.js';
 
 let t: TestApp;

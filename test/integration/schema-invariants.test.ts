@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OpenDatabase, Tx } from '../../src/db/index.js';
-import { type TestDatabase, createTestDatabase } from '../helpers/database.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 const APP_ROLE = 'taskapi_app';
 const EXPECTED_TENANT_TABLES = ['api_keys', 'idempotency_records', 'projects', 'task_events', 'tasks', 'workers'];
@@ -97,7 +97,9 @@ describe('tenant-owned tables', () => {
       ),
     );
     expect(rows.length).toBeGreaterThan(tenantTables.length);
-    expect(rows.map((r) => r.idx)).toEqual(expect.arrayContaining(['workers_handle_key', 'api_keys_secret_hash_key', 'tasks_tags_idx', 'tasks_pkey']));
+    expect(rows.map((r) => r.idx)).toEqual(
+      expect.arrayContaining(['workers_handle_key', 'api_keys_secret_hash_key', 'tasks_tags_idx', 'tasks_pkey']),
+    );
     for (const row of rows) expect(row.first, row.def).toBe('tenant_id');
     // Every table has its unique indexes covered (the primary key at least).
     const uniqueTables = new Set(rows.filter((r) => r.is_unique).map((r) => r.tbl));
@@ -136,7 +138,13 @@ describe('tenant-owned tables', () => {
       ),
     );
     const names = fks.map((f) => f.name);
-    for (const expected of ['tasks_project_fkey', 'tasks_assignee_fkey', 'tasks_created_by_fkey', 'tasks_parent_fkey', 'api_keys_worker_fkey']) {
+    for (const expected of [
+      'tasks_project_fkey',
+      'tasks_assignee_fkey',
+      'tasks_created_by_fkey',
+      'tasks_parent_fkey',
+      'api_keys_worker_fkey',
+    ]) {
       expect(names).toContain(expected);
     }
     for (const fk of fks) {
@@ -173,12 +181,20 @@ describe('tenant-owned tables', () => {
       ),
     );
     expect(cols.map((c) => `${c.tbl}.${c.col}`)).toEqual(
-      expect.arrayContaining(['tasks.id', 'tasks.project_id', 'tasks.due_date', 'tasks.created_at', 'workers.tenant_id', 'tenants.id']),
+      expect.arrayContaining([
+        'tasks.id',
+        'tasks.project_id',
+        'tasks.due_date',
+        'tasks.created_at',
+        'workers.tenant_id',
+        'tenants.id',
+      ]),
     );
     for (const c of cols) {
       // xact_id is no row id: the writing transaction of an event (the change feed's outbox stamp).
       const special: Record<string, string> = { request_id: 'text', xact_id: 'xid8' };
-      const expected = c.col.endsWith('_at') || c.col === 'due_date' ? 'timestamp with time zone' : (special[c.col] ?? 'bigint');
+      const expected =
+        c.col.endsWith('_at') || c.col === 'due_date' ? 'timestamp with time zone' : (special[c.col] ?? 'bigint');
       expect(c.type, `${c.tbl}.${c.col}`).toBe(expected);
     }
   });
@@ -225,12 +241,23 @@ describe('tenant-owned tables', () => {
 describe(`the app role ${APP_ROLE}`, () => {
   it('exists, is not superuser, cannot bypass RLS and cannot log in', async () => {
     const role = await catalog((tx) =>
-      tx.maybeOne<{ rolsuper: boolean; rolbypassrls: boolean; rolcanlogin: boolean; rolcreaterole: boolean; rolcreatedb: boolean }>(
-        `select rolsuper, rolbypassrls, rolcanlogin, rolcreaterole, rolcreatedb from pg_roles where rolname = $1`,
-        [APP_ROLE],
-      ),
+      tx.maybeOne<{
+        rolsuper: boolean;
+        rolbypassrls: boolean;
+        rolcanlogin: boolean;
+        rolcreaterole: boolean;
+        rolcreatedb: boolean;
+      }>(`select rolsuper, rolbypassrls, rolcanlogin, rolcreaterole, rolcreatedb from pg_roles where rolname = $1`, [
+        APP_ROLE,
+      ]),
     );
-    expect(role).toEqual({ rolsuper: false, rolbypassrls: false, rolcanlogin: false, rolcreaterole: false, rolcreatedb: false });
+    expect(role).toEqual({
+      rolsuper: false,
+      rolbypassrls: false,
+      rolcanlogin: false,
+      rolcreaterole: false,
+      rolcreatedb: false,
+    });
   });
 
   it('owns none of the tables, is no member of their owner, and cannot TRUNCATE (which skips RLS)', async () => {
@@ -252,7 +279,10 @@ describe(`the app role ${APP_ROLE}`, () => {
       expect(r, r.name).toMatchObject({ member: false, truncate: false, trigger: false });
     }
     const owned = await catalog((tx) =>
-      tx.one<{ n: string }>(`select count(*) as n from pg_class where relowner = (select oid from pg_roles where rolname = $1)`, [APP_ROLE]),
+      tx.one<{ n: string }>(
+        `select count(*) as n from pg_class where relowner = (select oid from pg_roles where rolname = $1)`,
+        [APP_ROLE],
+      ),
     );
     expect(owned.n).toBe('0');
   });

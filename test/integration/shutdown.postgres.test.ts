@@ -91,7 +91,9 @@ const forUpdate = 'select id from tasks where id = $1 for update';
 describe('a stop with calls blocked on a row lock and no client deadline', () => {
   it('cancels their statements after the grace period: every call gets UNAVAILABLE, over gRPC and Connect, in about the grace period', async () => {
     const graceMs = 800;
-    const t = await startTestApp({ env: { SHUTDOWN_GRACE_MS: String(graceMs), DB_POOL_MAX: '10', DB_POOL_TENANT_MAX: '10' } });
+    const t = await startTestApp({
+      env: { SHUTDOWN_GRACE_MS: String(graceMs), DB_POOL_MAX: '10', DB_POOL_TENANT_MAX: '10' },
+    });
     apps.push(t);
     const tenant = await t.tenant({ withWorker: true });
     const grpc = t.client('grpc', tenant.headers);

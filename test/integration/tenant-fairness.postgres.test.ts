@@ -6,7 +6,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestApp, type TestTenant, startTestApp } from '../helpers/legacy/app.js';
+import { startTestApp, type TestApp, type TestTenant } from '../helpers/legacy/app.js';
 import type { ApiClient } from '../helpers/legacy/clients.js';
 import { expectRpcError } from '../helpers/legacy/expect-rpc.js';
 
@@ -37,7 +37,11 @@ async function firstTask(api: ApiClient): Promise<string> {
 
 beforeAll(async () => {
   t = await startTestApp({
-    env: { DB_POOL_MAX: String(POOL), DB_POOL_TENANT_MAX: String(SHARE), DB_CONNECTION_TIMEOUT_MS: String(MAX_WAIT_MS) },
+    env: {
+      DB_POOL_MAX: String(POOL),
+      DB_POOL_TENANT_MAX: String(SHARE),
+      DB_CONNECTION_TIMEOUT_MS: String(MAX_WAIT_MS),
+    },
   });
   A = await t.tenant({ withWorker: true });
   B = await t.tenant({ withWorker: true });
@@ -97,7 +101,9 @@ describe('one tenant blocked on a row lock', () => {
         return settled.filter((r) => r !== 'pending').length >= 10 - SHARE;
       });
       const settled = await Promise.all(blocked.map((p) => Promise.race([p, Promise.resolve('pending')])));
-      const exhausted = settled.filter((r) => typeof r === 'object' && (r as { code: string }).code === 'RESOURCE_EXHAUSTED');
+      const exhausted = settled.filter(
+        (r) => typeof r === 'object' && (r as { code: string }).code === 'RESOURCE_EXHAUSTED',
+      );
       expect(exhausted).toHaveLength(10 - SHARE);
       for (const e of exhausted) expect((e as Error).message).toMatch(/share of database connections .* busy/);
       expect(settled.filter((r) => r === 'pending')).toHaveLength(SHARE);
@@ -137,7 +143,9 @@ describe('one tenant blocked on a row lock', () => {
 
 describe('health', () => {
   it('says NOT_SERVING while no pooled connection can be had, SERVING again after', async () => {
-    const own = await startTestApp({ env: { DB_POOL_MAX: '2', DB_POOL_TENANT_MAX: '2', DB_CONNECTION_TIMEOUT_MS: '5000' } });
+    const own = await startTestApp({
+      env: { DB_POOL_MAX: '2', DB_POOL_TENANT_MAX: '2', DB_CONNECTION_TIMEOUT_MS: '5000' },
+    });
     const check = async () => {
       const res = await fetch(`http://127.0.0.1:${own.port}/grpc.health.v1.Health/Check`, {
         method: 'POST',
@@ -155,8 +163,13 @@ describe('health', () => {
       await locker.connect();
       await locker.query('begin');
       await locker.query('select id from tasks where id = $1::bigint for update', [id]);
-      const stuck = [0, 1].map(() => api.call('TaskService', 'UpdateTask', { task: { id, title: 'x' }, updateMask: 'title' }));
-      await until('the pool is fully in use', () => own.app.database.db.pool.idleCount === 0 && own.app.database.db.pool.totalCount === 2);
+      const stuck = [0, 1].map(() =>
+        api.call('TaskService', 'UpdateTask', { task: { id, title: 'x' }, updateMask: 'title' }),
+      );
+      await until(
+        'the pool is fully in use',
+        () => own.app.database.db.pool.idleCount === 0 && own.app.database.db.pool.totalCount === 2,
+      );
       await until('health says NOT_SERVING', async () => (await check()) === 'NOT_SERVING');
       await locker.query('rollback');
       await locker.end();

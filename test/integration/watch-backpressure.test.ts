@@ -5,7 +5,7 @@
  * Counted with the statements the service's Database sends; nothing else runs on this app.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type TestApp, type TestTenant, startTestApp } from '../helpers/legacy/app.js';
+import { startTestApp, type TestApp, type TestTenant } from '../helpers/legacy/app.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -27,7 +27,10 @@ it('reads the next batch only when the consumer has taken the last one', async (
   await c.call('ProjectService', 'CreateProjectWithTasks', { name: 'bulk', taskTitles: titles });
 
   const db = t.app.database.db;
-  const stream = t.app.services.watch.watch({ tenantId: BigInt(tenant.id) }, { projectId: null, afterEventId: BigInt(start.id) });
+  const stream = t.app.services.watch.watch(
+    { tenantId: BigInt(tenant.id) },
+    { projectId: null, afterEventId: BigInt(start.id) },
+  );
   const first = await stream.next();
   expect(first.value?.kind).toBe('created');
   const afterFirstRead = db.statements;

@@ -8,8 +8,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, startApp } from '../../src/app.js';
 import { silentLogger } from '../../src/logger.js';
-import { type TestApp, type TestTenant, startTestApp } from '../helpers/legacy/app.js';
-import { type ApiClient, type Json, connectClient } from '../helpers/legacy/clients.js';
+import { startTestApp, type TestApp, type TestTenant } from '../helpers/legacy/app.js';
+import { type ApiClient, connectClient, type Json } from '../helpers/legacy/clients.js';
 import { type ServerStream, serverStream } from '../helpers/legacy/streams.js';
 
 // Notifications must do the waking here: the re-check timer would only fire after 10 minutes.
@@ -52,9 +52,15 @@ const eventsOf = (messages: Json[]) => messages.map((m) => m.event);
 async function setup(name: string, titles: string[]) {
   const { project } = await c.call('ProjectService', 'CreateProject', { name });
   const tasks = [];
-  for (const title of titles) tasks.push((await c.call('TaskService', 'CreateTask', { projectId: project.id, title, createdById: workerId })).task);
+  for (const title of titles)
+    tasks.push(
+      (await c.call('TaskService', 'CreateTask', { projectId: project.id, title, createdById: workerId })).task,
+    );
   const admin = await superuser();
-  const { rows } = await admin.query<{ id: string }>(`select max(id)::text as id from task_events where tenant_id = $1`, [tenant.id]);
+  const { rows } = await admin.query<{ id: string }>(
+    `select max(id)::text as id from task_events where tenant_id = $1`,
+    [tenant.id],
+  );
   return { project, tasks, lastEventId: rows[0]!.id, admin };
 }
 
@@ -92,9 +98,15 @@ describe('WatchTasks on PostgreSQL', () => {
         )
       ).rows[0]!.id;
       // ...while a later write (id N+k) commits.
-      await c.call('TaskService', 'UpdateTask', { task: { id: tasks[1].id, title: 'quick, renamed' }, updateMask: 'title' });
+      await c.call('TaskService', 'UpdateTask', {
+        task: { id: tasks[1].id, title: 'quick, renamed' },
+        updateMask: 'title',
+      });
       const observer = await superuser();
-      const { rows } = await observer.query<{ id: string }>(`select max(id)::text as id from task_events where task_id = $1`, [tasks[1].id]);
+      const { rows } = await observer.query<{ id: string }>(
+        `select max(id)::text as id from task_events where task_id = $1`,
+        [tasks[1].id],
+      );
       quick = rows[0]!.id;
       expect(BigInt(quick)).toBeGreaterThan(BigInt(held));
 
@@ -198,7 +210,11 @@ describe('several instances, one database', () => {
   it('a write through one instance wakes a stream served by another', async () => {
     const { project, lastEventId } = await setup('replicas', ['seed']);
     const s = watch({ projectId: project.id, afterEventId: lastEventId }, second.port);
-    const { task } = await c.call('TaskService', 'CreateTask', { projectId: project.id, title: 'via the first', createdById: workerId });
+    const { task } = await c.call('TaskService', 'CreateTask', {
+      projectId: project.id,
+      title: 'via the first',
+      createdById: workerId,
+    });
     await s.until((m) => m.some((x) => x.event.taskId === task.id), 5_000);
   });
 
@@ -206,7 +222,11 @@ describe('several instances, one database', () => {
     const { project, lastEventId, admin } = await setup('listener lost', ['seed']);
     const s = watch({ projectId: project.id, afterEventId: lastEventId }, second.port);
     const listeners = async () =>
-      (await admin.query<{ pid: number }>(`select pid from pg_stat_activity where datname = current_database() and application_name = 'task-api-listen'`)).rows.map((r) => r.pid);
+      (
+        await admin.query<{ pid: number }>(
+          `select pid from pg_stat_activity where datname = current_database() and application_name = 'task-api-listen'`,
+        )
+      ).rows.map((r) => r.pid);
     const before = await listeners();
     expect(before).toHaveLength(2);
     await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where pid = any($1::int[])`, [before]);
@@ -217,16 +237,25 @@ describe('several instances, one database', () => {
       if (i > 250) throw new Error(`listeners did not come back: ${now}`);
       await new Promise((r) => setTimeout(r, 20));
     }
-    const { task } = await c.call('TaskService', 'CreateTask', { projectId: project.id, title: 'after the reconnect', createdById: workerId });
+    const { task } = await c.call('TaskService', 'CreateTask', {
+      projectId: project.id,
+      title: 'after the reconnect',
+      createdById: workerId,
+    });
     await s.until((m) => m.some((x) => x.event.taskId === task.id), 5_000);
   });
 });
 
 describe('without LISTEN (DATABASE_LISTEN_URL=off, as behind a transaction-mode PgBouncer)', () => {
   it('streams still get every event, by polling', async () => {
-    const polling = await startApp(t.db.config({ DATABASE_LISTEN_URL: 'off', WATCH_POLL_INTERVAL_MS: '100', MIGRATE_ON_START: 'false' }), silentLogger);
+    const polling = await startApp(
+      t.db.config({ DATABASE_LISTEN_URL: 'off', WATCH_POLL_INTERVAL_MS: '100', MIGRATE_ON_START: 'false' }),
+      silentLogger,
+    );
     try {
-      const { rows } = await (await superuser()).query(`select count(*)::int as n from pg_stat_activity where application_name = 'task-api-listen' and datname = current_database()`);
+      const { rows } = await (await superuser()).query(
+        `select count(*)::int as n from pg_stat_activity where application_name = 'task-api-listen' and datname = current_database()`,
+      );
       const { project, lastEventId } = await setup('polling', ['seed']);
       const s = watch({ projectId: project.id, afterEventId: lastEventId }, polling.port);
       const { task } = await connectClient(polling.port, tenant.headers).call('TaskService', 'CreateTask', {
@@ -236,7 +265,9 @@ describe('without LISTEN (DATABASE_LISTEN_URL=off, as behind a transaction-mode 
       });
       await s.until((m) => m.some((x) => x.event.taskId === task.id), 5_000);
       // It opened no LISTEN connection of its own (the other instances' are there).
-      const after = await (await superuser()).query(`select count(*)::int as n from pg_stat_activity where application_name = 'task-api-listen' and datname = current_database()`);
+      const after = await (await superuser()).query(
+        `select count(*)::int as n from pg_stat_activity where application_name = 'task-api-listen' and datname = current_database()`,
+      );
       expect(after.rows[0].n).toBe(rows[0].n);
     } finally {
       await polling.stop();

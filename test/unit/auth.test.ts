@@ -78,6 +78,8 @@ describe('API keys', () => {
     expect(h.toString('hex')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
     const secret = `tk_7_${random43()}`;
     expect(hashSecret(secret).equals(createHash('sha256').update(secret).digest())).toBe(true);
-    expect(hashSecret(secret).equals(hashSecret(`${secret.slice(0, -1)}${secret.endsWith('A') ? 'B' : 'A'}`))).toBe(false);
+    expect(hashSecret(secret).equals(hashSecret(`${secret.slice(0, -1)}${secret.endsWith('A') ? 'B' : 'A'}`))).toBe(
+      false,
+    );
   });
 });

@@ -12,7 +12,11 @@ const SERVER = 'postgresql://app:s3cret@pgbouncer.example.com:6432/tasks';
 
 describe('change feed configuration', () => {
   it('listens on the DATABASE_URL server by default, every 1 s re-check when polling', () => {
-    expect(loadConfig({ DATABASE_URL: SERVER }).changeFeed).toEqual({ mode: 'listen', url: SERVER, pollIntervalMs: 1_000 });
+    expect(loadConfig({ DATABASE_URL: SERVER }).changeFeed).toEqual({
+      mode: 'listen',
+      url: SERVER,
+      pollIntervalMs: 1_000,
+    });
   });
 
   it('takes a direct URL for LISTEN, or off to poll', () => {
@@ -22,20 +26,29 @@ describe('change feed configuration', () => {
       url: 'postgresql://app:s3cret@db.example.com:5432/tasks',
       pollIntervalMs: 1_000,
     });
-    expect(loadConfig({ DATABASE_URL: SERVER, DATABASE_LISTEN_URL: 'OFF', WATCH_POLL_INTERVAL_MS: '250' }).changeFeed).toEqual({
+    expect(
+      loadConfig({ DATABASE_URL: SERVER, DATABASE_LISTEN_URL: 'OFF', WATCH_POLL_INTERVAL_MS: '250' }).changeFeed,
+    ).toEqual({
       mode: 'poll',
       pollIntervalMs: 250,
     });
   });
 
   it('uses the pool’s own connection in embedded mode, whatever DATABASE_LISTEN_URL says', () => {
-    expect(loadConfig({ DATABASE_URL: 'memory://', DATABASE_LISTEN_URL: SERVER }).changeFeed).toEqual({ mode: 'embedded', pollIntervalMs: 1_000 });
+    expect(loadConfig({ DATABASE_URL: 'memory://', DATABASE_LISTEN_URL: SERVER }).changeFeed).toEqual({
+      mode: 'embedded',
+      pollIntervalMs: 1_000,
+    });
   });
 
   it('names bad values without echoing them', () => {
     let error: unknown;
     try {
-      loadConfig({ DATABASE_URL: SERVER, DATABASE_LISTEN_URL: 'mysql://root:hunter2@x/y', WATCH_POLL_INTERVAL_MS: '10' });
+      loadConfig({
+        DATABASE_URL: SERVER,
+        DATABASE_LISTEN_URL: 'mysql://root:hunter2@x/y',
+        WATCH_POLL_INTERVAL_MS: '10',
+      });
     } catch (err) {
       error = err;
     }
@@ -44,7 +57,9 @@ describe('change feed configuration', () => {
     expect(problems).toContain('DATABASE_LISTEN_URL');
     expect(problems).toContain('WATCH_POLL_INTERVAL_MS: must be at least 50');
     expect(problems).not.toContain('hunter2');
-    expect(() => loadConfig({ DATABASE_URL: SERVER, DATABASE_LISTEN_URL: 'memory://' })).toThrow(/DATABASE_LISTEN_URL: must be a postgres/);
+    expect(() => loadConfig({ DATABASE_URL: SERVER, DATABASE_LISTEN_URL: 'memory://' })).toThrow(
+      /DATABASE_LISTEN_URL: must be a postgres/,
+    );
   });
 });
 

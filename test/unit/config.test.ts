@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
 import {
   ACCEPTED_DATABASE_URL_FORMS,
-  DEFAULT_PGLITE_DIR,
   DatabaseUrlError,
+  DEFAULT_PGLITE_DIR,
   parseDatabaseUrl,
   redactDatabaseUrl,
 } from '../../src/config/database-url.js';
+import { ConfigError, loadConfig } from '../../src/config/index.js';
 
 const PASSWORD = 's3cretPW';
 
@@ -45,7 +45,10 @@ describe('DATABASE_URL: accepted forms', () => {
 
   it('pglite:///abs/path → embedded PGlite persisted in that directory', () => {
     expect(parseDatabaseUrl('pglite:///var/lib/taskapi')).toEqual({ kind: 'pglite', dataDir: '/var/lib/taskapi' });
-    expect(loadConfig({ DATABASE_URL: 'pglite:///abs/path' }).database).toEqual({ kind: 'pglite', dataDir: '/abs/path' });
+    expect(loadConfig({ DATABASE_URL: 'pglite:///abs/path' }).database).toEqual({
+      kind: 'pglite',
+      dataDir: '/abs/path',
+    });
   });
 
   it.each([
@@ -62,7 +65,10 @@ describe('DATABASE_URL: accepted forms', () => {
 
   it.each([
     ['postgresql+asyncpg://u:pw@db.example.com:5432/taskapi', 'postgresql://u:pw@db.example.com:5432/taskapi'],
-    ['postgresql+psycopg://u:pw@db.example.com/taskapi?sslmode=require', 'postgresql://u:pw@db.example.com/taskapi?sslmode=require'],
+    [
+      'postgresql+psycopg://u:pw@db.example.com/taskapi?sslmode=require',
+      'postgresql://u:pw@db.example.com/taskapi?sslmode=require',
+    ],
   ])('SQLAlchemy-style %s is normalized to postgresql://', (value, url) => {
     expect(parseDatabaseUrl(value)).toEqual({ kind: 'postgres', url });
     expect(loadConfig({ DATABASE_URL: value }).database).toEqual({ kind: 'postgres', url });
@@ -96,7 +102,14 @@ describe('DATABASE_URL: rejected forms', () => {
     expect(err.problems).toHaveLength(1);
     expect(err.problems[0]).toMatch(/^DATABASE_URL: /);
     expect(err.message).toContain('DATABASE_URL');
-    for (const form of ['postgres://', 'postgresql://', 'postgresql+asyncpg://', 'postgresql+psycopg://', 'pglite:///', 'memory://']) {
+    for (const form of [
+      'postgres://',
+      'postgresql://',
+      'postgresql+asyncpg://',
+      'postgresql+psycopg://',
+      'pglite:///',
+      'memory://',
+    ]) {
       expect(err.message).toContain(form);
     }
     expect(err.message).toContain(ACCEPTED_DATABASE_URL_FORMS);
@@ -171,7 +184,8 @@ describe('loadConfig', () => {
   });
 
   it('DB_POOL_TENANT_MAX: half the pool by default, at least 1, at most the pool', () => {
-    const server = (env: Record<string, string>) => loadConfig({ DATABASE_URL: 'postgresql://db.example.com/x', ...env }).pool;
+    const server = (env: Record<string, string>) =>
+      loadConfig({ DATABASE_URL: 'postgresql://db.example.com/x', ...env }).pool;
     expect(server({ DB_POOL_MAX: '1' }).tenantMax).toBe(1);
     expect(server({ DB_POOL_MAX: '3' }).tenantMax).toBe(1);
     expect(server({ DB_POOL_MAX: '20' }).tenantMax).toBe(10);
@@ -215,7 +229,11 @@ describe('loadConfig', () => {
       PORT: '70000',
       DB_STATEMENT_TIMEOUT_MS: '-5',
     });
-    expect(err.problems.map((p) => p.split(':')[0]).sort()).toEqual(['DATABASE_URL', 'DB_STATEMENT_TIMEOUT_MS', 'PORT']);
+    expect(err.problems.map((p) => p.split(':')[0]).sort()).toEqual([
+      'DATABASE_URL',
+      'DB_STATEMENT_TIMEOUT_MS',
+      'PORT',
+    ]);
     expect(visible(err)).not.toContain(PASSWORD);
     expect(visible(err)).not.toContain(token);
   });
@@ -233,8 +251,13 @@ describe('loadConfig', () => {
   });
 
   it('embedded PGlite never uses named prepared statements (they outlive its connections)', () => {
-    expect(loadConfig({ DATABASE_URL: 'memory://', DB_PREPARED_STATEMENTS: 'true' }).pool.prepareStatements).toBe(false);
-    expect(loadConfig({ DATABASE_URL: 'postgresql://db.example.com/x', DB_PREPARED_STATEMENTS: 'true' }).pool.prepareStatements).toBe(true);
+    expect(loadConfig({ DATABASE_URL: 'memory://', DB_PREPARED_STATEMENTS: 'true' }).pool.prepareStatements).toBe(
+      false,
+    );
+    expect(
+      loadConfig({ DATABASE_URL: 'postgresql://db.example.com/x', DB_PREPARED_STATEMENTS: 'true' }).pool
+        .prepareStatements,
+    ).toBe(true);
   });
 
   it('embedded PGlite forces a pool of one connection', () => {
@@ -273,10 +296,11 @@ describe('loadConfig', () => {
       http1RequestTimeoutMs: 4_000,
       maxHeaderBytes: 8_192,
     });
-    expect(configError({ MAX_CONNECTIONS: '0', MAX_HEADER_BYTES: '10' }).problems.map((p) => p.split(':')[0]).sort()).toEqual([
-      'MAX_CONNECTIONS',
-      'MAX_HEADER_BYTES',
-    ]);
+    expect(
+      configError({ MAX_CONNECTIONS: '0', MAX_HEADER_BYTES: '10' })
+        .problems.map((p) => p.split(':')[0])
+        .sort(),
+    ).toEqual(['MAX_CONNECTIONS', 'MAX_HEADER_BYTES']);
     expect(configError({ HTTP1_HEADERS_TIMEOUT_MS: '5000', HTTP1_REQUEST_TIMEOUT_MS: '4000' }).problems).toEqual([
       expect.stringMatching(/^HTTP1_HEADERS_TIMEOUT_MS: must not be longer than HTTP1_REQUEST_TIMEOUT_MS/),
     ]);
@@ -288,8 +312,12 @@ describe('loadConfig', () => {
       certFile: '/etc/taskapi/cert.pem',
       keyFile: '/etc/taskapi/key.pem',
     });
-    expect(configError({ TLS_CERT_FILE: '/etc/taskapi/cert.pem' }).problems).toEqual([expect.stringMatching(/^TLS_KEY_FILE: /)]);
-    expect(configError({ TLS_KEY_FILE: '/etc/taskapi/key.pem' }).problems).toEqual([expect.stringMatching(/^TLS_CERT_FILE: /)]);
+    expect(configError({ TLS_CERT_FILE: '/etc/taskapi/cert.pem' }).problems).toEqual([
+      expect.stringMatching(/^TLS_KEY_FILE: /),
+    ]);
+    expect(configError({ TLS_KEY_FILE: '/etc/taskapi/key.pem' }).problems).toEqual([
+      expect.stringMatching(/^TLS_CERT_FILE: /),
+    ]);
   });
 
   it('the config is frozen, nested objects too', () => {

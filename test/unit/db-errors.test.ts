@@ -1,7 +1,14 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import { describe, expect, it } from 'vitest';
-import { type DbErrorKind, DbError, classifyDbError, isConnectionError } from '../../src/db/errors.js';
-import { AppError, type AppErrorCode, aborted, failedPrecondition, invalidArgument, notFound } from '../../src/errors.js';
+import { classifyDbError, DbError, type DbErrorKind, isConnectionError } from '../../src/db/errors.js';
+import {
+  AppError,
+  type AppErrorCode,
+  aborted,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+} from '../../src/errors.js';
 import type { Logger } from '../../src/logger.js';
 import { toConnectError } from '../../src/rpc/errors.js';
 
@@ -23,7 +30,8 @@ function classified(err: unknown): DbError {
 
 function recordingLogger() {
   const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
-  const at = (level: string) => (msg: string, fields?: Record<string, unknown>) => void lines.push({ level, msg, fields });
+  const at = (level: string) => (msg: string, fields?: Record<string, unknown>) =>
+    void lines.push({ level, msg, fields });
   const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
   return { logger, lines };
 }
@@ -66,7 +74,8 @@ describe('classifyDbError', () => {
   it('only serialization failures and deadlocks are retryable', () => {
     expect(classified(pgError('40001', 'x')).retryable).toBe(true);
     expect(classified(pgError('40P01', 'x')).retryable).toBe(true);
-    for (const code of ['23505', '57014', '08006', '42501']) expect(classified(pgError(code, 'x')).retryable).toBe(false);
+    for (const code of ['23505', '57014', '08006', '42501'])
+      expect(classified(pgError(code, 'x')).retryable).toBe(false);
   });
 
   it.each(['ECONNREFUSED', 'ECONNRESET'])('socket error %s → connection', (code) => {
@@ -104,8 +113,18 @@ describe('classifyDbError', () => {
 
   it('every AppError code passes through unchanged', () => {
     const codes: AppErrorCode[] = [
-      'invalid_argument', 'not_found', 'already_exists', 'failed_precondition', 'aborted', 'unauthenticated',
-      'permission_denied', 'resource_exhausted', 'deadline_exceeded', 'cancelled', 'unavailable', 'internal',
+      'invalid_argument',
+      'not_found',
+      'already_exists',
+      'failed_precondition',
+      'aborted',
+      'unauthenticated',
+      'permission_denied',
+      'resource_exhausted',
+      'deadline_exceeded',
+      'cancelled',
+      'unavailable',
+      'internal',
     ];
     for (const code of codes) {
       const err = new AppError(code, 'message');
@@ -171,7 +190,8 @@ describe('toConnectError', () => {
     const { logger } = recordingLogger();
     const err = toConnectError(new DbError(kind, 'XX999', 'api_keys_pkey', 'db message', { cause }), logger, requestId);
     expect(err.code).toBe(code);
-    for (const leak of ['select', 'api_keys', 'relation', 'XX999', 'db message']) expect(err.message).not.toContain(leak);
+    for (const leak of ['select', 'api_keys', 'relation', 'XX999', 'db message'])
+      expect(err.message).not.toContain(leak);
   });
 
   it('errors classified from pg errors map end to end', () => {

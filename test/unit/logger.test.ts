@@ -52,7 +52,11 @@ describe('logger', () => {
     const { logger, parsed } = capture();
     const cause = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
     logger.error('database error', { err: new Error('the database is unavailable', { cause }) });
-    const err = parsed()[0]!.err as Record<string, any>;
+    const err = parsed()[0]!.err as {
+      message: string;
+      stack: string;
+      cause: { message: string; code?: string; stack: string };
+    };
     expect(err.message).toBe('the database is unavailable');
     expect(err.stack).toMatch(/\n\s+at /);
     expect(err.cause).toMatchObject({ message: 'connect ECONNREFUSED 127.0.0.1:5432', code: 'ECONNREFUSED' });
@@ -62,12 +66,18 @@ describe('logger', () => {
   it('summarizes an identical error repeated during an outage: the first line, then one count per interval', async () => {
     const { logger, parsed } = capture('info', 100);
     const outage = () => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
-    for (let i = 0; i < 500; i++) logger.error('database error', { requestId: `r${i}`, kind: 'connection', err: outage() });
+    for (let i = 0; i < 500; i++)
+      logger.error('database error', { requestId: `r${i}`, kind: 'connection', err: outage() });
     logger.error('unexpected error', { err: new Error('something else') });
     expect(parsed().map((l) => l.msg)).toEqual(['database error', 'unexpected error']);
     expect(parsed()[0]!.requestId).toBe('r0');
     await until(() => parsed().length === 3);
-    expect(parsed()[2]).toMatchObject({ level: 'error', msg: 'database error (repeated 499 times)', repeated: 499, requestId: 'r499' });
+    expect(parsed()[2]).toMatchObject({
+      level: 'error',
+      msg: 'database error (repeated 499 times)',
+      repeated: 499,
+      requestId: 'r499',
+    });
     // A quiet interval ends the series: the next occurrence is written in full again.
     await new Promise((r) => setTimeout(r, 350));
     logger.error('database error', { requestId: 'again', kind: 'connection', err: outage() });
@@ -78,12 +88,17 @@ describe('logger', () => {
 
 describe('traceIdOf', () => {
   it('takes the trace id of a W3C traceparent', () => {
-    expect(traceIdOf('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01')).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    expect(traceIdOf('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01')).toBe(
+      '4bf92f3577b34da6a3ce929d0e0e4736',
+    );
   });
-  it.each([null, '', 'garbage', '00-00000000000000000000000000000000-00f067aa0ba902b7-01', '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7'])(
-    'ignores %j',
-    (header) => {
-      expect(traceIdOf(header)).toBeNull();
-    },
-  );
+  it.each([
+    null,
+    '',
+    'garbage',
+    '00-00000000000000000000000000000000-00f067aa0ba902b7-01',
+    '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7',
+  ])('ignores %j', (header) => {
+    expect(traceIdOf(header)).toBeNull();
+  });
 });

@@ -2,11 +2,15 @@ import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { AppError } from '../../src/errors.js';
-import { PageTokens, idPosition, tokenId } from '../../src/services/page-token.js';
+import { idPosition, PageTokens, tokenId } from '../../src/services/page-token.js';
 
 const SECRET = 'a page token secret of at least 32 characters';
 const tokens = new PageTokens(SECRET);
-const fingerprint = tokens.fingerprint({ list: 'tasks', filter: { projectId: 7n, status: 'pending' }, order: 'created_at' });
+const fingerprint = tokens.fingerprint({
+  list: 'tasks',
+  filter: { projectId: 7n, status: 'pending' },
+  order: 'created_at',
+});
 const position = z.strictObject({ id: tokenId, at: z.number().int() });
 
 /** Asserts that decoding fails as INVALID_ARGUMENT on page_token. */
@@ -26,7 +30,12 @@ function expectRejected(token: string, fp = fingerprint, t = tokens, schema: z.Z
 /** A token signed with the right key around any payload: what a leaked key would allow. */
 function signed(payload: unknown, secret = SECRET): string {
   const body = Buffer.from(JSON.stringify(payload)).toString('base64url');
-  const sig = createHmac('sha256', secret).update('taskapi.page-token.v2').update('\0').update(body).digest().subarray(0, 16);
+  const sig = createHmac('sha256', secret)
+    .update('taskapi.page-token.v2')
+    .update('\0')
+    .update(body)
+    .digest()
+    .subarray(0, 16);
   return `${body}.${sig.toString('base64url')}`;
 }
 
@@ -64,9 +73,12 @@ describe('page tokens', () => {
     expectRejected(`${token}.${token}`);
   });
 
-  it.each(['garbage', '.', '..', 'abc.', '.abc', '!!!.???', ' ', 'null', '{"q":"x","p":1}'])('garbage %j is rejected', (token) => {
-    expectRejected(token);
-  });
+  it.each(['garbage', '.', '..', 'abc.', '.abc', '!!!.???', ' ', 'null', '{"q":"x","p":1}'])(
+    'garbage %j is rejected',
+    (token) => {
+      expectRejected(token);
+    },
+  );
 
   it('a token signed under another key is rejected (another replica without a shared secret)', () => {
     const other = new PageTokens();
@@ -78,21 +90,30 @@ describe('page tokens', () => {
 
   it('a token used with another fingerprint (other filters, order or tenant) is rejected', () => {
     const token = tokens.encode(fingerprint, { id: 5n, at: 0 });
-    const otherFilter = tokens.fingerprint({ list: 'tasks', filter: { projectId: 8n, status: 'pending' }, order: 'created_at' });
+    const otherFilter = tokens.fingerprint({
+      list: 'tasks',
+      filter: { projectId: 8n, status: 'pending' },
+      order: 'created_at',
+    });
     expect(otherFilter).not.toBe(fingerprint);
     expectRejected(token, otherFilter);
     expectRejected(token, tokens.fingerprint({ list: 'projects' }));
   });
 
   it('fingerprints are stable for equal queries and depend on the key', () => {
-    expect(tokens.fingerprint({ list: 'tasks', filter: { projectId: 7n, status: 'pending' }, order: 'created_at' })).toBe(fingerprint);
+    expect(
+      tokens.fingerprint({ list: 'tasks', filter: { projectId: 7n, status: 'pending' }, order: 'created_at' }),
+    ).toBe(fingerprint);
     expect(new PageTokens(SECRET).fingerprint({ a: 1 })).toBe(tokens.fingerprint({ a: 1 }));
     expect(new PageTokens().fingerprint({ a: 1 })).not.toBe(tokens.fingerprint({ a: 1 }));
   });
 
   it('a correctly signed token whose payload does not fit the schema is still rejected', () => {
     // The forgery is right: a signed well-formed payload is accepted...
-    expect(tokens.decode(signed({ q: fingerprint, p: { id: '12', at: 3 } }), fingerprint, position)).toEqual({ id: 12n, at: 3 });
+    expect(tokens.decode(signed({ q: fingerprint, p: { id: '12', at: 3 } }), fingerprint, position)).toEqual({
+      id: 12n,
+      at: 3,
+    });
     // ...and any payload that is not exactly the list's position is the client's error.
     for (const p of [
       {},

@@ -14,12 +14,18 @@ describe('Params', () => {
 
 describe('a table from a field map', () => {
   it('selects every field by its snake_case column, optionally aliased and prefixed', () => {
-    expect(TASKS.columns()).toMatch(/^id, title, description, status, .*parent_task_id, .*lease_expires_at, lease_end$/);
+    expect(TASKS.columns()).toMatch(
+      /^id, title, description, status, .*parent_task_id, .*lease_expires_at, lease_end$/,
+    );
     expect(TASKS.columns('t', 'before_')).toContain('t.assignee_id as before_assignee_id');
   });
 
   it('parses a row: int8 from text to bigint, nulls kept, other kinds as pg returns them', () => {
-    const row = Object.fromEntries(TASKS.columns().split(', ').map((c) => [c, null])) as Record<string, unknown>;
+    const row = Object.fromEntries(
+      TASKS.columns()
+        .split(', ')
+        .map((c) => [c, null]),
+    ) as Record<string, unknown>;
     Object.assign(row, { id: '9007199254740993', version: '2', attempts: 3, tags: ['x'], title: 't' });
     const task = TASKS.parse(row);
     expect(task.id).toBe(9007199254740993n);
@@ -37,11 +43,16 @@ describe('a table from a field map', () => {
     expect(insert.placeholders).toEqual(['$1::text', '$2::jsonb', '$3::bigint']);
     expect(q.values).toEqual(['a', '["x"]', null]);
     const u = new Params();
-    expect(TASKS.assignments(u, { maxAttempts: 3, notBefore: null, title: undefined })).toEqual(['max_attempts = $1::int', 'not_before = $2::timestamptz']);
+    expect(TASKS.assignments(u, { maxAttempts: 3, notBefore: null, title: undefined })).toEqual([
+      'max_attempts = $1::int',
+      'not_before = $2::timestamptz',
+    ]);
   });
 
   it('refuses to write a field the service maintains itself', () => {
     expect(() => TASKS.assignments(new Params(), { attempts: 1 } as never)).toThrow(/tasks.attempts is not writable/);
-    expect(() => TASKS.assignments(new Params(), { projectId: 1n } as never)).toThrow(/tasks.projectId is not writable/);
+    expect(() => TASKS.assignments(new Params(), { projectId: 1n } as never)).toThrow(
+      /tasks.projectId is not writable/,
+    );
   });
 });

@@ -70,6 +70,8 @@ describe('tagged JSON', () => {
 
   it('an object that looks like a tag does not collide with the value it looks like', () => {
     expect(JSON.stringify(toTaggedJson({ $bigint: '5' }))).not.toBe(JSON.stringify(toTaggedJson(5n)));
-    expect(JSON.stringify(toTaggedJson({ $date: '1970-01-01T00:00:00.000Z' }))).not.toBe(JSON.stringify(toTaggedJson(new Date(0))));
+    expect(JSON.stringify(toTaggedJson({ $date: '1970-01-01T00:00:00.000Z' }))).not.toBe(
+      JSON.stringify(toTaggedJson(new Date(0))),
+    );
   });
 });

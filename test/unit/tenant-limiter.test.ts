@@ -5,7 +5,13 @@ import { type Release, TenantLimiter } from '../../src/db/tenant-limiter.js';
 import { AppError } from '../../src/errors.js';
 
 const settledWithin = async <T>(p: Promise<T>): Promise<'pending' | 'settled'> =>
-  Promise.race([p.then(() => 'settled' as const, () => 'settled' as const), new Promise<'pending'>((r) => setImmediate(() => r('pending')))]);
+  Promise.race([
+    p.then(
+      () => 'settled' as const,
+      () => 'settled' as const,
+    ),
+    new Promise<'pending'>((r) => setImmediate(() => r('pending'))),
+  ]);
 
 describe('TenantLimiter', () => {
   it('lends up to the share at once; the next waits until one is given back', async () => {

@@ -94,16 +94,26 @@ describe('handle and email', () => {
     expect(ok(v.handle, h)).toBe(true);
   });
 
-  it.each(['alice', '@', '@-x', '@.x', `@${'a'.repeat(65)}`, '@a b', '@a@b', '@ä', '', ' @alice'])('handle %j fails', (h) => {
-    expect(ok(v.handle, h)).toBe(false);
-  });
+  it.each(['alice', '@', '@-x', '@.x', `@${'a'.repeat(65)}`, '@a b', '@a@b', '@ä', '', ' @alice'])(
+    'handle %j fails',
+    (h) => {
+      expect(ok(v.handle, h)).toBe(false);
+    },
+  );
 
   it('email: trimmed, empty is none, malformed fails', () => {
     expect(v.check(v.email, 'ada@example.com')).toBe('ada@example.com');
     expect(v.check(v.email, '  ada@example.com ')).toBe('ada@example.com');
     expect(v.check(v.email, '')).toBeNull();
     expect(v.check(v.email, '   ')).toBeNull();
-    for (const bad of ['ada', 'ada@', '@example.com', 'ada@@example.com', 'a da@example.com', `${'a'.repeat(250)}@example.com`]) {
+    for (const bad of [
+      'ada',
+      'ada@',
+      '@example.com',
+      'ada@@example.com',
+      'a da@example.com',
+      `${'a'.repeat(250)}@example.com`,
+    ]) {
       expect(ok(v.email, bad), bad).toBe(false);
     }
   });
@@ -118,7 +128,8 @@ describe('subdomain', () => {
   it('a DNS label, lowercased (Acme and acme are one tenant)', () => {
     expect(v.check(v.subdomain, 'Acme')).toBe('acme');
     expect(v.check(v.subdomain, 'a-1')).toBe('a-1');
-    for (const bad of ['', '-a', 'a-', 'a.b', 'a_b', 'x'.repeat(64)]) expect(() => v.check(v.subdomain, bad)).toThrow(/DNS label/);
+    for (const bad of ['', '-a', 'a-', 'a.b', 'a_b', 'x'.repeat(64)])
+      expect(() => v.check(v.subdomain, bad)).toThrow(/DNS label/);
   });
 });
 
@@ -193,7 +204,9 @@ describe('check', () => {
 
   it('names every bad field in the message; .field is the first', () => {
     const schema = z.object({ createdById: v.id, title: v.title, dueDate: v.timestamp });
-    const err = appError(() => v.check(schema, { createdById: 0n, title: '', dueDate: { seconds: 300000000000n, nanos: 0 } }));
+    const err = appError(() =>
+      v.check(schema, { createdById: 0n, title: '', dueDate: { seconds: 300000000000n, nanos: 0 } }),
+    );
     expect(err.field).toBe('created_by_id');
     expect(err.message).toContain('created_by_id: ');
     expect(err.message).toContain('title: ');
@@ -201,7 +214,10 @@ describe('check', () => {
   });
 
   it('returns the parsed value when everything is valid', () => {
-    expect(v.check(z.object({ title: v.title, tags: v.tags }), { title: 'x', tags: ['a', 'a'] })).toEqual({ title: 'x', tags: ['a'] });
+    expect(v.check(z.object({ title: v.title, tags: v.tags }), { title: 'x', tags: ['a', 'a'] })).toEqual({
+      title: 'x',
+      tags: ['a'],
+    });
   });
 
   it('snake converts lowerCamelCase', () => {
@@ -212,7 +228,14 @@ describe('check', () => {
 
 describe('fieldsToWrite', () => {
   const UPDATABLE = ['title', 'description', 'status', 'tags', 'assignee_id', 'due_date'] as const;
-  const message = { id: 1n, title: 'New', description: '', status: 0, tags: [] as string[], assigneeId: undefined as bigint | undefined };
+  const message = {
+    id: 1n,
+    title: 'New',
+    description: '',
+    status: 0,
+    tags: [] as string[],
+    assigneeId: undefined as bigint | undefined,
+  };
 
   it('a mask with snake_case paths: exactly those fields', () => {
     expect(fieldsToWrite(['description', 'assignee_id'], UPDATABLE, message)).toEqual(['description', 'assignee_id']);
@@ -223,15 +246,21 @@ describe('fieldsToWrite', () => {
   });
 
   it('repeated paths count once', () => {
-    expect(fieldsToWrite(['title', 'title', 'assigneeId', 'assignee_id'], UPDATABLE, message)).toEqual(['title', 'assignee_id']);
+    expect(fieldsToWrite(['title', 'title', 'assigneeId', 'assignee_id'], UPDATABLE, message)).toEqual([
+      'title',
+      'assignee_id',
+    ]);
   });
 
-  it.each([['id'], ['version'], ['nope'], ['created_by_id'], ['']])('unknown or not updatable path %j → invalid_argument naming update_mask', (path) => {
-    const err = appError(() => fieldsToWrite(['title', path], UPDATABLE, message));
-    expect(err.code).toBe('invalid_argument');
-    expect(err.field).toBe('update_mask');
-    expect(err.message).toMatch(/^update_mask: /);
-  });
+  it.each([['id'], ['version'], ['nope'], ['created_by_id'], ['']])(
+    'unknown or not updatable path %j → invalid_argument naming update_mask',
+    (path) => {
+      const err = appError(() => fieldsToWrite(['title', path], UPDATABLE, message));
+      expect(err.code).toBe('invalid_argument');
+      expect(err.field).toBe('update_mask');
+      expect(err.message).toMatch(/^update_mask: /);
+    },
+  );
 
   it('an empty mask: only the fields the message sets', () => {
     expect(fieldsToWrite([], UPDATABLE, message)).toEqual(['title']);
@@ -247,6 +276,10 @@ describe('fieldsToWrite', () => {
   it('an empty mask uses a field\'s own "is set" test when given', () => {
     const isSet = { assignee_id: (m: typeof message) => m.assigneeId !== undefined, description: () => true };
     expect(fieldsToWrite([], UPDATABLE, message, isSet)).toEqual(['title', 'description']);
-    expect(fieldsToWrite([], UPDATABLE, { ...message, assigneeId: 0n }, isSet)).toEqual(['title', 'description', 'assignee_id']);
+    expect(fieldsToWrite([], UPDATABLE, { ...message, assigneeId: 0n }, isSet)).toEqual([
+      'title',
+      'description',
+      'assignee_id',
+    ]);
   });
 });

@@ -1,13 +1,13 @@
 import type { ServiceImpl } from '@connectrpc/connect';
 import { z } from 'zod';
-import type { ProjectService } from '../../gen/taskapi/v1/project_pb.js';
 import { invalidArgument } from '../../errors.js';
+import type { ProjectService } from '../../gen/taskapi/v1/project_pb.js';
 import type { ProjectChanges } from '../../repositories/projects.js';
 import type { ProjectService as Projects } from '../../services/projects.js';
 import { callerOf } from '../context.js';
 import { projectMessage, projectStatus, taskMessage } from '../convert.js';
-import { fieldsToWrite } from './update-mask.js';
 import * as v from '../validate.js';
+import { fieldsToWrite } from './update-mask.js';
 
 const name = v.requiredText(v.LIMITS.nameChars);
 const create = z.object({
@@ -53,10 +53,14 @@ export function projectHandlers(projects: Projects): ServiceImpl<typeof ProjectS
     async updateProject(req, ctx) {
       if (!req.project) throw invalidArgument('project', 'is required');
       const id = v.check(v.id, req.project.id, 'project.id');
-      const fields = fieldsToWrite(req.updateMask?.paths ?? [], UPDATABLE, req.project, { metadata: (p) => p.metadata !== undefined });
+      const fields = fieldsToWrite(req.updateMask?.paths ?? [], UPDATABLE, req.project, {
+        metadata: (p) => p.metadata !== undefined,
+      });
       if (fields.length === 0) throw invalidArgument('update_mask', 'names no field to update');
       const picked = Object.fromEntries(fields.map((f) => [f, changes[f]]));
-      const parsed = v.check(z.object(picked), req.project, 'project') as ProjectChanges & { status?: ProjectChanges['status'] | null };
+      const parsed = v.check(z.object(picked), req.project, 'project') as ProjectChanges & {
+        status?: ProjectChanges['status'] | null;
+      };
       const project = await projects.update(callerOf(ctx), {
         id,
         changes: { ...parsed, status: parsed.status ?? undefined },

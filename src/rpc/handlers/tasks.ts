@@ -1,21 +1,26 @@
 import type { ServiceImpl } from '@connectrpc/connect';
 import { z } from 'zod';
-import { TaskOrderBy, type TaskService, TaskView } from '../../gen/taskapi/v1/task_pb.js';
 import { invalidArgument } from '../../errors.js';
+import { TaskOrderBy, type TaskService, TaskView } from '../../gen/taskapi/v1/task_pb.js';
 import type { TaskChanges } from '../../repositories/tasks.js';
 import type { ClaimWaitService } from '../../services/claim-wait.js';
 import type { TaskService as Tasks } from '../../services/tasks.js';
 import { callerOf } from '../context.js';
 import { taskEventMessage, taskMessage, taskPriority, taskStatus, timestamp } from '../convert.js';
-import { fieldsToWrite } from './update-mask.js';
 import * as v from '../validate.js';
+import { fieldsToWrite } from './update-mask.js';
 
 const view = z
   .number()
   .refine((x) => x in TaskView, 'is not a known value')
   .transform((x) => (x === TaskView.FULL ? ('full' as const) : ('basic' as const)));
 
-const ORDERS = { [TaskOrderBy.UNSPECIFIED]: 'created', [TaskOrderBy.CREATED_AT]: 'created', [TaskOrderBy.DUE_DATE]: 'due_date', [TaskOrderBy.PRIORITY]: 'priority' } as const;
+const ORDERS = {
+  [TaskOrderBy.UNSPECIFIED]: 'created',
+  [TaskOrderBy.CREATED_AT]: 'created',
+  [TaskOrderBy.DUE_DATE]: 'due_date',
+  [TaskOrderBy.PRIORITY]: 'priority',
+} as const;
 const orderBy = z
   .number()
   .refine((x) => x in ORDERS, 'is not a known value')
@@ -67,7 +72,10 @@ const release = z.object({
   leaseToken: v.leaseToken,
   status: v
     .enumOf(taskStatus.toDomain, null)
-    .refine((s): s is (typeof RELEASE_STATUSES)[number] => RELEASE_STATUSES.includes(s as never), 'must be COMPLETED, REVIEW, BLOCKED or PENDING'),
+    .refine(
+      (s): s is (typeof RELEASE_STATUSES)[number] => RELEASE_STATUSES.includes(s as never),
+      'must be COMPLETED, REVIEW, BLOCKED or PENDING',
+    ),
   error: v.lastError,
   retryAfterSeconds: v.retryAfterSeconds,
 });
@@ -82,7 +90,10 @@ const tree = z.object({
 });
 const events = z
   .object({ taskId: v.optionalId, projectId: v.optionalId, pageSize: v.pageSize, pageToken: v.pageToken })
-  .refine((r) => (r.taskId === null) !== (r.projectId === null), { message: 'give exactly one of task_id and project_id', path: ['taskId'] });
+  .refine((r) => (r.taskId === null) !== (r.projectId === null), {
+    message: 'give exactly one of task_id and project_id',
+    path: ['taskId'],
+  });
 
 const list = z.object({
   projectId: v.optionalId,
@@ -101,7 +112,10 @@ const list = z.object({
 });
 
 // WatchTasks (server streaming) is served by its own handler; every other method is here.
-export function taskHandlers(tasks: Tasks, claimWait: ClaimWaitService): Omit<ServiceImpl<typeof TaskService>, 'watchTasks'> {
+export function taskHandlers(
+  tasks: Tasks,
+  claimWait: ClaimWaitService,
+): Omit<ServiceImpl<typeof TaskService>, 'watchTasks'> {
   return {
     async createTask(req, ctx) {
       return { task: taskMessage(await tasks.create(callerOf(ctx), v.check(create, req))) };
@@ -155,7 +169,11 @@ export function taskHandlers(tasks: Tasks, claimWait: ClaimWaitService): Omit<Se
       const { waitSeconds, ...input } = v.check(claim, req);
       const result = await claimWait.claim(callerOf(ctx), input, waitSeconds);
       if (!result.task) return {};
-      return { task: taskMessage(result.task), leaseToken: result.leaseToken!, leaseExpiresAt: timestamp(result.leaseExpiresAt) };
+      return {
+        task: taskMessage(result.task),
+        leaseToken: result.leaseToken!,
+        leaseExpiresAt: timestamp(result.leaseExpiresAt),
+      };
     },
     async heartbeatTask(req, ctx) {
       const leaseExpiresAt = await tasks.heartbeat(callerOf(ctx), v.check(heartbeat, req));

@@ -1,7 +1,7 @@
 import type { ServiceImpl } from '@connectrpc/connect';
 import { z } from 'zod';
-import type { WorkerService } from '../../gen/taskapi/v1/worker_pb.js';
 import { invalidArgument } from '../../errors.js';
+import type { WorkerService } from '../../gen/taskapi/v1/worker_pb.js';
 import type { WorkerService as Workers } from '../../services/workers.js';
 import { callerOf } from '../context.js';
 import { workerMessage, workerType } from '../convert.js';
@@ -27,7 +27,11 @@ export function workerHandlers(workers: Workers): ServiceImpl<typeof WorkerServi
         return { worker: workerMessage(await workers.get(callerOf(ctx), { id: v.check(v.id, lookup.value, 'id') })) };
       }
       if (lookup.case === 'handle') {
-        return { worker: workerMessage(await workers.get(callerOf(ctx), { handle: v.check(v.handle, lookup.value, 'handle') })) };
+        return {
+          worker: workerMessage(
+            await workers.get(callerOf(ctx), { handle: v.check(v.handle, lookup.value, 'handle') }),
+          ),
+        };
       }
       throw invalidArgument('id', 'set id or handle');
     },

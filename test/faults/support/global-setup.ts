@@ -6,11 +6,11 @@
  * up by the next one (its owner pid is gone).
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGBOUNCER_BIN } from './pgbouncer.js';
-import { PG_BIN, childPids } from './postgres-cluster.js';
+import { childPids, PG_BIN } from './postgres-cluster.js';
 import { RUN_AS } from './processes.js';
 
 /**
@@ -84,7 +84,9 @@ export function setup(): () => void {
     try {
       execFileSync('id', ['-u', RUN_AS], { stdio: 'ignore' });
     } catch {
-      throw new Error(`running as root, the servers must run as the OS user ${RUN_AS}, which does not exist (install PostgreSQL's package, or run as another user)`);
+      throw new Error(
+        `running as root, the servers must run as the OS user ${RUN_AS}, which does not exist (install PostgreSQL's package, or run as another user)`,
+      );
     }
   }
   sweepAbandoned();

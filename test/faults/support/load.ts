@@ -7,7 +7,7 @@
 import { expect } from 'vitest';
 import type { ApiClient } from '../../helpers/legacy/clients.js';
 import type { PostgresCluster } from './postgres-cluster.js';
-import { type ServiceProcess, type ServiceTenant, codeOf } from './service.js';
+import { codeOf, type ServiceProcess, type ServiceTenant } from './service.js';
 
 export interface LoadReport {
   /** request_id → task id, for every acknowledged write. */
@@ -22,7 +22,12 @@ export interface LoadReport {
 
 export class WriteLoad {
   private stopping = false;
-  private readonly report: LoadReport = { acknowledged: new Map(), errors: new Map(), unacknowledged: [], ackTimes: [] };
+  private readonly report: LoadReport = {
+    acknowledged: new Map(),
+    errors: new Map(),
+    unacknowledged: [],
+    ackTimes: [],
+  };
   private readonly loops: Promise<void>[];
 
   /**
@@ -38,7 +43,9 @@ export class WriteLoad {
     private readonly callTimeoutMs = 3_000,
     private readonly giveUpMs = 15_000,
   ) {
-    this.loops = Array.from({ length: loops }, (_, i) => this.loop(service.client(i % 2 === 0 ? 'grpc' : 'connect', tenant.headers), i));
+    this.loops = Array.from({ length: loops }, (_, i) =>
+      this.loop(service.client(i % 2 === 0 ? 'grpc' : 'connect', tenant.headers), i),
+    );
   }
 
   private async loop(client: ApiClient, index: number): Promise<void> {

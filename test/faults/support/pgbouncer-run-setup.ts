@@ -12,7 +12,11 @@ export async function setup(): Promise<() => Promise<void>> {
   const server = new URL(process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test');
   let bouncer: PgBouncer;
   try {
-    bouncer = await PgBouncer.start({ serverHost: server.hostname, serverPort: Number(server.port || 5432), poolSize: 20 });
+    bouncer = await PgBouncer.start({
+      serverHost: server.hostname,
+      serverPort: Number(server.port || 5432),
+      poolSize: 20,
+    });
   } catch (err) {
     sweep();
     throw err;

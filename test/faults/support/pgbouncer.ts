@@ -10,9 +10,10 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { ownedTempDir } from './postgres-cluster.js';
-import { RUN_AS, forget, freePort, killOnExit, waitFor } from './processes.js';
+import { forget, freePort, killOnExit, RUN_AS, waitFor } from './processes.js';
 
-export const PGBOUNCER_BIN = process.env.PGBOUNCER_BIN ?? (existsSync('/usr/sbin/pgbouncer') ? '/usr/sbin/pgbouncer' : 'pgbouncer');
+export const PGBOUNCER_BIN =
+  process.env.PGBOUNCER_BIN ?? (existsSync('/usr/sbin/pgbouncer') ? '/usr/sbin/pgbouncer' : 'pgbouncer');
 
 export interface PgBouncerOptions {
   /** The PostgreSQL server behind it. */
@@ -100,7 +101,10 @@ export class PgBouncer {
           gid: Number(execFileSync('id', ['-g', RUN_AS]).toString().trim()),
         }
       : {};
-    const child = spawn(PGBOUNCER_BIN, [join(this.dir, 'pgbouncer.ini')], { ...ids, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(PGBOUNCER_BIN, [join(this.dir, 'pgbouncer.ini')], {
+      ...ids,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr!.on('data', (b) => (stderr += b));
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
@@ -110,7 +114,8 @@ export class PgBouncer {
     await waitFor(
       'PgBouncer to listen',
       async () => {
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`PgBouncer exited: ${stderr}${this.log}`);
+        if (child.exitCode !== null || child.signalCode !== null)
+          throw new Error(`PgBouncer exited: ${stderr}${this.log}`);
         return portOpen(this.port);
       },
       15_000,

@@ -5,11 +5,11 @@
  * root (CI) every command runs as the `postgres` OS user, who must own the directory.
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { RUN_AS, forget, freePort, killOnExit, runAsDbUser } from './processes.js';
+import { forget, freePort, killOnExit, RUN_AS, runAsDbUser } from './processes.js';
 
 /** The server binaries: PG_BIN, else the newest of Debian's /usr/lib/postgresql/<major>/bin. */
 export const PG_BIN = process.env.PG_BIN ?? debianBinDir() ?? '/usr/lib/postgresql/15/bin';
@@ -65,7 +65,18 @@ export class PostgresCluster {
     const dir = ownedTempDir('taskapi-faults-pg-');
     const port = await freePort();
     const cluster = new PostgresCluster(dir, port);
-    await runAsDbUser(join(PG_BIN, 'initdb'), ['-D', cluster.dataDir, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync']);
+    await runAsDbUser(join(PG_BIN, 'initdb'), [
+      '-D',
+      cluster.dataDir,
+      '-A',
+      'trust',
+      '-U',
+      'postgres',
+      '-E',
+      'UTF8',
+      '--locale=C',
+      '--no-sync',
+    ]);
     // The server keeps fsync on: "every acknowledged write survives an immediate shutdown" should
     // be shown with the durability settings production runs with.
     appendFileSync(
@@ -101,7 +112,16 @@ export class PostgresCluster {
   }
 
   async start(): Promise<void> {
-    await runAsDbUser(join(PG_BIN, 'pg_ctl'), ['start', '-w', '-t', '60', '-D', this.dataDir, '-l', join(this.dir, 'server.log')]);
+    await runAsDbUser(join(PG_BIN, 'pg_ctl'), [
+      'start',
+      '-w',
+      '-t',
+      '60',
+      '-D',
+      this.dataDir,
+      '-l',
+      join(this.dir, 'server.log'),
+    ]);
     const pid = this.postmasterPid();
     if (pid) killOnExit(pid);
   }

@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ApiClient, RpcError, connectClient, grpcClient } from '../../helpers/legacy/clients.js';
+import { type ApiClient, connectClient, grpcClient, RpcError } from '../../helpers/legacy/clients.js';
 import { forget, killOnExit, waitFor } from './processes.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
@@ -34,7 +34,9 @@ export class ServiceProcess {
     // A service that dies on its own is the finding: show why, where CI logs can be read.
     void this.exit.then(({ code, signal }) => {
       if (!this.stopping) {
-        console.error(`the service exited unexpectedly (code ${code}, signal ${signal}); its last log lines:\n${this.output.split('\n').slice(-40).join('\n')}`);
+        console.error(
+          `the service exited unexpectedly (code ${code}, signal ${signal}); its last log lines:\n${this.output.split('\n').slice(-40).join('\n')}`,
+        );
       }
     });
     void this.exit.then(() => child.pid && forget(child.pid));

@@ -1,9 +1,9 @@
 /** A running service on a test database, listening on a free port, with real clients. */
 import { type App, startApp } from '../../../src/app.js';
 import { silentLogger } from '../../../src/logger.js';
-import { type ApiClient, connectClient, grpcClient } from './clients.js';
-import { type TestDatabase, createTestDatabase } from '../database.js';
+import { createTestDatabase, type TestDatabase } from '../database.js';
 import { ADMIN_TOKEN } from '../env.js';
+import { type ApiClient, connectClient, grpcClient } from './clients.js';
 
 export interface TestApp {
   readonly app: App;
@@ -33,7 +33,9 @@ export interface TestTenant {
 
 let counter = 0;
 
-export async function startTestApp(options: { env?: Record<string, string>; db?: TestDatabase } = {}): Promise<TestApp> {
+export async function startTestApp(
+  options: { env?: Record<string, string>; db?: TestDatabase } = {},
+): Promise<TestApp> {
   const db = options.db ?? (await createTestDatabase());
   const app = await startApp(db.config(options.env), silentLogger);
   const clients: ApiClient[] = [];
@@ -56,7 +58,10 @@ export async function startTestApp(options: { env?: Record<string, string>; db?:
       let key = await admin.call('TenantService', 'CreateApiKey', { tenantId: tenant.id, name: 'test' });
       if (opts.withWorker) {
         const headers = { 'x-tenant-id': tenant.id, authorization: `Bearer ${key.secret}` };
-        const { worker } = await client('connect', headers).call('WorkerService', 'CreateWorker', { handle: '@owner', type: 'WORKER_TYPE_AGENT' });
+        const { worker } = await client('connect', headers).call('WorkerService', 'CreateWorker', {
+          handle: '@owner',
+          type: 'WORKER_TYPE_AGENT',
+        });
         workerId = worker.id;
         key = await admin.call('TenantService', 'CreateApiKey', { tenantId: tenant.id, workerId, name: 'worker key' });
       }

@@ -42,7 +42,11 @@ export interface ApiClient {
 }
 
 const PROTO_DIR = join(import.meta.dirname, '../../../proto');
-export const CODE_NAMES = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k]));
+export const CODE_NAMES = Object.fromEntries(
+  Object.entries(grpc.status)
+    .filter(([, v]) => typeof v === 'number')
+    .map(([k, v]) => [v, k]),
+);
 export const CONNECT_CODES: Record<string, string> = {
   canceled: 'CANCELLED',
   unknown: 'UNKNOWN',
@@ -117,7 +121,10 @@ function fieldsOfType(typeName: string): Set<string> {
 }
 let wellKnown: { timestamps: Set<string>; structs: Set<string> } | undefined;
 const wellKnownFields = () =>
-  (wellKnown ??= { timestamps: fieldsOfType('google.protobuf.Timestamp'), structs: fieldsOfType('google.protobuf.Struct') });
+  (wellKnown ??= {
+    timestamps: fieldsOfType('google.protobuf.Timestamp'),
+    structs: fieldsOfType('google.protobuf.Struct'),
+  });
 
 function toStructValue(v: Json): Json {
   if (v === null) return { nullValue: 'NULL_VALUE' };
@@ -127,7 +134,9 @@ function toStructValue(v: Json): Json {
   if (Array.isArray(v)) return { listValue: { values: v.map(toStructValue) } };
   return { structValue: toStruct(v) };
 }
-const toStruct = (o: Json) => ({ fields: Object.fromEntries(Object.entries(o).map(([k, v]) => [k, toStructValue(v)])) });
+const toStruct = (o: Json) => ({
+  fields: Object.fromEntries(Object.entries(o).map(([k, v]) => [k, toStructValue(v)])),
+});
 function fromStructValue(v: Json): Json {
   switch (v.kind) {
     case 'nullValue':
@@ -143,7 +152,8 @@ function fromStructValue(v: Json): Json {
   }
   return null;
 }
-const fromStruct = (s: Json) => Object.fromEntries(Object.entries(s.fields ?? {}).map(([k, v]) => [k, fromStructValue(v)]));
+const fromStruct = (s: Json) =>
+  Object.fromEntries(Object.entries(s.fields ?? {}).map(([k, v]) => [k, fromStructValue(v)]));
 
 /** Proto-JSON-style request → grpc-js object. */
 export function toGrpc(value: Json, key = ''): Json {
@@ -180,7 +190,14 @@ export function fromGrpc(value: Json, key = ''): Json {
     }
     return out;
   }
-  if (value === '' || value === '0' || value === false || value === 0 || (typeof value === 'string' && value.endsWith('_UNSPECIFIED'))) return undefined;
+  if (
+    value === '' ||
+    value === '0' ||
+    value === false ||
+    value === 0 ||
+    (typeof value === 'string' && value.endsWith('_UNSPECIFIED'))
+  )
+    return undefined;
   return value;
 }
 
@@ -202,12 +219,18 @@ export function grpcClient(port: number, baseHeaders: Record<string, string> = {
       const metadata = new grpc.Metadata();
       for (const [k, v] of Object.entries({ ...baseHeaders, ...options.headers })) metadata.set(k, v);
       const fn = method.charAt(0).toLowerCase() + method.slice(1);
-      const callOptions: grpc.CallOptions = options.timeoutMs === undefined ? {} : { deadline: Date.now() + options.timeoutMs };
+      const callOptions: grpc.CallOptions =
+        options.timeoutMs === undefined ? {} : { deadline: Date.now() + options.timeoutMs };
       return new Promise((resolve, reject) => {
-        const call = stub(service)[fn](toGrpc(request), metadata, callOptions, (err: grpc.ServiceError | null, res: Json) => {
-          if (err) reject(new RpcError(CODE_NAMES[err.code] ?? 'UNKNOWN', err.details));
-          else resolve(fromGrpc(res) ?? {});
-        });
+        const call = stub(service)[fn](
+          toGrpc(request),
+          metadata,
+          callOptions,
+          (err: grpc.ServiceError | null, res: Json) => {
+            if (err) reject(new RpcError(CODE_NAMES[err.code] ?? 'UNKNOWN', err.details));
+            else resolve(fromGrpc(res) ?? {});
+          },
+        );
         options.signal?.addEventListener('abort', () => call.cancel(), { once: true });
       });
     },

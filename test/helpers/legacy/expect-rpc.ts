@@ -20,7 +20,8 @@ export async function expectRpcError(call: Promise<unknown>, code: string, ...me
 }
 
 /** A timestamp as the clients return it, normalized (Connect may omit zero fractions). */
-export const iso = (value: string | undefined): string | undefined => (value === undefined ? undefined : new Date(value).toISOString());
+export const iso = (value: string | undefined): string | undefined =>
+  value === undefined ? undefined : new Date(value).toISOString();
 
 /**
  * Every item of a list, following next_page_token; fails when a page token repeats or when
@@ -54,7 +55,9 @@ export async function listAll(
  * must be picked among ids that `ours` does not use itself.
  */
 export async function foreignWorkerId(ours: ApiClient, theirs: ApiClient, handlePrefix = '@foreign'): Promise<string> {
-  const taken = new Set((await listAll(ours, 'WorkerService', 'ListWorkers', 'workers', { pageSize: 500 })).items.map((w) => w.id));
+  const taken = new Set(
+    (await listAll(ours, 'WorkerService', 'ListWorkers', 'workers', { pageSize: 500 })).items.map((w) => w.id),
+  );
   for (let i = 0; i < 50; i++) {
     const { worker } = await theirs.call('WorkerService', 'CreateWorker', { handle: `${handlePrefix}${i}` });
     if (!taken.has(worker.id)) return worker.id;
@@ -67,12 +70,18 @@ export async function foreignWorkerId(ours: ApiClient, theirs: ApiClient, handle
  * `timeoutMs`. For conditions that come true with time (a lease running out): the wait ends as
  * soon as the condition holds, and the bound keeps a broken service from hanging the test.
  */
-export async function eventually<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  probe: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = 15_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
     if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
+    if (Date.now() > deadline)
+      throw new Error(`${what} not reached within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Protocol } from './app.js';
-import { CODE_NAMES, CONNECT_CODES, type Json, RpcError, fromGrpc, loadPackage, toGrpc } from './clients.js';
+import { CODE_NAMES, CONNECT_CODES, fromGrpc, type Json, loadPackage, RpcError, toGrpc } from './clients.js';
 
 export interface ServerStream {
   /** Messages received so far, in order. */
@@ -50,12 +50,18 @@ function collector() {
         } else if (done) {
           checks.delete(check);
           clearTimeout(timer);
-          void ended.then((err) => reject(new Error(`stream ended (${err?.message ?? 'OK'}) after ${messages.length} messages`)));
+          void ended.then((err) =>
+            reject(new Error(`stream ended (${err?.message ?? 'OK'}) after ${messages.length} messages`)),
+          );
         }
       };
       timer = setTimeout(() => {
         checks.delete(check);
-        reject(new Error(`condition not met within ${timeoutMs} ms; ${messages.length} messages: ${JSON.stringify(messages).slice(0, 2000)}`));
+        reject(
+          new Error(
+            `condition not met within ${timeoutMs} ms; ${messages.length} messages: ${JSON.stringify(messages).slice(0, 2000)}`,
+          ),
+        );
       }, timeoutMs);
       checks.add(check);
       check();
@@ -74,7 +80,13 @@ export function serverStream(
 ): ServerStream {
   return protocol === 'grpc'
     ? grpcStream(port, service, method, request, headers, options.timeoutMs)
-    : connectStream(port, service, method, request, options.timeoutMs === undefined ? headers : { ...headers, 'connect-timeout-ms': String(options.timeoutMs) });
+    : connectStream(
+        port,
+        service,
+        method,
+        request,
+        options.timeoutMs === undefined ? headers : { ...headers, 'connect-timeout-ms': String(options.timeoutMs) },
+      );
 }
 
 /**
@@ -91,14 +103,25 @@ function withoutSyntheticOneofs(value: Json): Json {
   );
 }
 
-function grpcStream(port: number, service: string, method: string, request: Json, headers: Record<string, string>, timeoutMs?: number): ServerStream {
+function grpcStream(
+  port: number,
+  service: string,
+  method: string,
+  request: Json,
+  headers: Record<string, string>,
+  timeoutMs?: number,
+): ServerStream {
   const c = collector();
   const Stub = loadPackage().taskapi.v1[service];
   const client = new Stub(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Json>;
   const metadata = new grpc.Metadata();
   for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
   const options: grpc.CallOptions = timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
-  const call = client[method.charAt(0).toLowerCase() + method.slice(1)](toGrpc(request), metadata, options) as grpc.ClientReadableStream<Json>;
+  const call = client[method.charAt(0).toLowerCase() + method.slice(1)](
+    toGrpc(request),
+    metadata,
+    options,
+  ) as grpc.ClientReadableStream<Json>;
   call.on('data', (m: Json) => c.push(withoutSyntheticOneofs(fromGrpc(m) ?? {})));
   call.on('error', (err: grpc.ServiceError) => {
     c.finish(new RpcError(CODE_NAMES[err.code] ?? 'UNKNOWN', err.details));
@@ -121,7 +144,13 @@ function grpcStream(port: number, service: string, method: string, request: Json
   };
 }
 
-function connectStream(port: number, service: string, method: string, request: Json, headers: Record<string, string>): ServerStream {
+function connectStream(
+  port: number,
+  service: string,
+  method: string,
+  request: Json,
+  headers: Record<string, string>,
+): ServerStream {
   const c = collector();
   const abort = new AbortController();
   const json = Buffer.from(JSON.stringify(request));
@@ -151,7 +180,11 @@ function connectStream(port: number, service: string, method: string, request: J
           buffer = buffer.subarray(5 + length);
           if (flags & 0x02) {
             // End of stream: carries the error, if any.
-            c.finish(payload.error ? new RpcError(CONNECT_CODES[payload.error.code] ?? 'UNKNOWN', payload.error.message ?? '') : null);
+            c.finish(
+              payload.error
+                ? new RpcError(CONNECT_CODES[payload.error.code] ?? 'UNKNOWN', payload.error.message ?? '')
+                : null,
+            );
             return;
           }
           c.push(payload);
