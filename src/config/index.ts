@@ -265,7 +265,7 @@ function changeFeedOf(
   pollIntervalMs: number,
 ): Config['changeFeed'] {
   // pglite-socket serves one session to every connection and NOTIFY comes back to the sender
-  // only (STACK.md), so a LISTEN connection of its own would hear nothing there.
+  // only (docs/stack-notes.md), so a LISTEN connection of its own would hear nothing there.
   if (database.kind === 'pglite') return { mode: 'embedded', pollIntervalMs };
   if (listen?.kind === 'off') return { mode: 'poll', pollIntervalMs };
   return { mode: 'listen', url: listen?.url ?? database.url, pollIntervalMs };

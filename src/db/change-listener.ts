@@ -12,7 +12,7 @@
  *   everybody is woken once, for whatever was missed meanwhile.
  * - `embedded` (PGlite behind pglite-socket): every socket shares one session, and a NOTIFY is
  *   delivered back on the connection that sent it, never to another listening connection
- *   (STACK.md). So the pool's own connection (the only one: max 1) issues LISTEN once, for the
+ *   (docs/stack-notes.md). So the pool's own connection (the only one: max 1) issues LISTEN once, for the
  *   session, and every pooled client reports the notifications it receives: the in-process
  *   signal, at no extra connection against pglite-socket's maxConnections.
  * - `poll`: no notifications; the timer at the poll interval.

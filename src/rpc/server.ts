@@ -2,7 +2,7 @@
  * One port for every protocol: gRPC (HTTP/2), gRPC-Web and Connect (HTTP/1.1 and HTTP/2).
  *
  * `http2.createServer({ allowHTTP1: true })` accepts HTTP/1.1 only over TLS, so cleartext
- * HTTP/1.1 clients (curl, fetch) would be refused (STACK.md). Instead a `net` server reads the
+ * HTTP/1.1 clients (curl, fetch) would be refused (docs/stack-notes.md). Instead a `net` server reads the
  * first bytes of each connection: the HTTP/2 client preface goes to an `http2` server, anything
  * else to an `http` server, and both serve the same connect-node handler. With TLS, a `tls` layer
  * sits in front of that same router (ALPN offers h2 and http/1.1; the preface decides, as in
@@ -255,7 +255,7 @@ export async function listen(options: ListenOptions): Promise<RpcServer> {
           logger.error('aborting calls failed', { err });
         }
         // Aborted handlers answer UNAVAILABLE themselves; destroying their sessions in the same
-        // tick would reach clients as RST_STREAM / INTERNAL instead (STACK.md).
+        // tick would reach clients as RST_STREAM / INTERNAL instead (docs/stack-notes.md).
         await drain(ABORT_DRAIN_MS);
       }
       if (inFlight() > 0) {
