@@ -12,7 +12,6 @@ import * as grpc from '@grpc/grpc-js';
 import type { TenantData } from './data.js';
 
 export interface RpcClient {
-  // biome-ignore lint: the response message, checked structurally by the scenario
   call(
     method: DescMethodUnary,
     request: Record<string, unknown>,
