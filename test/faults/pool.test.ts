@@ -22,6 +22,9 @@ beforeAll(async () => {
   await cluster.query(`create database ${DB}`);
   service = await ServiceProcess.start(cluster.url(DB), {
     DB_POOL_MAX: String(POOL),
+    // One tenant may use the whole pool here: this case is the pool running out, not the
+    // per-tenant share (test/integration/tenant-fairness.postgres.test.ts has that).
+    DB_POOL_TENANT_MAX: String(POOL),
     DB_CONNECTION_TIMEOUT_MS: String(CONNECTION_TIMEOUT_MS),
   });
 });

@@ -109,7 +109,8 @@ export class ServiceProcess {
         signal: AbortSignal.timeout(timeoutMs + 5_000),
       });
       const body = (await res.json()) as { status?: string; code?: string };
-      return body.status ?? body.code ?? `HTTP ${res.status}`;
+      // A Connect error code is snake_case (`deadline_exceeded`); name it as gRPC does.
+      return body.status ?? body.code?.toUpperCase() ?? `HTTP ${res.status}`;
     } catch (err) {
       return `no answer: ${(err as Error).message}`;
     }
