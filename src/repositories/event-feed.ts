@@ -5,7 +5,8 @@
  * it in that order, so resuming from the last delivered position never skips anything.
  */
 import type { Tx } from '../db/index.js';
-import type { JsonObject, TaskEvent, TaskEventKind } from '../domain.js';
+import type { TaskEvent } from '../domain.js';
+import { EVENT_COLUMNS, type EventRow, toTaskEvent } from './events.js';
 import { tenantOf } from './tenant-scope.js';
 
 export interface FeedPosition {
@@ -24,29 +25,14 @@ export interface FeedEvent extends TaskEvent {
   readonly position: FeedPosition;
 }
 
-interface FeedEventRow {
-  id: string;
-  task_id: string;
-  project_id: string;
-  kind: string;
-  actor_id: string | null;
-  task_version: string;
-  data: JsonObject;
-  created_at: Date;
+interface FeedEventRow extends EventRow {
   feed_xact: string;
 }
 
-const COLUMNS = 'id, task_id, project_id, kind, actor_id, task_version, data, created_at, feed_xact::text as feed_xact';
+const COLUMNS = `${EVENT_COLUMNS}, feed_xact::text as feed_xact`;
 
 const toFeedEvent = (r: FeedEventRow, seen: string | undefined): FeedEvent => ({
-  id: BigInt(r.id),
-  taskId: BigInt(r.task_id),
-  projectId: BigInt(r.project_id),
-  kind: r.kind as TaskEventKind,
-  actorId: r.actor_id === null ? null : BigInt(r.actor_id),
-  taskVersion: BigInt(r.task_version),
-  data: r.data,
-  createdAt: r.created_at,
+  ...toTaskEvent(r),
   position: { xact: BigInt(r.feed_xact), id: BigInt(r.id), ...(seen === undefined ? {} : { seen }) },
 });
 

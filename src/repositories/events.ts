@@ -25,7 +25,8 @@ export async function appendTaskEvents(tx: Tx, events: readonly NewTaskEvent[]):
   );
 }
 
-interface EventRow {
+/** A task_events row as `EVENT_COLUMNS` selects it. */
+export interface EventRow {
   id: string;
   task_id: string;
   project_id: string;
@@ -35,6 +36,19 @@ interface EventRow {
   data: JsonObject;
   created_at: Date;
 }
+
+export const EVENT_COLUMNS = 'id, task_id, project_id, kind, actor_id, task_version, data, created_at';
+
+export const toTaskEvent = (r: EventRow): TaskEvent => ({
+  id: BigInt(r.id),
+  taskId: BigInt(r.task_id),
+  projectId: BigInt(r.project_id),
+  kind: r.kind as TaskEventKind,
+  actorId: r.actor_id === null ? null : BigInt(r.actor_id),
+  taskVersion: BigInt(r.task_version),
+  data: r.data,
+  createdAt: r.created_at,
+});
 
 /**
  * One page of a task's or a project's history after event `afterId`, in id order (keyset: the
@@ -48,20 +62,11 @@ export async function listTaskEvents(
 ): Promise<TaskEvent[]> {
   const [column, value] = 'taskId' in filter ? ['task_id', filter.taskId] : ['project_id', filter.projectId];
   const rows = await tx.many<EventRow>(
-    `select id, task_id, project_id, kind, actor_id, task_version, data, created_at
+    `select ${EVENT_COLUMNS}
        from task_events
       where tenant_id = $1::bigint and ${column} = $2::bigint and id > $3::bigint
       order by id limit $4::int`,
     [tenantOf(tx), value.toString(), afterId.toString(), limit],
   );
-  return rows.map((r) => ({
-    id: BigInt(r.id),
-    taskId: BigInt(r.task_id),
-    projectId: BigInt(r.project_id),
-    kind: r.kind as TaskEventKind,
-    actorId: r.actor_id === null ? null : BigInt(r.actor_id),
-    taskVersion: BigInt(r.task_version),
-    data: r.data,
-    createdAt: r.created_at,
-  }));
+  return rows.map(toTaskEvent);
 }
