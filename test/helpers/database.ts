@@ -80,7 +80,10 @@ export async function createTestDatabase(
       : `create database ${pg.escapeIdentifier(name)}`,
   );
   const url = databaseUrl(name);
-  const env = { ...baseEnv, DATABASE_URL: serviceDatabaseUrl(name), MIGRATE_ON_START: 'false' };
+  const env: Record<string, string> = { ...baseEnv, DATABASE_URL: serviceDatabaseUrl(name), MIGRATE_ON_START: 'false' };
+  // Behind a transaction-mode pooler LISTEN hears nothing: the listener takes the direct URL,
+  // as the README's PgBouncer section says to configure (else streams fall back to re-checks).
+  if (env.DATABASE_URL !== url) env.DATABASE_LISTEN_URL = url;
   return {
     url,
     backend: 'postgres',
