@@ -24,6 +24,10 @@ export async function setup(): Promise<() => Promise<void>> {
   process.env.TEST_POOLER_URL = `postgresql://${server.username || 'postgres'}@127.0.0.1:${bouncer.port}/`;
   process.env.TEST_POOLER_ADMIN_URL = bouncer.url('pgbouncer');
   return async () => {
+    // A pooler refusing logins (the server at max_connections, say) shows up in the tests only as
+    // UNAVAILABLE: print what PgBouncer itself said, so the cause is in the CI log.
+    const problems = bouncer.problems();
+    if (problems.length > 0) console.error(`PgBouncer reported:\n${problems.join('\n')}`);
     await bouncer.destroy();
     sweep();
   };

@@ -69,6 +69,9 @@ export class PgBouncer {
         `default_pool_size = ${options.poolSize ?? 20}`,
         'max_client_conn = 1000',
         `server_login_retry = ${options.serverLoginRetry ?? 15}`,
+        // Every test file has its own database, so its own pool: idle server connections of files
+        // already done must not pile up (600 s by default) towards the server's max_connections.
+        'server_idle_timeout = 10',
         // pg sends none of these today; a client that does must not be refused.
         'ignore_startup_parameters = extra_float_digits',
         `logfile = ${join(dir, 'pgbouncer.log')}`,
@@ -92,6 +95,14 @@ export class PgBouncer {
     } catch {
       return '';
     }
+  }
+
+  /** The log's errors and warnings (at most `limit` lines): what a failed run needs to show. */
+  problems(limit = 30): string[] {
+    return this.log
+      .split('\n')
+      .filter((line) => /\b(ERROR|WARNING|FATAL)\b/.test(line))
+      .slice(-limit);
   }
 
   private async run(): Promise<void> {
