@@ -102,6 +102,8 @@ export class PgBouncer {
     return this.log
       .split('\n')
       .filter((line) => /\b(ERROR|WARNING|FATAL)\b/.test(line))
+      // An idle server connection told it is terminated: each file's database is dropped WITH (FORCE).
+      .filter((line) => !line.includes('when not linked'))
       .slice(-limit);
   }
 
