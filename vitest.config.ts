@@ -5,8 +5,9 @@ import { defineConfig } from 'vitest/config';
  * - unit: no database;
  * - postgres / pglite: every integration test against a real PostgreSQL server and against
  *   embedded PGlite (each test file gets its own database); *.postgres.test.ts only on the server;
- * - postgres-schema / pglite-schema: the API and isolation suites again in schema-per-tenant mode,
- *   with named prepared statements on (PostgreSQL only: embedded mode never prepares).
+ * - postgres-schema / pglite-schema: the API and isolation suites again in schema-per-tenant mode.
+ * On PostgreSQL, statements are named prepared ones, as by default; `npm run test:pgbouncer` runs
+ * the API suites with unnamed statements (and embedded mode never prepares).
  */
 const integration = (name: string, backend: 'postgres' | 'pglite', tenancy: 'row' | 'schema', include: string[]) => ({
   extends: true as const,
@@ -16,7 +17,7 @@ const integration = (name: string, backend: 'postgres' | 'pglite', tenancy: 'row
     // *.postgres.test.ts: what only a PostgreSQL server can show (killed connections, locks,
     // statement_timeout, concurrent migrations).
     exclude: backend === 'pglite' ? ['**/*.postgres.test.ts', '**/node_modules/**'] : ['**/node_modules/**'],
-    env: { TEST_BACKEND: backend, TEST_TENANCY: tenancy, TEST_PREPARED_STATEMENTS: String(tenancy === 'schema') },
+    env: { TEST_BACKEND: backend, TEST_TENANCY: tenancy, TEST_PREPARED_STATEMENTS: 'true' },
     globalSetup: backend === 'postgres' ? ['test/helpers/postgres-setup.ts'] : [],
     // Bounds, not expectations: they only decide how long a hung test takes to fail. On a shared
     // 2-core machine under load, PGlite (single-threaded WebAssembly) migrates a fresh database

@@ -9,11 +9,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     name: 'pgbouncer',
-    include: [
-      'test/integration/api-*.test.ts',
-      'test/integration/isolation*.test.ts',
-      'test/faults/through-pgbouncer.check.ts',
-    ],
+    include: ['test/integration/api-*.test.ts', 'test/integration/isolation*.test.ts', 'test/faults/*.check.ts'],
     pool: 'forks',
     maxWorkers: 2,
     env: { TEST_BACKEND: 'postgres', TEST_TENANCY: 'row', TEST_PREPARED_STATEMENTS: 'false' },

@@ -80,7 +80,7 @@ const { values: args } = parseArgs({
     },
     'db-name': { type: 'string', default: 'taskapi_bench' },
     pool: { type: 'string', default: '10' },
-    prepared: { type: 'boolean', default: false },
+    unprepared: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -90,7 +90,7 @@ if (args.help) {
     `npm run bench -- [--quick] [--callers 8] [--runs 3] [--duration 2.5] [--warmup 0.5] [--complete-reps 2]
                   [--node /usr/bin/node] [--keep] [--pglite] [--no-postgres] [--only GetTask] [--protocols grpc,bare]
                   [--database postgresql://postgres@127.0.0.1:5432/postgres] [--db-name taskapi_bench]
-                  [--pool 10] [--prepared]
+                  [--pool 10] [--unprepared]
 See bench/README.md.\n`,
   );
   process.exit(0);
@@ -119,7 +119,7 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 
 /** Environment shared by the service, the floor and the bare server. */
 function dbEnv(databaseUrl: string): Record<string, string> {
-  return { DATABASE_URL: databaseUrl, DB_POOL_MAX: args.pool!, DB_PREPARED_STATEMENTS: String(args.prepared) };
+  return { DATABASE_URL: databaseUrl, DB_POOL_MAX: args.pool!, DB_PREPARED_STATEMENTS: String(!args.unprepared) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -502,7 +502,7 @@ async function postgresSection(report: { postgres?: string; seed: Record<string,
   );
   await Promise.all([load.stop(), floor.stop(), stopChild(bare.proc.child), stopChild(service.proc.child)]);
   return {
-    title: `${report.postgres}, row tenancy, pool ${args.pool}, prepared statements ${args.prepared ? 'on' : 'off'}`,
+    title: `${report.postgres}, row tenancy, pool ${args.pool}, prepared statements ${args.unprepared ? 'off' : 'on'}`,
     rows,
     targets: targets(rows),
     notes,

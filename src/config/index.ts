@@ -91,7 +91,7 @@ const envSchema = z
     DB_CONNECTION_TIMEOUT_MS: intIn(1, 600_000, 5_000),
     DB_POOL_MAX_LIFETIME_SECONDS: intIn(0, 86_400, 1_800),
     DB_STATEMENT_TIMEOUT_MS: intIn(0, 3_600_000, 30_000),
-    DB_PREPARED_STATEMENTS: bool(false),
+    DB_PREPARED_STATEMENTS: bool(true),
     DB_POOL_TENANT_MAX: intIn(1, 1000, 0),
     SHUTDOWN_GRACE_MS: intIn(0, 600_000, 10_000),
     IDEMPOTENCY_TTL_SECONDS: intIn(0, 31_536_000, 86_400),
@@ -144,7 +144,7 @@ export interface Config {
     readonly connectionTimeoutMs: number;
     readonly maxLifetimeSeconds: number;
     readonly statementTimeoutMs: number;
-    /** Named prepared statements (off for PgBouncer < 1.21 in transaction mode). */
+    /** Named prepared statements (on; they turn themselves off behind PgBouncer < 1.21 in transaction mode). */
     readonly prepareStatements: boolean;
     /** Most connections one tenant's transactions may hold at once; its further calls queue. */
     readonly tenantMax: number;

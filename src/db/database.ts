@@ -67,8 +67,10 @@ export interface DatabaseOptions {
   readonly tenantSearchPath?: ((tenantId: bigint) => string) | null;
   readonly maxAttempts?: number;
   /**
-   * Use named prepared statements (planned once per connection). Off behind a PgBouncer in
-   * transaction mode older than 1.21, which cannot route them.
+   * Use named prepared statements (parsed and planned once per connection). Should a server
+   * answer that a named statement does not exist, or already exists (a transaction-mode
+   * PgBouncer older than 1.21 in between, which cannot route them), the Database stops naming
+   * statements for good, logs it once, and runs that transaction again.
    */
   readonly prepareStatements?: boolean;
   /** Caps the connections one tenant's transactions hold at once; null: no cap. */
@@ -101,6 +103,22 @@ function inlineValues(prologue: Prologue, literal: (value: string) => string): s
 
 const noSlot: Release = () => {};
 
+/** More distinct statement texts than any code path here builds (see `send`). */
+const MAX_NAMED_STATEMENTS = 2000;
+
+/**
+ * 26000 (invalid_sql_statement_name: Bind to a name this server connection never parsed) and
+ * 42P05 (duplicate_prepared_statement: Parse of a name it already has): what named statements
+ * meet when a transaction pooler hands each transaction another server connection.
+ */
+function isUnroutedStatement(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '26000' || code === '42P05';
+}
+
+/** Internal: the transaction failed only because named statements cannot be used; run it again. */
+class PreparedStatementsUnroutable extends Error {}
+
 export class Database {
   readonly pool: pg.Pool;
   /** Statements sent, for tests and the benchmark (a page must cost the same for 1 row or 200). */
@@ -110,7 +128,7 @@ export class Database {
   private readonly statementTimeoutMs: number;
   private readonly tenantSearchPath: ((tenantId: bigint) => string) | null;
   private readonly maxAttempts: number;
-  private readonly prepare: boolean;
+  private prepare: boolean;
   private readonly statementNames = new Map<string, string>();
   readonly tenantLimiter: TenantLimiter | null;
   private readonly cancelStatement: ((client: pg.PoolClient) => void) | null;
@@ -237,6 +255,7 @@ export class Database {
           stage = s;
         });
       } catch (err) {
+        if (err instanceof PreparedStatementsUnroutable && attempt < this.maxAttempts) continue;
         const retry =
           err instanceof DbError &&
           attempt < this.maxAttempts &&
@@ -268,6 +287,12 @@ export class Database {
       await this.send(client, 'commit');
       return result;
     } catch (err) {
+      // Transactions in flight when statements stop being named may meet it too: all run again.
+      if (isUnroutedStatement(err)) {
+        this.stopPreparing(err);
+        discard = err as Error;
+        throw new PreparedStatementsUnroutable('named statements cannot be routed here', { cause: err });
+      }
       const classified = classifyDbError(err);
       if (classified instanceof DbError && classified.kind === 'connection') {
         discard = classified;
@@ -347,13 +372,28 @@ export class Database {
     this.statements++;
     countStatement();
     if (!this.prepare || values === undefined) return client.query(text, values as unknown[] | undefined);
-    // A named statement is parsed and planned once per connection and then reused.
+    // A named statement is parsed and planned once per connection and then reused: for a
+    // GetTask that is most of PostgreSQL's work (bench/README.md). The name is a digest of the
+    // text, so the same name always means the same statement on any server connection.
     let name = this.statementNames.get(text);
     if (name === undefined) {
+      // Statements are built from fixed fragments, so their set is small; should code ever
+      // build texts without bound, the ones past the cap simply go unnamed.
+      if (this.statementNames.size >= MAX_NAMED_STATEMENTS) return client.query(text, values as unknown[]);
       name = `taskapi_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
       this.statementNames.set(text, name);
     }
     return client.query({ name, text, values: values as unknown[] });
+  }
+
+  private stopPreparing(err: unknown): void {
+    if (!this.prepare) return;
+    this.prepare = false;
+    this.logger.warn(
+      'named prepared statements do not survive between transactions here (a transaction-mode pooler such as ' +
+        'PgBouncer < 1.21?): using unnamed statements from now on; set DB_PREPARED_STATEMENTS=false to skip this',
+      { code: (err as { code?: string }).code },
+    );
   }
 
   private txFor(client: pg.PoolClient, tenantId: bigint | null, signal: AbortSignal | undefined): Tx {

@@ -1,7 +1,7 @@
 /** A running service on a test database, listening on a free port, with real clients. */
 import { type App, startApp } from '../../src/app.js';
 import { WorkerType } from '../../src/gen/taskapi/v1/resources_pb.js';
-import { silentLogger } from '../../src/logger.js';
+import { type Logger, silentLogger } from '../../src/logger.js';
 import { type ApiClient, connectClient, grpcClient } from './clients.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { ADMIN_TOKEN } from './env.js';
@@ -35,10 +35,10 @@ export interface TestTenant<WithWorker extends boolean = boolean> {
 let counter = 0;
 
 export async function startTestApp(
-  options: { env?: Record<string, string>; db?: TestDatabase } = {},
+  options: { env?: Record<string, string>; db?: TestDatabase; logger?: Logger } = {},
 ): Promise<TestApp> {
   const db = options.db ?? (await createTestDatabase());
-  const app = await startApp(db.config(options.env), silentLogger);
+  const app = await startApp(db.config(options.env), options.logger ?? silentLogger);
   const clients: ApiClient[] = [];
   const client = (protocol: Protocol, headers: Record<string, string> = {}) => {
     const c = protocol === 'grpc' ? grpcClient(app.port, headers) : connectClient(app.port, headers);

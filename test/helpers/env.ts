@@ -14,8 +14,8 @@ export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://
  * migrated over the direct URL.
  */
 export const TEST_POOLER_URL = process.env.TEST_POOLER_URL;
-/** The schema-mode projects also run with named prepared statements, so both paths are tested. */
-export const TEST_PREPARED_STATEMENTS = process.env.TEST_PREPARED_STATEMENTS ?? 'false';
+/** Named prepared statements, as by default; the PgBouncer run turns them off. */
+export const TEST_PREPARED_STATEMENTS = process.env.TEST_PREPARED_STATEMENTS ?? 'true';
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 
 /**

@@ -145,7 +145,7 @@ describe('loadConfig', () => {
       connectionTimeoutMs: 5_000,
       maxLifetimeSeconds: 1_800,
       statementTimeoutMs: 30_000,
-      prepareStatements: false,
+      prepareStatements: true,
       tenantMax: 5,
     });
     expect(server.pageTokenSecret).toBeUndefined();
@@ -254,6 +254,10 @@ describe('loadConfig', () => {
     expect(loadConfig({ DATABASE_URL: 'memory://', DB_PREPARED_STATEMENTS: 'true' }).pool.prepareStatements).toBe(
       false,
     );
+    expect(
+      loadConfig({ DATABASE_URL: 'postgresql://db.example.com/x', DB_PREPARED_STATEMENTS: 'false' }).pool
+        .prepareStatements,
+    ).toBe(false);
     expect(
       loadConfig({ DATABASE_URL: 'postgresql://db.example.com/x', DB_PREPARED_STATEMENTS: 'true' }).pool
         .prepareStatements,
