@@ -55,7 +55,7 @@ export function logCall(logger: Logger, call: CallRecord): void {
   callFinished(call);
   // Load balancers check health several times a second: at info that would drown the calls.
   const level = call.service.startsWith('grpc.health.') ? 'debug' : 'info';
-  logger[level]('call', {
+  logger.call(level, {
     service: call.service,
     method: call.method,
     code: call.code,

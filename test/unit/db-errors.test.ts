@@ -32,7 +32,13 @@ function recordingLogger() {
   const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
   const at = (level: string) => (msg: string, fields?: Record<string, unknown>) =>
     void lines.push({ level, msg, fields });
-  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+  const logger: Logger = {
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    call: (level, fields) => at(level)('call', fields),
+  };
   return { logger, lines };
 }
 

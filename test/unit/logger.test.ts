@@ -27,6 +27,14 @@ describe('logger', () => {
     expect(new Date(parsed()[0]!.time as string).toISOString()).toBe(parsed()[0]!.time);
   });
 
+  it('writes the line of a call with its fields, at the level asked, like any other line', () => {
+    const { logger, parsed } = capture('info');
+    logger.call('info', { service: 'taskapi.v1.TaskService', method: 'GetTask', code: 'OK', statements: 3 });
+    logger.call('debug', { service: 'grpc.health.v1.Health', method: 'Check', code: 'OK' });
+    expect(parsed()).toHaveLength(1);
+    expect(parsed()[0]).toMatchObject({ level: 'info', msg: 'call', method: 'GetTask', code: 'OK', statements: 3 });
+  });
+
   it('drops what is below its level', () => {
     const { logger, lines } = capture('warn');
     logger.debug('d');
