@@ -4,23 +4,31 @@ import { tenantOf } from './tenant-scope.js';
 
 export type { NewTaskEvent, TaskEvent, TaskEventKind } from '../domain.js';
 
-/** Appends history rows in one statement, in the same transaction as the write they describe. */
+/**
+ * Appends history rows in one statement, in the same transaction as the write they describe.
+ * The events travel as one JSON array of `[task_id, project_id, kind, actor_id, task_version,
+ * data]`: one JSON.stringify, where seven parallel arrays (one of them JSON texts that pg
+ * escapes element by element) cost a 1000-task create a fifth of its server CPU.
+ */
 export async function appendTaskEvents(tx: Tx, events: readonly NewTaskEvent[]): Promise<void> {
   if (events.length === 0) return;
   await tx.exec(
     `insert into task_events (tenant_id, task_id, project_id, kind, actor_id, task_version, data)
-     select $1::bigint, u.task_id, u.project_id, u.kind, u.actor_id, u.task_version, u.data
-       from unnest($2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::jsonb[])
-            with ordinality as u(task_id, project_id, kind, actor_id, task_version, data, n)
+     select $1::bigint, (e->>0)::bigint, (e->>1)::bigint, e->>2, (e->>3)::bigint, (e->>4)::bigint, e->5
+       from jsonb_array_elements($2::jsonb) with ordinality as u(e, n)
       order by u.n`,
     [
       tenantOf(tx),
-      events.map((e) => e.taskId.toString()),
-      events.map((e) => e.projectId.toString()),
-      events.map((e) => e.kind),
-      events.map((e) => (e.actorId === null ? null : e.actorId.toString())),
-      events.map((e) => e.taskVersion.toString()),
-      events.map((e) => JSON.stringify(e.data)),
+      JSON.stringify(
+        events.map((e) => [
+          e.taskId.toString(),
+          e.projectId.toString(),
+          e.kind,
+          e.actorId === null ? null : e.actorId.toString(),
+          e.taskVersion.toString(),
+          e.data,
+        ]),
+      ),
     ],
   );
 }

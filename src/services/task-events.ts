@@ -8,8 +8,11 @@ import type { NewTaskEvent, TaskEventKind } from '../repositories/events.js';
 import type { TaskRef } from '../repositories/tasks.js';
 
 type FieldKey = keyof typeof TASK_FIELDS;
-const RECORDED = (Object.keys(TASK_FIELDS) as FieldKey[]).filter((k) => TASK_FIELDS[k].history && k !== 'id');
 const fieldName = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+/** Recorded fields with their names in history, worked out once (a bulk create records thousands). */
+const RECORDED = (Object.keys(TASK_FIELDS) as FieldKey[])
+  .filter((k) => TASK_FIELDS[k].history && k !== 'id')
+  .map((key) => ({ key, name: fieldName(key) }));
 
 /** A field value as history records it. */
 function historyValue(v: unknown): JsonValue {
@@ -22,11 +25,11 @@ function historyValue(v: unknown): JsonValue {
 /** before/after of every recorded field present in both and really changed. */
 function changes(before: Partial<Task>, after: Partial<Task>): JsonObject {
   const out: JsonObject = {};
-  for (const key of RECORDED) {
+  for (const { key, name } of RECORDED) {
     if (!(key in before) || !(key in after)) continue;
     const a = historyValue(before[key]);
     const b = historyValue(after[key]);
-    if (JSON.stringify(a) !== JSON.stringify(b)) out[fieldName(key)] = { before: a, after: b };
+    if (JSON.stringify(a) !== JSON.stringify(b)) out[name] = { before: a, after: b };
   }
   return out;
 }
@@ -34,7 +37,7 @@ function changes(before: Partial<Task>, after: Partial<Task>): JsonObject {
 /** The task as its `created` event records it. */
 export function snapshot(task: Task): JsonObject {
   const out: JsonObject = {};
-  for (const key of RECORDED) out[fieldName(key)] = historyValue(task[key]);
+  for (const { key, name } of RECORDED) out[name] = historyValue(task[key]);
   out.id = task.id.toString();
   return out;
 }
