@@ -5,10 +5,12 @@ import { appendTaskEvents } from '../repositories/events.js';
 import * as projects from '../repositories/projects.js';
 import { completeProjectTasks, findProjectTaskRefs, insertTasksWithTitles } from '../repositories/tasks.js';
 import { findWorker } from '../repositories/workers.js';
-import { type Caller, idempotent, inTenant, resolveActor } from './caller.js';
+import { type Caller, resolveActor } from './caller.js';
+import { idempotent } from './idempotency.js';
 import { idPosition, type Page, type PageTokens } from './page-token.js';
 import { taskEvent, versionStep } from './task-events.js';
 import { loadTaskViews } from './task-views.js';
+import { inTenant } from './tenant-transaction.js';
 import { checkVersion } from './versions.js';
 
 export interface CreateProjectInput {

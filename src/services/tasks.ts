@@ -15,11 +15,13 @@ import * as idempotency from '../repositories/idempotency.js';
 import { findProject } from '../repositories/projects.js';
 import * as tasks from '../repositories/tasks.js';
 import { findWorker } from '../repositories/workers.js';
-import { type Actor, type Caller, idempotent, inTenant, requestHash, resolveActor } from './caller.js';
+import { type Actor, type Caller, resolveActor } from './caller.js';
+import { idempotent, requestHash } from './idempotency.js';
 import { idPosition, type Page, type PageTokens, tokenId } from './page-token.js';
 import { taskEvent } from './task-events.js';
 import { checkLease, claimOnce, heartbeat, type ReleaseInput, release } from './task-leases.js';
 import { loadTaskViews } from './task-views.js';
+import { inTenant } from './tenant-transaction.js';
 import { checkVersion } from './versions.js';
 
 export interface CreateTaskInput extends Omit<tasks.NewTask, 'createdById'> {

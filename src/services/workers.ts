@@ -4,9 +4,11 @@ import { failedPrecondition, notFound } from '../errors.js';
 import { appendTaskEvents } from '../repositories/events.js';
 import { unassignWorkerTasks } from '../repositories/tasks.js';
 import * as workers from '../repositories/workers.js';
-import { type Caller, idempotent, inTenant } from './caller.js';
+import type { Caller } from './caller.js';
+import { idempotent } from './idempotency.js';
 import { idPosition, type Page, type PageTokens } from './page-token.js';
 import { taskEvent, versionStep } from './task-events.js';
+import { inTenant } from './tenant-transaction.js';
 
 export interface CreateWorkerInput {
   readonly handle: string;
