@@ -116,6 +116,11 @@ export const TASK_FIELDS = {
 
 export type Project = Entity<typeof PROJECT_FIELDS>;
 export type Task = Entity<typeof TASK_FIELDS>;
+export type NewProject = Insertable<typeof PROJECT_FIELDS>;
+export type NewTask = Insertable<typeof TASK_FIELDS>;
+/** What an update writes: present fields only (see `Changes`). */
+export type ProjectChanges = Changes<typeof PROJECT_FIELDS>;
+export type TaskChanges = Changes<typeof TASK_FIELDS>;
 
 export type TaskEventKind =
   | 'created'

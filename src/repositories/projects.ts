@@ -1,11 +1,8 @@
 import type { Tx } from '../db/index.js';
-import type { Changes, Insertable, PROJECT_FIELDS, Project, ProjectStatus } from '../domain.js';
+import type { NewProject, Project, ProjectChanges, ProjectStatus } from '../domain.js';
 import { idList, PROJECTS } from './rows.js';
 import { Params } from './sql.js';
 import { tenantOf } from './tenant-scope.js';
-
-export type NewProject = Insertable<typeof PROJECT_FIELDS>;
-export type ProjectChanges = Changes<typeof PROJECT_FIELDS>;
 
 type Row = Record<string, unknown>;
 

@@ -1,5 +1,5 @@
 import type { Database } from '../db/index.js';
-import type { JsonObject, Project, ProjectStatus, TaskView } from '../domain.js';
+import type { JsonObject, Project, ProjectChanges, ProjectStatus, TaskView } from '../domain.js';
 import { failedPrecondition, notFound } from '../errors.js';
 import { appendTaskEvents } from '../repositories/events.js';
 import * as projects from '../repositories/projects.js';
@@ -12,6 +12,8 @@ import { taskEvent, versionStep } from './task-events.js';
 import { loadTaskViews } from './task-views.js';
 import { inTenant } from './tenant-transaction.js';
 import { checkVersion } from './versions.js';
+
+export type { ProjectChanges };
 
 export interface CreateProjectInput {
   readonly name: string;
@@ -109,7 +111,7 @@ export class ProjectService {
   /** @throws AppError not_found; aborted (version mismatch). */
   update(
     caller: Caller,
-    input: { id: bigint; changes: projects.ProjectChanges; expectedVersion: bigint | null },
+    input: { id: bigint; changes: ProjectChanges; expectedVersion: bigint | null },
   ): Promise<Project> {
     return inTenant(this.db, caller, async (tx) => {
       const current = await projects.findProject(tx, input.id, { forUpdate: true });

@@ -1,9 +1,11 @@
 import { z } from 'zod';
 import type { Database, Tx } from '../db/index.js';
 import {
+  type NewTask,
   TASK_PRIORITIES,
   TASK_TRANSITIONS,
   type Task,
+  type TaskChanges,
   type TaskPriority,
   type TaskView,
   type TaskViewKind,
@@ -24,7 +26,9 @@ import { loadTaskViews } from './task-views.js';
 import { inTenant } from './tenant-transaction.js';
 import { checkVersion } from './versions.js';
 
-export interface CreateTaskInput extends Omit<tasks.NewTask, 'createdById'> {
+export type { TaskChanges };
+
+export interface CreateTaskInput extends Omit<NewTask, 'createdById'> {
   /** Optional when the caller's API key is bound to a worker. */
   readonly createdById: bigint | null;
   readonly requestId: string;
@@ -40,7 +44,7 @@ export interface ListTasksInput {
 
 export interface UpdateTaskInput {
   readonly id: bigint;
-  readonly changes: tasks.TaskChanges;
+  readonly changes: TaskChanges;
   /** null: no version check. */
   readonly expectedVersion: bigint | null;
   /** null: not a lease holder's write. Else the write happens only while this lease is current. */
