@@ -120,5 +120,23 @@ export function defineTable<F extends Fields>(name: string, fields: F): Table<F>
   };
 }
 
+/**
+ * Keyset paging of a list ordered by id alone: the rows after `afterId`, at most `limit` of
+ * them (callers ask for one more than a page: the extra row says that a next page exists).
+ */
+export interface IdWindow {
+  readonly afterId: bigint;
+  readonly limit: number;
+}
+
+/**
+ * `select … from …` (`selectFrom`) narrowed by `conditions`, paged in id order by `window`:
+ * the one form of every list ordered by id (tenants, workers, projects, task events).
+ */
+export function idPageQuery(q: Params, selectFrom: string, conditions: readonly string[], window: IdWindow): string {
+  const where = [...conditions, `id > ${q.id(window.afterId)}`].join(' and ');
+  return `${selectFrom} where ${where} order by id limit ${q.bind(window.limit, 'int')}`;
+}
+
 /** Ids as a bound parameter for `= any($n::bigint[])`. */
 export const idList = (ids: Iterable<bigint>): string[] => [...new Set([...ids].map(String))];

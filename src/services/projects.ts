@@ -7,7 +7,7 @@ import { completeProjectTasks, findProjectTaskRefs, insertTasksWithTitles } from
 import { findWorker } from '../repositories/workers.js';
 import { type Caller, resolveActor } from './caller.js';
 import { idempotent } from './idempotency.js';
-import { idPosition, type Page, type PageTokens } from './page-token.js';
+import type { Page, PageTokens } from './page-token.js';
 import { taskEvent, versionStep } from './task-events.js';
 import { loadTaskViews } from './task-views.js';
 import { inTenant } from './tenant-transaction.js';
@@ -91,19 +91,11 @@ export class ProjectService {
 
   /** @throws AppError invalid_argument (page_token). */
   list(caller: Caller, input: ListProjectsInput): Promise<Page<Project>> {
-    const fingerprint = this.pageTokens.fingerprint({
-      tenant: caller.tenantId,
-      list: 'projects',
-      status: input.status,
-    });
-    const after = this.pageTokens.decode(input.pageToken, fingerprint, idPosition) ?? 0n;
+    const paging = this.pageTokens.byId({ tenant: caller.tenantId, list: 'projects', status: input.status }, input);
     return inTenant(
       this.db,
       caller,
-      async (tx) => {
-        const rows = await projects.listProjects(tx, { status: input.status }, after, input.pageSize + 1);
-        return this.pageTokens.page(rows, input.pageSize, fingerprint, (p) => p.id);
-      },
+      async (tx) => paging.page(await projects.listProjects(tx, { status: input.status }, paging)),
       { readOnly: true },
     );
   }

@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 import * as apiKeys from '../repositories/api-keys.js';
 import * as tenants from '../repositories/tenants.js';
 import { explainDbError } from './constraint-errors.js';
-import { idPosition, type Page, type PageTokens } from './page-token.js';
+import type { Page, PageTokens } from './page-token.js';
 import { sha256 } from './sha256.js';
 import { inTenant } from './tenant-transaction.js';
 
@@ -58,16 +58,8 @@ export class TenantService {
   }
 
   list(input: { pageSize: number; pageToken: string }): Promise<Page<Tenant>> {
-    const fingerprint = this.pageTokens.fingerprint({ list: 'tenants' });
-    const after = this.pageTokens.decode(input.pageToken, fingerprint, idPosition) ?? 0n;
-    return this.system(async (tx) =>
-      this.pageTokens.page(
-        await tenants.listTenants(tx, after, input.pageSize + 1),
-        input.pageSize,
-        fingerprint,
-        (t) => t.id,
-      ),
-    );
+    const paging = this.pageTokens.byId({ list: 'tenants' }, input);
+    return this.system(async (tx) => paging.page(await tenants.listTenants(tx, paging)));
   }
 
   /**

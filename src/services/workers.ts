@@ -6,7 +6,7 @@ import { unassignWorkerTasks } from '../repositories/tasks.js';
 import * as workers from '../repositories/workers.js';
 import type { Caller } from './caller.js';
 import { idempotent } from './idempotency.js';
-import { idPosition, type Page, type PageTokens } from './page-token.js';
+import type { Page, PageTokens } from './page-token.js';
 import { taskEvent, versionStep } from './task-events.js';
 import { inTenant } from './tenant-transaction.js';
 
@@ -49,15 +49,11 @@ export class WorkerService {
 
   /** @throws AppError invalid_argument (page_token). */
   list(caller: Caller, input: ListWorkersInput): Promise<Page<Worker>> {
-    const fingerprint = this.pageTokens.fingerprint({ tenant: caller.tenantId, list: 'workers', type: input.type });
-    const after = this.pageTokens.decode(input.pageToken, fingerprint, idPosition) ?? 0n;
+    const paging = this.pageTokens.byId({ tenant: caller.tenantId, list: 'workers', type: input.type }, input);
     return inTenant(
       this.db,
       caller,
-      async (tx) => {
-        const rows = await workers.listWorkers(tx, { type: input.type }, after, input.pageSize + 1);
-        return this.pageTokens.page(rows, input.pageSize, fingerprint, (w) => w.id);
-      },
+      async (tx) => paging.page(await workers.listWorkers(tx, { type: input.type }, paging)),
       { readOnly: true },
     );
   }
