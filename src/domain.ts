@@ -40,6 +40,9 @@ export interface Worker {
  * - `create`: set on insert only;
  * - `never`: maintained by the database or by the service's own statements (claims, leases).
  */
+/** A field's name in SQL and in the API (columns, update masks, history): `dueDate` → `due_date`. */
+export const snakeCase = (key: string): string => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
 export type FieldKind = 'bigint' | 'int' | 'text' | 'timestamp' | 'json';
 export type WriteMode = 'always' | 'create' | 'never';
 

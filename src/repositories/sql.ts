@@ -3,7 +3,15 @@
  * list, row parser, insert and update come from the field maps of src/domain.ts. Only column
  * names from those maps and fixed fragments ever enter SQL text; every value is bound.
  */
-import type { Changes, Entity, Field, FieldKind, Fields, Insertable } from '../domain.js';
+import {
+  type Changes,
+  type Entity,
+  type Field,
+  type FieldKind,
+  type Fields,
+  type Insertable,
+  snakeCase,
+} from '../domain.js';
 
 /**
  * The values of one statement. `bind(v, cast)` appends a value and returns its placeholder
@@ -38,8 +46,6 @@ const CODECS: Record<FieldKind, Codec> = {
   // A JS array would be bound as a PostgreSQL array, not as jsonb.
   json: { cast: 'jsonb', parse: (v) => v, bind: (v) => JSON.stringify(v) },
 };
-
-export const snakeCase = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 export interface Table<F extends Fields> {
   readonly name: string;

@@ -5,7 +5,7 @@
  */
 import type { Timestamp } from '@bufbuild/protobuf/wkt';
 import { z } from 'zod';
-import type { JsonObject } from '../domain.js';
+import { type JsonObject, snakeCase } from '../domain.js';
 import { AppError } from '../errors.js';
 import { describeLimit, LIMITS } from '../limits.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../services/page-token.js';
@@ -206,6 +206,6 @@ export function check<S extends z.ZodType>(schema: S, input: unknown, prefix = '
 }
 
 /** createdById → created_by_id, so errors use the .proto field names. */
-export const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+export const snake = snakeCase;
 /** due_date → dueDate. */
 export const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());

@@ -8,7 +8,7 @@ import { findWorker } from '../repositories/workers.js';
 import { type Caller, resolveActor } from './caller.js';
 import { idempotent } from './idempotency.js';
 import type { Page, PageTokens } from './page-token.js';
-import { taskEvent, versionStep } from './task-events.js';
+import { setWriteEvent, taskEvent } from './task-events.js';
 import { loadTaskViews } from './task-views.js';
 import { inTenant } from './tenant-transaction.js';
 import { checkVersion } from './versions.js';
@@ -39,9 +39,6 @@ export interface ListProjectsInput {
 }
 
 export class ProjectService {
-  /** A hook for tests: runs inside CreateProjectWithTasks after the tasks are inserted. */
-  afterTasksInserted: (() => Promise<void>) | null = null;
-
   constructor(
     private readonly db: Database,
     private readonly pageTokens: PageTokens,
@@ -72,7 +69,6 @@ export class ProjectService {
         if (!(await findWorker(tx, createdById))) throw failedPrecondition('worker not found', 'created_by_id');
         const project = await projects.insertProject(tx, { ...fields, status: 'active' });
         const created = await insertTasksWithTitles(tx, project.id, input.taskTitles, createdById);
-        await this.afterTasksInserted?.();
         await appendTaskEvents(
           tx,
           created.map((t) => taskEvent.created(t, createdById)),
@@ -143,17 +139,9 @@ export class ProjectService {
       if (!found) throw notFound('project');
       await appendTaskEvents(
         tx,
-        changed.map((t) => {
-          const { before, after } = versionStep(t);
-          const lease = t.leaseRevoked ? [{ leaseEnd: null }, { leaseEnd: 'revoked' as const }] : [{}, {}];
-          return taskEvent.changed(
-            'completed',
-            t,
-            { ...before, status: t.statusBefore, ...lease[0] },
-            { ...after, status: 'completed' as const, ...lease[1] },
-            actor.workerId,
-          );
-        }),
+        changed.map((t) =>
+          setWriteEvent('completed', t, { status: t.statusBefore }, { status: 'completed' }, actor.workerId),
+        ),
       );
       return changed.length;
     });

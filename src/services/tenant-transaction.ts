@@ -8,6 +8,7 @@ import { AppError } from '../errors.js';
 import { apiKeyFromPrologue, apiKeyPrologue } from '../repositories/api-keys.js';
 import type { Actor, Caller } from './caller.js';
 import { explainDbError } from './constraint-errors.js';
+import { observed } from './statement-listeners.js';
 
 function txOptions(caller: Caller, extra: TransactionOptions = {}): TransactionOptions {
   return { signal: caller.signal, timeoutMs: caller.timeoutMs, ...extra };
@@ -36,7 +37,7 @@ export async function inTenant<T>(
           if (key.revoked) throw new AppError('unauthenticated', 'the API key was revoked');
           actor = { workerId: key.workerId };
         }
-        return fn(tx, actor);
+        return fn(observed(db, tx), actor);
       },
       {
         ...txOptions(caller, extra),

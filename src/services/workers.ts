@@ -7,7 +7,7 @@ import * as workers from '../repositories/workers.js';
 import type { Caller } from './caller.js';
 import { idempotent } from './idempotency.js';
 import type { Page, PageTokens } from './page-token.js';
-import { taskEvent, versionStep } from './task-events.js';
+import { setWriteEvent } from './task-events.js';
 import { inTenant } from './tenant-transaction.js';
 
 export interface CreateWorkerInput {
@@ -76,18 +76,11 @@ export class WorkerService {
       const unassigned = await unassignWorkerTasks(tx, id);
       await appendTaskEvents(
         tx,
-        unassigned.map((t) => {
-          const { before, after } = versionStep(t);
-          const lease = t.leaseRevoked ? [{ leaseEnd: null }, { leaseEnd: 'revoked' as const }] : [{}, {}];
-          return taskEvent.changed(
-            'unassigned',
-            t,
-            { ...before, assigneeId: id, ...lease[0] },
-            { ...after, assigneeId: null, ...lease[1] },
-            actor.workerId,
-            { reason: 'worker deleted' },
-          );
-        }),
+        unassigned.map((t) =>
+          setWriteEvent('unassigned', t, { assigneeId: id }, { assigneeId: null }, actor.workerId, {
+            reason: 'worker deleted',
+          }),
+        ),
       );
       await workers.deleteWorker(tx, id);
     });
