@@ -25,26 +25,16 @@ export function listenToStatements(db: Database, listener: StatementListener): (
 export function observed(db: Database, tx: Tx): Tx {
   const set = listeners.get(db);
   if (!set || set.size === 0) return tx;
-  const tell = (text: string, values: readonly unknown[] = []) => {
-    for (const listener of set) listener(text, values);
-  };
+  const told = <F extends (text: string, values?: readonly unknown[]) => Promise<unknown>>(run: F): F =>
+    ((text: string, values?: readonly unknown[]) => {
+      for (const listener of set) listener(text, values ?? []);
+      return run(text, values);
+    }) as F;
   return {
     tenantId: tx.tenantId,
-    many: (text, values) => {
-      tell(text, values);
-      return tx.many(text, values);
-    },
-    one: (text, values) => {
-      tell(text, values);
-      return tx.one(text, values);
-    },
-    maybeOne: (text, values) => {
-      tell(text, values);
-      return tx.maybeOne(text, values);
-    },
-    exec: (text, values) => {
-      tell(text, values);
-      return tx.exec(text, values);
-    },
+    many: told(tx.many.bind(tx)),
+    one: told(tx.one.bind(tx)),
+    maybeOne: told(tx.maybeOne.bind(tx)),
+    exec: told(tx.exec.bind(tx)),
   };
 }
