@@ -28,24 +28,30 @@ export interface Worker {
   readonly createdAt: Date;
 }
 
+/** A field's name in SQL and in the API (columns, update masks, history): `dueDate` → `due_date`. */
+export const snakeCase = (key: string): string => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
 /**
  * The stored fields of projects and tasks, declared once. The repositories derive the select
  * list, the row parser, the insert and the update from these maps (column = the snake_case of
  * the key), the types below are derived from them, and the history records the fields marked
- * for it. A new column is: a migration, one line here, the .proto, and src/rpc/convert.ts (plus
- * the input rule in the handler when it is writable).
+ * for it. A new column is: a migration, one line here, the .proto, and src/rpc/convert.ts (see
+ * "How to add a column" in the README).
  *
  * `kind` is the stored representation; `write` says who writes the field:
- * - `always`: set on insert and changed by updates;
- * - `create`: set on insert only;
+ * - `always`: set on insert and changed by updates (`writable`; `required` when an insert must
+ *   give it: NOT NULL without a default; any other may be left out and gets the column's default);
+ * - `create`: set on insert only, and always given;
  * - `never`: maintained by the database or by the service's own statements (claims, leases).
  */
 export type FieldKind = 'bigint' | 'int' | 'text' | 'timestamp' | 'json';
 export type WriteMode = 'always' | 'create' | 'never';
 
-export interface Field<T, W extends WriteMode = WriteMode> {
+export interface Field<T, W extends WriteMode = WriteMode, R extends boolean = boolean> {
   readonly kind: FieldKind;
   readonly write: W;
+  /** An insert must give it (else the column's default or null applies). */
+  readonly required: R;
   /** Recorded in the before/after of history events (updated_at is not: every write moves it). */
   readonly history: boolean;
   /** Type-level only: the domain type of the field. */
@@ -53,15 +59,17 @@ export interface Field<T, W extends WriteMode = WriteMode> {
 }
 
 const field =
-  <W extends WriteMode>(write: W) =>
-  <T>(kind: FieldKind, options: { history?: boolean } = {}): Field<T, W> => ({
+  <W extends WriteMode, R extends boolean>(write: W, required: R) =>
+  <T>(kind: FieldKind, options: { history?: boolean } = {}): Field<T, W, R> => ({
     kind,
     write,
+    required,
     history: options.history ?? true,
   });
-const writable = field('always');
-const createOnly = field('create');
-const readOnly = field('never');
+const writable = field('always', false);
+const required = field('always', true);
+const createOnly = field('create', true);
+const readOnly = field('never', false);
 
 export type Fields = Record<string, Field<unknown>>;
 /** The domain object of a field map. */
@@ -69,14 +77,18 @@ export type Entity<F extends Fields> = { readonly [K in keyof F]: F[K] extends F
 type KeysWritten<F extends Fields, W extends WriteMode> = {
   [K in keyof F]: F[K] extends Field<unknown, infer M> ? (M extends W ? K : never) : never;
 }[keyof F];
-/** The fields an insert takes. */
-export type Insertable<F extends Fields> = Pick<Entity<F>, KeysWritten<F, 'always' | 'create'>>;
+type KeysRequired<F extends Fields> = {
+  [K in keyof F]: F[K] extends Field<unknown, WriteMode, infer R> ? (R extends true ? K : never) : never;
+}[keyof F];
+/** The fields an insert takes: the required ones, and any other writable one. */
+export type Insertable<F extends Fields> = Pick<Entity<F>, KeysRequired<F>> &
+  Partial<Pick<Entity<F>, Exclude<KeysWritten<F, 'always' | 'create'>, KeysRequired<F>>>>;
 /** The fields an update may change: `undefined` keeps the current value, `null` clears a nullable one. */
 export type Changes<F extends Fields> = Partial<Pick<Entity<F>, KeysWritten<F, 'always'>>>;
 
 export const PROJECT_FIELDS = {
   id: readOnly<bigint>('bigint'),
-  name: writable<string>('text'),
+  name: required<string>('text'),
   description: writable<string>('text'),
   status: writable<ProjectStatus>('text'),
   metadata: writable<JsonObject>('json'),
@@ -90,7 +102,7 @@ export type LeaseEnd = 'released' | 'revoked' | 'expired';
 
 export const TASK_FIELDS = {
   id: readOnly<bigint>('bigint'),
-  title: writable<string>('text'),
+  title: required<string>('text'),
   description: writable<string>('text'),
   status: writable<TaskStatus>('text'),
   priority: writable<TaskPriority>('text'),
@@ -116,6 +128,11 @@ export const TASK_FIELDS = {
 
 export type Project = Entity<typeof PROJECT_FIELDS>;
 export type Task = Entity<typeof TASK_FIELDS>;
+export type NewProject = Insertable<typeof PROJECT_FIELDS>;
+export type NewTask = Insertable<typeof TASK_FIELDS>;
+/** What an update writes: present fields only (see `Changes`). */
+export type ProjectChanges = Changes<typeof PROJECT_FIELDS>;
+export type TaskChanges = Changes<typeof TASK_FIELDS>;
 
 export type TaskEventKind =
   | 'created'

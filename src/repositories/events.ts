@@ -1,5 +1,6 @@
 import type { Tx } from '../db/index.js';
 import type { JsonObject, NewTaskEvent, TaskEvent, TaskEventKind } from '../domain.js';
+import { type IdWindow, idPageQuery, Params } from './sql.js';
 import { tenantOf } from './tenant-scope.js';
 
 export type { NewTaskEvent, TaskEvent, TaskEventKind } from '../domain.js';
@@ -59,22 +60,20 @@ export const toTaskEvent = (r: EventRow): TaskEvent => ({
 });
 
 /**
- * One page of a task's or a project's history after event `afterId`, in id order (keyset: the
+ * A task's or a project's history in id order, a window at a time (keyset: the
  * (tenant_id, task_id, id) and (tenant_id, project_id, id) indexes serve both).
  */
 export async function listTaskEvents(
   tx: Tx,
   filter: { taskId: bigint } | { projectId: bigint },
-  afterId: bigint,
-  limit: number,
+  window: IdWindow,
 ): Promise<TaskEvent[]> {
-  const [column, value] = 'taskId' in filter ? ['task_id', filter.taskId] : ['project_id', filter.projectId];
+  const q = new Params();
+  const of = 'taskId' in filter ? `task_id = ${q.id(filter.taskId)}` : `project_id = ${q.id(filter.projectId)}`;
+  const where = [`tenant_id = ${q.bind(tenantOf(tx), 'bigint')}`, of];
   const rows = await tx.many<EventRow>(
-    `select ${EVENT_COLUMNS}
-       from task_events
-      where tenant_id = $1::bigint and ${column} = $2::bigint and id > $3::bigint
-      order by id limit $4::int`,
-    [tenantOf(tx), value.toString(), afterId.toString(), limit],
+    idPageQuery(q, `select ${EVENT_COLUMNS} from task_events`, where, window),
+    q.values,
   );
   return rows.map(toTaskEvent);
 }

@@ -1,11 +1,8 @@
 import type { Tx } from '../db/index.js';
-import type { Changes, Insertable, PROJECT_FIELDS, Project, ProjectStatus } from '../domain.js';
+import type { NewProject, Project, ProjectChanges, ProjectStatus } from '../domain.js';
 import { idList, PROJECTS } from './rows.js';
-import { Params } from './sql.js';
+import { type IdWindow, idPageQuery, Params } from './sql.js';
 import { tenantOf } from './tenant-scope.js';
-
-export type NewProject = Insertable<typeof PROJECT_FIELDS>;
-export type ProjectChanges = Changes<typeof PROJECT_FIELDS>;
 
 type Row = Record<string, unknown>;
 
@@ -43,17 +40,18 @@ export async function findProjectsByIds(tx: Tx, ids: Iterable<bigint>): Promise<
   return new Map(rows.map((r) => [BigInt(r.id as string), PROJECTS.parse(r)]));
 }
 
+/** Projects (of one status, or all) in id order, a window at a time. */
 export async function listProjects(
   tx: Tx,
   filter: { status: ProjectStatus | null },
-  afterId: bigint,
-  limit: number,
+  window: IdWindow,
 ): Promise<Project[]> {
+  const q = new Params();
+  const where = [`tenant_id = ${q.bind(tenantOf(tx), 'bigint')}`];
+  if (filter.status !== null) where.push(`status = ${q.bind(filter.status, 'text')}`);
   const rows = await tx.many<Row>(
-    `select ${PROJECTS.columns()} from projects
-      where tenant_id = $1::bigint and ($2::text is null or status = $2) and id > $3::bigint
-      order by id limit $4`,
-    [tenantOf(tx), filter.status, afterId.toString(), limit],
+    idPageQuery(q, `select ${PROJECTS.columns()} from projects`, where, window),
+    q.values,
   );
   return rows.map(PROJECTS.parse);
 }

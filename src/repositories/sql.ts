@@ -3,7 +3,15 @@
  * list, row parser, insert and update come from the field maps of src/domain.ts. Only column
  * names from those maps and fixed fragments ever enter SQL text; every value is bound.
  */
-import type { Changes, Entity, Field, FieldKind, Fields, Insertable } from '../domain.js';
+import {
+  type Changes,
+  type Entity,
+  type Field,
+  type FieldKind,
+  type Fields,
+  type Insertable,
+  snakeCase,
+} from '../domain.js';
 
 /**
  * The values of one statement. `bind(v, cast)` appends a value and returns its placeholder
@@ -38,8 +46,6 @@ const CODECS: Record<FieldKind, Codec> = {
   // A JS array would be bound as a PostgreSQL array, not as jsonb.
   json: { cast: 'jsonb', parse: (v) => v, bind: (v) => JSON.stringify(v) },
 };
-
-export const snakeCase = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 export interface Table<F extends Fields> {
   readonly name: string;
@@ -118,6 +124,24 @@ export function defineTable<F extends Fields>(name: string, fields: F): Table<F>
       );
     },
   };
+}
+
+/**
+ * Keyset paging of a list ordered by id alone: the rows after `afterId`, at most `limit` of
+ * them (callers ask for one more than a page: the extra row says that a next page exists).
+ */
+export interface IdWindow {
+  readonly afterId: bigint;
+  readonly limit: number;
+}
+
+/**
+ * `select … from …` (`selectFrom`) narrowed by `conditions`, paged in id order by `window`:
+ * the one form of every list ordered by id (tenants, workers, projects, task events).
+ */
+export function idPageQuery(q: Params, selectFrom: string, conditions: readonly string[], window: IdWindow): string {
+  const where = [...conditions, `id > ${q.id(window.afterId)}`].join(' and ');
+  return `${selectFrom} where ${where} order by id limit ${q.bind(window.limit, 'int')}`;
 }
 
 /** Ids as a bound parameter for `= any($n::bigint[])`. */

@@ -1,11 +1,8 @@
 import type { Tx } from '../db/index.js';
-import type { Changes, Insertable, LeaseEnd, TASK_FIELDS, Task, TaskPriority, TaskStatus, Worker } from '../domain.js';
+import type { LeaseEnd, NewTask, Task, TaskChanges, TaskPriority, TaskStatus, Worker } from '../domain.js';
 import { idList, TASKS, toWorker, WORKER_COLUMNS, type WorkerRow } from './rows.js';
 import { Params } from './sql.js';
 import { tenantOf } from './tenant-scope.js';
-
-export type NewTask = Insertable<typeof TASK_FIELDS>;
-export type TaskChanges = Changes<typeof TASK_FIELDS>;
 
 type Row = Record<string, unknown>;
 

@@ -1,6 +1,7 @@
 import type { Tx } from '../db/index.js';
 import type { Tenant } from '../domain.js';
 import { TENANT_COLUMNS, type TenantRow, toTenant } from './rows.js';
+import { type IdWindow, idPageQuery, Params } from './sql.js';
 
 export async function insertTenant(tx: Tx, input: { name: string; subdomain: string }): Promise<Tenant> {
   const row = await tx.one<TenantRow>(
@@ -22,12 +23,10 @@ export async function findTenantBySubdomain(tx: Tx, subdomain: string): Promise<
   return row && toTenant(row);
 }
 
-/** Tenants after `afterId` in id order; one more than `limit` tells whether a next page exists. */
-export async function listTenants(tx: Tx, afterId: bigint, limit: number): Promise<Tenant[]> {
-  const rows = await tx.many<TenantRow>(
-    `select ${TENANT_COLUMNS} from tenants where id > $1::bigint order by id limit $2`,
-    [afterId.toString(), limit],
-  );
+/** Tenants in id order, a window at a time. */
+export async function listTenants(tx: Tx, window: IdWindow): Promise<Tenant[]> {
+  const q = new Params();
+  const rows = await tx.many<TenantRow>(idPageQuery(q, `select ${TENANT_COLUMNS} from tenants`, [], window), q.values);
   return rows.map(toTenant);
 }
 

@@ -1,6 +1,7 @@
 import type { Tx } from '../db/index.js';
 import type { Worker, WorkerType } from '../domain.js';
 import { idList, toWorker, WORKER_COLUMNS, type WorkerRow } from './rows.js';
+import { type IdWindow, idPageQuery, Params } from './sql.js';
 import { tenantOf } from './tenant-scope.js';
 
 export interface NewWorker {
@@ -51,17 +52,14 @@ export async function findWorkersByIds(tx: Tx, ids: Iterable<bigint>): Promise<M
   return new Map(rows.map((r) => [BigInt(r.id), toWorker(r)]));
 }
 
-export async function listWorkers(
-  tx: Tx,
-  filter: { type: WorkerType | null },
-  afterId: bigint,
-  limit: number,
-): Promise<Worker[]> {
+/** Workers (of one type, or all) in id order, a window at a time. */
+export async function listWorkers(tx: Tx, filter: { type: WorkerType | null }, window: IdWindow): Promise<Worker[]> {
+  const q = new Params();
+  const where = [`tenant_id = ${q.bind(tenantOf(tx), 'bigint')}`];
+  if (filter.type !== null) where.push(`type = ${q.bind(filter.type, 'text')}`);
   const rows = await tx.many<WorkerRow>(
-    `select ${WORKER_COLUMNS} from workers
-      where tenant_id = $1::bigint and ($2::text is null or type = $2) and id > $3::bigint
-      order by id limit $4`,
-    [tenantOf(tx), filter.type, afterId.toString(), limit],
+    idPageQuery(q, `select ${WORKER_COLUMNS} from workers`, where, window),
+    q.values,
   );
   return rows.map(toWorker);
 }

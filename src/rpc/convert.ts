@@ -1,6 +1,12 @@
-/** Domain objects → proto messages, and proto enums ↔ domain values. Only the RPC layer builds messages. */
+/**
+ * Proto ↔ domain: domain objects → messages, proto enums ↔ domain values, and the input rule of
+ * every project and task field a client may write (message field → checked domain value). Only
+ * the RPC layer builds messages; a new column is a line in a message here and, when clients may
+ * write it, a line in PROJECT_INPUT / TASK_INPUT.
+ */
 import { create } from '@bufbuild/protobuf';
-import { type Timestamp, timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { type Timestamp, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import type { z } from 'zod';
 import type * as d from '../domain.js';
 import {
   type Project,
@@ -18,6 +24,7 @@ import {
   WorkerSchema,
   WorkerType,
 } from '../gen/taskapi/v1/resources_pb.js';
+import * as v from './validate.js';
 
 function enumMap<D extends string, P extends number>(pairs: [D, P][]) {
   const toProto = new Map(pairs);
@@ -51,7 +58,33 @@ export const projectStatus = enumMap<d.ProjectStatus, ProjectStatus>([
 export const timestamp = (date: Date | null | undefined): Timestamp | undefined =>
   date ? timestampFromDate(date) : undefined;
 const ts = timestamp;
-export const dateOf = (t: Timestamp): Date => timestampDate(t);
+
+/**
+ * The input rule of every project field a client may write, by domain name (the update mask names
+ * them in snake_case). Typed against the field map: a writable field without a rule does not compile.
+ */
+const required = <T>(s: z.ZodType<T | null>) => s.refine((x) => x !== null, 'is required when in update_mask');
+export const PROJECT_INPUT = {
+  name: v.requiredText(v.LIMITS.nameChars),
+  description: v.description,
+  status: required(v.enumOf(projectStatus.toDomain, null)),
+  metadata: v.metadata,
+} satisfies Record<keyof d.ProjectChanges, z.ZodType>;
+
+/** The same for tasks. */
+export const TASK_INPUT = {
+  title: v.title,
+  description: v.description,
+  status: required(v.enumOf(taskStatus.toDomain, null)),
+  priority: required(v.enumOf(taskPriority.toDomain, null)),
+  tags: v.tags,
+  assigneeId: v.optionalId,
+  parentTaskId: v.optionalId,
+  dueDate: v.timestamp,
+  requiredCapabilities: v.capabilities,
+  maxAttempts: v.maxAttempts,
+  notBefore: v.timestamp,
+} satisfies Record<keyof d.TaskChanges, z.ZodType>;
 
 export const tenantMessage = (t: d.Tenant): Tenant =>
   create(TenantSchema, { id: t.id, name: t.name, subdomain: t.subdomain, createdAt: ts(t.createdAt) });

@@ -3,13 +3,12 @@
  * so a client reads "title: must be 1 to 500 characters", never a database error. What passes
  * here is turned into the services' typed inputs.
  */
-import type { Timestamp } from '@bufbuild/protobuf/wkt';
+import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
 import { z } from 'zod';
-import type { JsonObject } from '../domain.js';
+import { type JsonObject, snakeCase } from '../domain.js';
 import { AppError } from '../errors.js';
 import { describeLimit, LIMITS } from '../limits.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../services/page-token.js';
-import { dateOf } from './convert.js';
 
 export { LIMITS } from '../limits.js';
 
@@ -170,7 +169,7 @@ export const timestamp = z
       t === undefined || (t.seconds >= -62135596800n && t.seconds <= 253402300799n && t.nanos >= 0 && t.nanos < 1e9),
     'is out of range',
   )
-  .transform((t) => (t === undefined ? null : dateOf(t)));
+  .transform((t) => (t === undefined ? null : timestampDate(t)));
 
 /**
  * An enum field: the zero value means `fallback` (null: no value), anything unknown is an error.
@@ -206,6 +205,6 @@ export function check<S extends z.ZodType>(schema: S, input: unknown, prefix = '
 }
 
 /** createdById → created_by_id, so errors use the .proto field names. */
-export const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+export const snake = snakeCase;
 /** due_date → dueDate. */
 export const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());

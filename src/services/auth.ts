@@ -3,11 +3,12 @@
  * else (SPEC §5). Everything here is decided before any tenant data is read, and nothing here
  * knows about HTTP or gRPC: the RPC layer hands in header values.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { Database } from '../db/index.js';
 import { AppError, invalidArgument, notFound } from '../errors.js';
 import { findApiKeyByHash } from '../repositories/api-keys.js';
 import { findTenantById, findTenantBySubdomain } from '../repositories/tenants.js';
+import { sha256 } from './sha256.js';
 import { hashSecret, parseApiKey } from './tenants.js';
 
 export interface CallHeaders {
@@ -43,8 +44,6 @@ export function subdomainOf(host: string | null): string | null {
   return null;
 }
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest();
-
 export class AuthService {
   /** Tenants never change id or subdomain, so positive lookups are cached briefly. */
   private readonly tenantCache = new Map<string, { id: bigint; until: number }>();
@@ -72,7 +71,7 @@ export class AuthService {
   /**
    * The tenant a call is for and the API key that authorizes it. What can be decided without
    * the database is decided here; whether a key of the call's own tenant exists and is not
-   * revoked is checked by the first statement of the call's transaction (services/caller.ts),
+   * revoked is checked by the first statement of the call's transaction (services/tenant-transaction.ts),
    * which saves a transaction per call. A key of another tenant is looked up here, in its own
    * tenant, to tell PERMISSION_DENIED (a real key) from UNAUTHENTICATED.
    * @throws AppError unauthenticated (no tenant, missing/invalid/revoked key), not_found (unknown

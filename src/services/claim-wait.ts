@@ -10,9 +10,10 @@
 import type { Database } from '../db/index.js';
 import { TransactionCancelledError } from '../db/index.js';
 import { msUntilClaimable } from '../repositories/claim-wait.js';
-import { type Caller, inTenant, resolveActor } from './caller.js';
+import { type Caller, resolveActor } from './caller.js';
 import type { ChangeFeed } from './change-feed.js';
 import type { Claim, ClaimInput, TaskService } from './tasks.js';
+import { inTenant } from './tenant-transaction.js';
 
 /** Time kept back from the caller's deadline for the last attempt and the answer to travel. */
 const DEADLINE_MARGIN_MS = 250;

@@ -7,9 +7,7 @@
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { deleteExpiredRecords } from '../repositories/idempotency.js';
-import { listTenants } from '../repositories/tenants.js';
-
-const TENANTS_PER_PAGE = 500;
+import { everyTenant } from './every-tenant.js';
 
 export class IdempotencyJanitor {
   constructor(
@@ -21,13 +19,8 @@ export class IdempotencyJanitor {
   /** Deletes every expired record of every tenant; returns how many. */
   async purge(): Promise<number> {
     let deleted = 0;
-    for (let after = 0n; ; ) {
-      const page = await this.db.withTransaction((tx) => listTenants(tx, after, TENANTS_PER_PAGE), { readOnly: true });
-      for (const tenant of page) {
-        deleted += await this.db.withTenantTransaction(tenant.id, (tx) => deleteExpiredRecords(tx, this.ttlSeconds));
-      }
-      if (page.length < TENANTS_PER_PAGE) break;
-      after = page[page.length - 1]!.id;
+    for await (const tenant of everyTenant(this.db)) {
+      deleted += await this.db.withTenantTransaction(tenant.id, (tx) => deleteExpiredRecords(tx, this.ttlSeconds));
     }
     if (deleted > 0) this.logger.info('expired idempotency records deleted', { deleted });
     return deleted;

@@ -13,10 +13,8 @@
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { hasRunningLeases } from '../repositories/claims.js';
-import { listTenants } from '../repositories/tenants.js';
+import { everyTenant } from './every-tenant.js';
 import { EXPIRE_BATCH, expireLeases } from './task-leases.js';
-
-const TENANTS_PER_PAGE = 500;
 
 export class LeaseReaper {
   private readonly watched = new Set<bigint>();
@@ -57,12 +55,7 @@ export class LeaseReaper {
   /** One pass over every tenant. */
   async reapAll(): Promise<number> {
     let total = 0;
-    for (let after = 0n; ; ) {
-      const page = await this.db.withTransaction((tx) => listTenants(tx, after, TENANTS_PER_PAGE), { readOnly: true });
-      for (const tenant of page) total += await this.reapTenant(tenant.id);
-      if (page.length < TENANTS_PER_PAGE) break;
-      after = page[page.length - 1]!.id;
-    }
+    for await (const tenant of everyTenant(this.db)) total += await this.reapTenant(tenant.id);
     if (total > 0) this.logger.info('expired leases noticed', { expired: total });
     return total;
   }

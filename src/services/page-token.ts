@@ -9,6 +9,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { invalidArgument } from '../errors.js';
+import type { IdWindow } from '../repositories/sql.js';
 
 const DOMAIN = 'taskapi.page-token.v2';
 /** 128 bits of the HMAC are plenty against forgery and keep tokens short. */
@@ -37,6 +38,14 @@ export const MAX_PAGE_SIZE = 500;
 export interface Page<T> {
   readonly items: T[];
   readonly nextPageToken: string;
+}
+
+/** Where a page of an id-ordered list starts (the repository's window), and how to cut it. */
+export interface IdPaging extends IdWindow {
+  /** Whether this is the first page (no token given). */
+  readonly first: boolean;
+  /** The page from the rows fetched with this window, and the token of the next one. */
+  page<T extends { readonly id: bigint }>(rows: T[]): Page<T>;
 }
 
 export class PageTokens {
@@ -105,6 +114,22 @@ export class PageTokens {
     const position = schema.safeParse(envelope.data.p);
     if (!position.success) throw bad();
     return position.data;
+  }
+
+  /**
+   * The paging of a list ordered by id alone (tenants, workers, projects, task events): the
+   * position is the last id of a page. `query` is the list's name and filters (see fingerprint).
+   * @throws AppError invalid_argument (page_token), as decode.
+   */
+  byId(query: unknown, request: { readonly pageSize: number; readonly pageToken: string }): IdPaging {
+    const fingerprint = this.fingerprint(query);
+    const afterId = this.decode(request.pageToken, fingerprint, idPosition);
+    return {
+      afterId: afterId ?? 0n,
+      limit: request.pageSize + 1,
+      first: afterId === null,
+      page: (rows) => this.page(rows, request.pageSize, fingerprint, (last) => last.id),
+    };
   }
 
   /**

@@ -1,15 +1,19 @@
 import type { Database } from '../db/index.js';
-import type { JsonObject, Project, ProjectStatus, TaskView } from '../domain.js';
+import type { JsonObject, Project, ProjectChanges, ProjectStatus, TaskView } from '../domain.js';
 import { failedPrecondition, notFound } from '../errors.js';
 import { appendTaskEvents } from '../repositories/events.js';
 import * as projects from '../repositories/projects.js';
 import { completeProjectTasks, findProjectTaskRefs, insertTasksWithTitles } from '../repositories/tasks.js';
 import { findWorker } from '../repositories/workers.js';
-import { type Caller, idempotent, inTenant, resolveActor } from './caller.js';
-import { idPosition, type Page, type PageTokens } from './page-token.js';
-import { taskEvent, versionStep } from './task-events.js';
+import { type Caller, resolveActor } from './caller.js';
+import { idempotent } from './idempotency.js';
+import type { Page, PageTokens } from './page-token.js';
+import { setWriteEvent, taskEvent } from './task-events.js';
 import { loadTaskViews } from './task-views.js';
+import { inTenant } from './tenant-transaction.js';
 import { checkVersion } from './versions.js';
+
+export type { ProjectChanges };
 
 export interface CreateProjectInput {
   readonly name: string;
@@ -35,9 +39,6 @@ export interface ListProjectsInput {
 }
 
 export class ProjectService {
-  /** A hook for tests: runs inside CreateProjectWithTasks after the tasks are inserted. */
-  afterTasksInserted: (() => Promise<void>) | null = null;
-
   constructor(
     private readonly db: Database,
     private readonly pageTokens: PageTokens,
@@ -68,7 +69,6 @@ export class ProjectService {
         if (!(await findWorker(tx, createdById))) throw failedPrecondition('worker not found', 'created_by_id');
         const project = await projects.insertProject(tx, { ...fields, status: 'active' });
         const created = await insertTasksWithTitles(tx, project.id, input.taskTitles, createdById);
-        await this.afterTasksInserted?.();
         await appendTaskEvents(
           tx,
           created.map((t) => taskEvent.created(t, createdById)),
@@ -87,19 +87,11 @@ export class ProjectService {
 
   /** @throws AppError invalid_argument (page_token). */
   list(caller: Caller, input: ListProjectsInput): Promise<Page<Project>> {
-    const fingerprint = this.pageTokens.fingerprint({
-      tenant: caller.tenantId,
-      list: 'projects',
-      status: input.status,
-    });
-    const after = this.pageTokens.decode(input.pageToken, fingerprint, idPosition) ?? 0n;
+    const paging = this.pageTokens.byId({ tenant: caller.tenantId, list: 'projects', status: input.status }, input);
     return inTenant(
       this.db,
       caller,
-      async (tx) => {
-        const rows = await projects.listProjects(tx, { status: input.status }, after, input.pageSize + 1);
-        return this.pageTokens.page(rows, input.pageSize, fingerprint, (p) => p.id);
-      },
+      async (tx) => paging.page(await projects.listProjects(tx, { status: input.status }, paging)),
       { readOnly: true },
     );
   }
@@ -107,7 +99,7 @@ export class ProjectService {
   /** @throws AppError not_found; aborted (version mismatch). */
   update(
     caller: Caller,
-    input: { id: bigint; changes: projects.ProjectChanges; expectedVersion: bigint | null },
+    input: { id: bigint; changes: ProjectChanges; expectedVersion: bigint | null },
   ): Promise<Project> {
     return inTenant(this.db, caller, async (tx) => {
       const current = await projects.findProject(tx, input.id, { forUpdate: true });
@@ -147,17 +139,9 @@ export class ProjectService {
       if (!found) throw notFound('project');
       await appendTaskEvents(
         tx,
-        changed.map((t) => {
-          const { before, after } = versionStep(t);
-          const lease = t.leaseRevoked ? [{ leaseEnd: null }, { leaseEnd: 'revoked' as const }] : [{}, {}];
-          return taskEvent.changed(
-            'completed',
-            t,
-            { ...before, status: t.statusBefore, ...lease[0] },
-            { ...after, status: 'completed' as const, ...lease[1] },
-            actor.workerId,
-          );
-        }),
+        changed.map((t) =>
+          setWriteEvent('completed', t, { status: t.statusBefore }, { status: 'completed' }, actor.workerId),
+        ),
       );
       return changed.length;
     });

@@ -3,16 +3,15 @@
  * it records. `changes` maps each field that moved (by its column name, as the API names it) to
  * its `before` and `after`; values are JSON (ids and versions as strings, times as ISO text).
  */
-import { type JsonObject, type JsonValue, TASK_FIELDS, type Task } from '../domain.js';
+import { type JsonObject, type JsonValue, snakeCase, TASK_FIELDS, type Task } from '../domain.js';
 import type { NewTaskEvent, TaskEventKind } from '../repositories/events.js';
 import type { TaskRef } from '../repositories/tasks.js';
 
 type FieldKey = keyof typeof TASK_FIELDS;
-const fieldName = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 /** Recorded fields with their names in history, worked out once (a bulk create records thousands). */
 const RECORDED = (Object.keys(TASK_FIELDS) as FieldKey[])
   .filter((k) => TASK_FIELDS[k].history && k !== 'id')
-  .map((key) => ({ key, name: fieldName(key) }));
+  .map((key) => ({ key, name: snakeCase(key) }));
 
 /** A field value as history records it. */
 function historyValue(v: unknown): JsonValue {
@@ -82,8 +81,26 @@ export const taskEvent = {
   }),
 };
 
-/** The version step of a set-based write that bumped it by one. */
-export const versionStep = (ref: TaskRef) => ({
-  before: { version: ref.version - 1n },
-  after: { version: ref.version },
-});
+/**
+ * The event of one task of a set-based write (one statement over many tasks): its version moved
+ * by one, the fields in `before`/`after` changed, and its running lease was revoked when
+ * `leaseRevoked`.
+ */
+export function setWriteEvent(
+  kind: TaskEventKind,
+  ref: TaskRef & { readonly leaseRevoked: boolean },
+  before: Partial<Task>,
+  after: Partial<Task>,
+  actorId: bigint | null,
+  extra: JsonObject = {},
+): NewTaskEvent {
+  const lease = ref.leaseRevoked ? [{ leaseEnd: null }, { leaseEnd: 'revoked' as const }] : [{}, {}];
+  return taskEvent.changed(
+    kind,
+    ref,
+    { version: ref.version - 1n, ...before, ...lease[0] },
+    { version: ref.version, ...after, ...lease[1] },
+    actorId,
+    extra,
+  );
+}

@@ -1,9 +1,11 @@
 import { z } from 'zod';
 import type { Database, Tx } from '../db/index.js';
 import {
+  type NewTask,
   TASK_PRIORITIES,
   TASK_TRANSITIONS,
   type Task,
+  type TaskChanges,
   type TaskPriority,
   type TaskView,
   type TaskViewKind,
@@ -15,14 +17,18 @@ import * as idempotency from '../repositories/idempotency.js';
 import { findProject } from '../repositories/projects.js';
 import * as tasks from '../repositories/tasks.js';
 import { findWorker } from '../repositories/workers.js';
-import { type Actor, type Caller, idempotent, inTenant, requestHash, resolveActor } from './caller.js';
-import { idPosition, type Page, type PageTokens, tokenId } from './page-token.js';
+import { type Actor, type Caller, resolveActor } from './caller.js';
+import { idempotent, requestHash } from './idempotency.js';
+import { type Page, type PageTokens, tokenId } from './page-token.js';
 import { taskEvent } from './task-events.js';
 import { checkLease, claimOnce, heartbeat, type ReleaseInput, release } from './task-leases.js';
 import { loadTaskViews } from './task-views.js';
+import { inTenant } from './tenant-transaction.js';
 import { checkVersion } from './versions.js';
 
-export interface CreateTaskInput extends Omit<tasks.NewTask, 'createdById'> {
+export type { TaskChanges };
+
+export interface CreateTaskInput extends Omit<NewTask, 'createdById'> {
   /** Optional when the caller's API key is bound to a worker. */
   readonly createdById: bigint | null;
   readonly requestId: string;
@@ -38,7 +44,7 @@ export interface ListTasksInput {
 
 export interface UpdateTaskInput {
   readonly id: bigint;
-  readonly changes: tasks.TaskChanges;
+  readonly changes: TaskChanges;
   /** null: no version check. */
   readonly expectedVersion: bigint | null;
   /** null: not a lease holder's write. Else the write happens only while this lease is current. */
@@ -144,29 +150,15 @@ export class TaskService {
       this.db,
       caller,
       async (tx) => {
-        const basic = input.view === 'basic';
+        const cut = <T extends Task>(rows: T[]) =>
+          this.pageTokens.page(rows, input.pageSize, fingerprint, (last) => cursorAfter(input.order, last));
+        const limit = input.pageSize + 1;
         // BASIC: the page and its workers in one statement; FULL: the relations in batch after it.
-        const rows: TaskView[] = basic
-          ? (await tasks.listTasksWithPeople(tx, input.filter, input.order, position, input.pageSize + 1)).map(
-              basicView,
-            )
-          : await tasks
-              .listTasks(tx, input.filter, input.order, position, input.pageSize + 1)
-              .then((found) => found.map((task) => ({ ...task, assignee: null, createdBy: null })));
-        const page = this.pageTokens.page(rows, input.pageSize, fingerprint, (last): tasks.TaskCursor => {
-          switch (input.order) {
-            case 'created':
-              return { order: 'created', id: last.id };
-            case 'due_date':
-              return { order: 'due_date', dueMs: last.dueDate?.getTime() ?? null, id: last.id };
-            case 'priority':
-              return { order: 'priority', rank: rankOf(last.priority), id: last.id };
-          }
-        });
-        return {
-          items: basic ? page.items : await loadTaskViews(tx, page.items, input.view),
-          nextPageToken: page.nextPageToken,
-        };
+        if (input.view === 'basic') {
+          return cut((await tasks.listTasksWithPeople(tx, input.filter, input.order, position, limit)).map(basicView));
+        }
+        const page = cut(await tasks.listTasks(tx, input.filter, input.order, position, limit));
+        return { items: await loadTaskViews(tx, page.items, input.view), nextPageToken: page.nextPageToken };
       },
       { readOnly: true },
     );
@@ -337,24 +329,19 @@ export class TaskService {
     caller: Caller,
     input: { filter: { taskId: bigint } | { projectId: bigint }; pageSize: number; pageToken: string },
   ): Promise<Page<TaskEvent>> {
-    const fingerprint = this.pageTokens.fingerprint({
-      tenant: caller.tenantId,
-      list: 'task_events',
-      filter: input.filter,
-    });
-    const after = this.pageTokens.decode(input.pageToken, fingerprint, idPosition) ?? 0n;
+    const paging = this.pageTokens.byId({ tenant: caller.tenantId, list: 'task_events', filter: input.filter }, input);
     return inTenant(
       this.db,
       caller,
       async (tx) => {
-        const rows = await listTaskEvents(tx, input.filter, after, input.pageSize + 1);
+        const rows = await listTaskEvents(tx, input.filter, paging);
         // Every task has its created event, so no event on the first page means no such task; a
         // project may exist without any yet.
-        if (rows.length === 0 && after === 0n) {
+        if (rows.length === 0 && paging.first) {
           if ('taskId' in input.filter) throw notFound('task');
           if (!(await findProject(tx, input.filter.projectId))) throw notFound('project');
         }
-        return this.pageTokens.page(rows, input.pageSize, fingerprint, (e) => e.id);
+        return paging.page(rows);
       },
       { readOnly: true },
     );
@@ -403,6 +390,18 @@ export class TaskService {
     await appendTaskEvents(tx, [taskEvent.changed(kind, after, before, after, actor.workerId)]);
     const [view] = await loadTaskViews(tx, [after], 'basic');
     return view!;
+  }
+}
+
+/** Where a page of tasks in `order` ends: the position its page token carries. */
+function cursorAfter(order: tasks.TaskOrder, last: Task): tasks.TaskCursor {
+  switch (order) {
+    case 'created':
+      return { order: 'created', id: last.id };
+    case 'due_date':
+      return { order: 'due_date', dueMs: last.dueDate?.getTime() ?? null, id: last.id };
+    case 'priority':
+      return { order: 'priority', rank: rankOf(last.priority), id: last.id };
   }
 }
 

@@ -1,16 +1,18 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Database, Migrator, Tx } from '../db/index.js';
 import type { Tenant } from '../domain.js';
 import { notFound } from '../errors.js';
 import type { Logger } from '../logger.js';
 import * as apiKeys from '../repositories/api-keys.js';
 import * as tenants from '../repositories/tenants.js';
-import { explainDbError, inTenant } from './caller.js';
-import { idPosition, type Page, type PageTokens } from './page-token.js';
+import { explainDbError } from './constraint-errors.js';
+import type { Page, PageTokens } from './page-token.js';
+import { sha256 } from './sha256.js';
+import { inTenant } from './tenant-transaction.js';
 
 /** API key secrets: `tk_<tenant id>_<43 random characters>`. The tenant id lets a key of another tenant be told apart. */
 export function hashSecret(secret: string): Buffer {
-  return createHash('sha256').update(secret).digest();
+  return sha256(secret);
 }
 
 export function parseApiKey(secret: string): { tenantId: bigint } | null {
@@ -56,16 +58,8 @@ export class TenantService {
   }
 
   list(input: { pageSize: number; pageToken: string }): Promise<Page<Tenant>> {
-    const fingerprint = this.pageTokens.fingerprint({ list: 'tenants' });
-    const after = this.pageTokens.decode(input.pageToken, fingerprint, idPosition) ?? 0n;
-    return this.system(async (tx) =>
-      this.pageTokens.page(
-        await tenants.listTenants(tx, after, input.pageSize + 1),
-        input.pageSize,
-        fingerprint,
-        (t) => t.id,
-      ),
-    );
+    const paging = this.pageTokens.byId({ list: 'tenants' }, input);
+    return this.system(async (tx) => paging.page(await tenants.listTenants(tx, paging)));
   }
 
   /**

@@ -25,8 +25,9 @@ import {
   positionOfEvent,
   readSettledEvents,
 } from '../repositories/event-feed.js';
-import { type Caller, inTenant } from './caller.js';
+import type { Caller } from './caller.js';
 import type { ChangeFeed } from './change-feed.js';
+import { inTenant } from './tenant-transaction.js';
 
 export interface WatchInput {
   readonly projectId: bigint | null;

@@ -4,9 +4,11 @@ import { failedPrecondition, notFound } from '../errors.js';
 import { appendTaskEvents } from '../repositories/events.js';
 import { unassignWorkerTasks } from '../repositories/tasks.js';
 import * as workers from '../repositories/workers.js';
-import { type Caller, idempotent, inTenant } from './caller.js';
-import { idPosition, type Page, type PageTokens } from './page-token.js';
-import { taskEvent, versionStep } from './task-events.js';
+import type { Caller } from './caller.js';
+import { idempotent } from './idempotency.js';
+import type { Page, PageTokens } from './page-token.js';
+import { setWriteEvent } from './task-events.js';
+import { inTenant } from './tenant-transaction.js';
 
 export interface CreateWorkerInput {
   readonly handle: string;
@@ -47,15 +49,11 @@ export class WorkerService {
 
   /** @throws AppError invalid_argument (page_token). */
   list(caller: Caller, input: ListWorkersInput): Promise<Page<Worker>> {
-    const fingerprint = this.pageTokens.fingerprint({ tenant: caller.tenantId, list: 'workers', type: input.type });
-    const after = this.pageTokens.decode(input.pageToken, fingerprint, idPosition) ?? 0n;
+    const paging = this.pageTokens.byId({ tenant: caller.tenantId, list: 'workers', type: input.type }, input);
     return inTenant(
       this.db,
       caller,
-      async (tx) => {
-        const rows = await workers.listWorkers(tx, { type: input.type }, after, input.pageSize + 1);
-        return this.pageTokens.page(rows, input.pageSize, fingerprint, (w) => w.id);
-      },
+      async (tx) => paging.page(await workers.listWorkers(tx, { type: input.type }, paging)),
       { readOnly: true },
     );
   }
@@ -78,18 +76,11 @@ export class WorkerService {
       const unassigned = await unassignWorkerTasks(tx, id);
       await appendTaskEvents(
         tx,
-        unassigned.map((t) => {
-          const { before, after } = versionStep(t);
-          const lease = t.leaseRevoked ? [{ leaseEnd: null }, { leaseEnd: 'revoked' as const }] : [{}, {}];
-          return taskEvent.changed(
-            'unassigned',
-            t,
-            { ...before, assigneeId: id, ...lease[0] },
-            { ...after, assigneeId: null, ...lease[1] },
-            actor.workerId,
-            { reason: 'worker deleted' },
-          );
-        }),
+        unassigned.map((t) =>
+          setWriteEvent('unassigned', t, { assigneeId: id }, { assigneeId: null }, actor.workerId, {
+            reason: 'worker deleted',
+          }),
+        ),
       );
       await workers.deleteWorker(tx, id);
     });

@@ -6,6 +6,7 @@
  * one entry to CREATES.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listenToStatements } from '../../src/services/statement-listeners.js';
 import { PROTOCOLS, startTestApp, type TestApp } from '../helpers/app.js';
 import { type ApiClient, WorkerType } from '../helpers/clients.js';
 import { Code, expectRpcError, listAll, ts } from '../helpers/expect-rpc.js';
@@ -188,9 +189,9 @@ for (const protocol of PROTOCOLS) {
 
     it('a create that fails inside its transaction does not use up its request_id', async () => {
       const requestId = `failed-${protocol}`;
-      t.app.services.projects.afterTasksInserted = async () => {
-        throw new Error('boom');
-      };
+      const detach = listenToStatements(t.app.database.db, (sql) => {
+        if (sql.includes('insert into task_events')) throw new Error('boom');
+      });
       try {
         await expectRpcError(
           f.api.ProjectService.createProjectWithTasks({
@@ -202,7 +203,7 @@ for (const protocol of PROTOCOLS) {
           Code.Internal,
         );
       } finally {
-        t.app.services.projects.afterTasksInserted = null;
+        detach();
       }
       const res = await f.api.ProjectService.createProjectWithTasks({
         name: 'Retry me',

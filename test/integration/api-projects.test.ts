@@ -8,6 +8,7 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CreateProjectRequestSchema } from '../../src/gen/taskapi/v1/project_pb.js';
+import { listenToStatements } from '../../src/services/statement-listeners.js';
 import { PROTOCOLS, startTestApp, type TestApp, type TestTenant } from '../helpers/app.js';
 import { type ApiClient, ProjectStatus, TaskPriority, TaskStatus } from '../helpers/clients.js';
 import { Code, expectRpcError, foreignWorkerId, iso, listAll, mask, ms } from '../helpers/expect-rpc.js';
@@ -18,7 +19,6 @@ beforeAll(async () => {
   t = await startTestApp();
 });
 afterAll(async () => {
-  if (t) t.app.services.projects.afterTasksInserted = null;
   await t?.stop();
 });
 
@@ -409,9 +409,10 @@ for (const protocol of PROTOCOLS) {
             (r) => r.tasks,
           )
         ).items.length;
-        t.app.services.projects.afterTasksInserted = async () => {
-          throw new Error('boom');
-        };
+        // The fault: the statement after the task insert (their history events) fails.
+        const detach = listenToStatements(t.app.database.db, (sql) => {
+          if (sql.includes('insert into task_events')) throw new Error('boom');
+        });
         try {
           const err = await expectRpcError(
             api.ProjectService.createProjectWithTasks({ name: 'Doomed', taskTitles: ['a', 'b', 'c'] }),
@@ -419,7 +420,7 @@ for (const protocol of PROTOCOLS) {
           );
           expect(err.message).not.toContain('boom');
         } finally {
-          t.app.services.projects.afterTasksInserted = null;
+          detach();
         }
         expect(await countProjects()).toBe(before);
         expect(

@@ -2,37 +2,29 @@ import type { ServiceImpl } from '@connectrpc/connect';
 import { z } from 'zod';
 import { invalidArgument } from '../../errors.js';
 import type { ProjectService } from '../../gen/taskapi/v1/project_pb.js';
-import type { ProjectChanges } from '../../repositories/projects.js';
-import type { ProjectService as Projects } from '../../services/projects.js';
+import type { ProjectChanges, ProjectService as Projects } from '../../services/projects.js';
 import { callerOf } from '../context.js';
-import { projectMessage, projectStatus, taskMessage } from '../convert.js';
+import { PROJECT_INPUT, projectMessage, projectStatus, taskMessage } from '../convert.js';
 import * as v from '../validate.js';
 import { fieldsToWrite } from './update-mask.js';
 
-const name = v.requiredText(v.LIMITS.nameChars);
 const create = z.object({
-  name,
-  description: v.description,
+  ...PROJECT_INPUT,
+  // On create, UNSPECIFIED means the default.
   status: v.enumOf(projectStatus.toDomain, 'active'),
-  metadata: v.metadata,
   requestId: v.requestId,
 });
 const createWithTasks = z.object({
-  name,
-  description: v.description,
-  metadata: v.metadata,
+  name: PROJECT_INPUT.name,
+  description: PROJECT_INPUT.description,
+  metadata: PROJECT_INPUT.metadata,
   taskTitles: z.array(v.title).max(v.LIMITS.taskTitles, `at most ${v.LIMITS.taskTitles} titles`),
   createdById: v.optionalId,
   requestId: v.requestId,
 });
 const list = z.object({ status: v.enumOf(projectStatus.toDomain, null), pageSize: v.pageSize, pageToken: v.pageToken });
-const UPDATABLE = ['name', 'description', 'status', 'metadata'] as const;
-const changes = {
-  name,
-  description: v.description,
-  status: v.enumOf(projectStatus.toDomain, null).refine((s) => s !== null, 'is required when in update_mask'),
-  metadata: v.metadata,
-};
+/** The project fields an update may write, as the update mask names them. */
+const UPDATABLE = (Object.keys(PROJECT_INPUT) as (keyof ProjectChanges)[]).map(v.snake);
 
 export function projectHandlers(projects: Projects): ServiceImpl<typeof ProjectService> {
   return {
@@ -57,7 +49,9 @@ export function projectHandlers(projects: Projects): ServiceImpl<typeof ProjectS
         metadata: (p) => p.metadata !== undefined,
       });
       if (fields.length === 0) throw invalidArgument('update_mask', 'names no field to update');
-      const picked = Object.fromEntries(fields.map((f) => [f, changes[f]]));
+      const picked = Object.fromEntries(
+        fields.map((f) => [v.camel(f), PROJECT_INPUT[v.camel(f) as keyof ProjectChanges]]),
+      );
       const parsed = v.check(z.object(picked), req.project, 'project') as ProjectChanges & {
         status?: ProjectChanges['status'] | null;
       };

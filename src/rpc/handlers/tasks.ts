@@ -2,11 +2,10 @@ import type { ServiceImpl } from '@connectrpc/connect';
 import { z } from 'zod';
 import { invalidArgument } from '../../errors.js';
 import { TaskOrderBy, type TaskService, TaskView } from '../../gen/taskapi/v1/task_pb.js';
-import type { TaskChanges } from '../../repositories/tasks.js';
 import type { ClaimWaitService } from '../../services/claim-wait.js';
-import type { TaskService as Tasks } from '../../services/tasks.js';
+import type { TaskChanges, TaskService as Tasks } from '../../services/tasks.js';
 import { callerOf } from '../context.js';
-import { taskEventMessage, taskMessage, taskPriority, taskStatus, timestamp } from '../convert.js';
+import { TASK_INPUT, taskEventMessage, taskMessage, taskPriority, taskStatus, timestamp } from '../convert.js';
 import * as v from '../validate.js';
 import { fieldsToWrite } from './update-mask.js';
 
@@ -26,29 +25,11 @@ const orderBy = z
   .refine((x) => x in ORDERS, 'is not a known value')
   .transform((x) => ORDERS[x as keyof typeof ORDERS]);
 
-/**
- * The input rule of every task field a client may write, by domain name; the update mask names
- * them in snake_case. Typed against TaskChanges, so a writable field without a rule here does
- * not compile.
- */
-const required = <T>(s: z.ZodType<T | null>) => s.refine((x) => x !== null, 'is required when in update_mask');
-const WRITABLE = {
-  title: v.title,
-  description: v.description,
-  status: required(v.enumOf(taskStatus.toDomain, null)),
-  priority: required(v.enumOf(taskPriority.toDomain, null)),
-  tags: v.tags,
-  assigneeId: v.optionalId,
-  parentTaskId: v.optionalId,
-  dueDate: v.timestamp,
-  requiredCapabilities: v.capabilities,
-  maxAttempts: v.maxAttempts,
-  notBefore: v.timestamp,
-} satisfies Record<keyof TaskChanges, z.ZodType>;
-const UPDATABLE = (Object.keys(WRITABLE) as (keyof TaskChanges)[]).map(v.snake);
+/** The task fields an update may write, as the update mask names them. */
+const UPDATABLE = (Object.keys(TASK_INPUT) as (keyof TaskChanges)[]).map(v.snake);
 
 const create = z.object({
-  ...WRITABLE,
+  ...TASK_INPUT,
   // On create, UNSPECIFIED means the default.
   status: v.enumOf(taskStatus.toDomain, 'pending'),
   priority: v.enumOf(taskPriority.toDomain, 'medium'),
@@ -139,7 +120,7 @@ export function taskHandlers(
         due_date: (t) => t.dueDate !== undefined,
       });
       if (fields.length === 0) throw invalidArgument('update_mask', 'names no field to update');
-      const shape = Object.fromEntries(fields.map((f) => [v.camel(f), WRITABLE[v.camel(f) as keyof TaskChanges]]));
+      const shape = Object.fromEntries(fields.map((f) => [v.camel(f), TASK_INPUT[v.camel(f) as keyof TaskChanges]]));
       const changes = v.check(z.object(shape), req.task, 'task') as TaskChanges;
       const task = await tasks.update(callerOf(ctx), {
         id,

@@ -1,0 +1,50 @@
+/**
+ * The transaction every tenant call runs in: bound to the caller's tenant (row-level security),
+ * bounded by the caller's deadline, the caller's API key checked by its first statement, and
+ * violated constraints turned into the client's errors.
+ */
+import type { Database, TransactionOptions, Tx } from '../db/index.js';
+import { AppError } from '../errors.js';
+import { apiKeyFromPrologue, apiKeyPrologue } from '../repositories/api-keys.js';
+import type { Actor, Caller } from './caller.js';
+import { explainDbError } from './constraint-errors.js';
+import { observed } from './statement-listeners.js';
+
+function txOptions(caller: Caller, extra: TransactionOptions = {}): TransactionOptions {
+  return { signal: caller.signal, timeoutMs: caller.timeoutMs, ...extra };
+}
+
+/**
+ * Runs `fn` in a transaction of the caller's tenant, bounded by the caller's deadline, with
+ * constraint violations explained. The caller's API key is verified first, in the same
+ * transaction.
+ * @throws AppError unauthenticated when the key is unknown or revoked.
+ */
+export async function inTenant<T>(
+  db: Database,
+  caller: Caller,
+  fn: (tx: Tx, actor: Actor) => Promise<T>,
+  extra?: TransactionOptions,
+): Promise<T> {
+  try {
+    return await db.withTenantTransaction(
+      caller.tenantId,
+      async (tx, prologue) => {
+        let actor: Actor = { workerId: caller.actorWorkerId ?? null };
+        if (caller.apiKeyHash) {
+          const key = apiKeyFromPrologue(prologue);
+          if (!key) throw new AppError('unauthenticated', 'invalid API key');
+          if (key.revoked) throw new AppError('unauthenticated', 'the API key was revoked');
+          actor = { workerId: key.workerId };
+        }
+        return fn(observed(db, tx), actor);
+      },
+      {
+        ...txOptions(caller, extra),
+        prologue: caller.apiKeyHash ? apiKeyPrologue(caller.tenantId, caller.apiKeyHash) : undefined,
+      },
+    );
+  } catch (err) {
+    throw explainDbError(err);
+  }
+}
