@@ -40,11 +40,13 @@ describe('races', () => {
       const b = c.TaskService.updateTask({ task: { id: x.id, parentTaskId: z.id }, updateMask: mask('parentTaskId') });
       await lock.waiters(1);
       const a = c.TaskService.updateTask({ task: { id: y.id, parentTaskId: x.id }, updateMask: mask('parentTaskId') });
+      // Handled from now on: A may be refused before B's answer is read below.
+      const aRefused = expectRpcError(a, Code.FailedPrecondition, 'parent_task_id');
       // A waits for B's advisory lock on the project's tree.
       await lock.waiters(2);
       await lock.release();
       expect((await b).task.parentTaskId).toBe(z.id);
-      await expectRpcError(a, Code.FailedPrecondition, 'parent_task_id');
+      await aRefused;
     } finally {
       await lock.release();
     }
