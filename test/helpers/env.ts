@@ -32,6 +32,8 @@ const MIGRATIONS_HASH = (() => {
     const dir = join(MIGRATIONS_DIR, set);
     for (const file of readdirSync(dir).sort()) hash.update(`${set}/${file}\0`).update(readFileSync(join(dir, file)));
   }
+  // How they are applied (roles, schemas per mode) shapes the template as much as the files.
+  hash.update(readFileSync(join(MIGRATIONS_DIR, '../src/db/migrate.ts')));
   return hash.digest('hex').slice(0, 12);
 })();
 

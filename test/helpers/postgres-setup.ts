@@ -63,10 +63,15 @@ async function connectAdmin(): Promise<pg.Client> {
 export async function setup(): Promise<void> {
   const admin = await connectAdmin();
   try {
-    // Serialize concurrent test runs on the same server while the templates are rebuilt.
+    // Serialize concurrent test runs on the same server while the templates are built.
     await admin.query('select pg_advisory_lock(7241865325823999)');
     for (const tenancy of ['row', 'schema'] as const) {
       const name = templateName(tenancy);
+      // The name carries a hash of the migrations, and a template is marked as one only once it
+      // is fully migrated: a marked one is reused, never rebuilt under a run (another checkout
+      // on the same server, say) that is cloning it.
+      const { rows } = await admin.query('select datistemplate from pg_database where datname = $1', [name]);
+      if (rows[0]?.datistemplate === true) continue;
       await admin.query('update pg_database set datistemplate = false where datname = $1', [name]);
       await admin.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
       await admin.query(`create database ${pg.escapeIdentifier(name)}`);
