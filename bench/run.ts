@@ -7,7 +7,10 @@
  *                    JSON / binary over HTTP/1.1, Connect binary over HTTP/2);
  *   baselines        in the same run, on the same data: (a) the floor — the service layer in a
  *                    process of its own, no RPC; (b) a bare grpc-js server with hand-written SQL;
- *                    (c) an empty RPC (Health/Check) on every protocol.
+ *                    (c) an empty RPC (Health/Check) on every protocol; for the contended claim,
+ *                    a raw claim-and-release loop on a plain pg pool (in the floor's process).
+ *   streams          WatchTasks on every protocol while another connection writes at a fixed
+ *                    rate: the delay from each write to its event on each stream.
  *
  * Every figure is the median of several runs; server CPU per call comes from /proc/<pid>/stat.
  * See bench/README.md for the options and what each number means.
@@ -42,10 +45,14 @@ import {
   type RunFigures,
   type Section,
   summarize,
+  summarizeWatch,
   type Target,
+  type WatchRow,
+  type WatchRunFigures,
 } from './lib/report.js';
-import { PENDING, type Protocol, SCENARIOS, type Scenario, TITLES_PER_PROJECT } from './lib/scenarios.js';
+import { type Protocol, SCENARIOS, type Scenario, scenarioById, TITLES_PER_PROJECT, WATCH } from './lib/scenarios.js';
 import {
+  claimQueue,
   createTenants,
   FULL_SEED,
   projectOfPendingTasks,
@@ -54,8 +61,10 @@ import {
   type Sql,
   sampleData,
   seedRows,
+  watchProject,
 } from './lib/seed.js';
 import type { FromWorker, RunResult, RunSpec, Targets, ToWorker } from './load/messages.js';
+import type { WatchResult, WatchSpec } from './load/watch.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const RESULTS = join(ROOT, 'bench/results');
@@ -68,6 +77,8 @@ const { values: args } = parseArgs({
     duration: { type: 'string' },
     warmup: { type: 'string' },
     'complete-reps': { type: 'string' },
+    'watch-rate': { type: 'string' },
+    'watch-duration': { type: 'string' },
     node: { type: 'string' },
     keep: { type: 'boolean', default: false },
     pglite: { type: 'boolean', default: false },
@@ -88,6 +99,7 @@ const { values: args } = parseArgs({
 if (args.help) {
   process.stdout.write(
     `npm run bench -- [--quick] [--callers 8] [--runs 3] [--duration 2.5] [--warmup 0.5] [--complete-reps 2]
+                  [--watch-rate 20] [--watch-duration 8]
                   [--node /usr/bin/node] [--keep] [--pglite] [--no-postgres] [--only GetTask] [--protocols grpc,bare]
                   [--database postgresql://postgres@127.0.0.1:5432/postgres] [--db-name taskapi_bench]
                   [--pool 10] [--unprepared]
@@ -109,6 +121,8 @@ const opts = {
   durationMs: num(args.duration, quick ? 0.5 : 2.5) * 1000,
   warmupMs: num(args.warmup, quick ? 0.2 : 0.5) * 1000,
   completeReps: num(args['complete-reps'], quick ? 1 : 2),
+  watchRate: num(args['watch-rate'], WATCH.writesPerSecond),
+  watchMs: num(args['watch-duration'], quick ? 3 : 8) * 1000,
   nodeBin: args.node ? resolve(args.node) : process.execPath,
   seed: quick ? QUICK_SEED : FULL_SEED,
   only: args.only?.toLowerCase(),
@@ -244,6 +258,12 @@ class LoadProcess {
     return m.result;
   }
 
+  async watch(spec: WatchSpec): Promise<WatchResult> {
+    const m = await this.request({ type: 'watch', spec });
+    if (m.type !== 'watched') throw new Error(`unexpected ${m.type}`);
+    return m.result;
+  }
+
   async stop(): Promise<void> {
     if (this.proc.child.connected) this.proc.child.send({ type: 'exit' } satisfies ToWorker);
     await stopChild(this.proc.child);
@@ -264,8 +284,9 @@ interface Bench {
   readonly barePid: number | null;
 }
 
-const wanted = (s: Scenario, p: Protocol) =>
+const wanted = (s: { id: string }, p: Protocol) =>
   (!opts.only || s.id.toLowerCase().includes(opts.only)) && (!opts.protocols || opts.protocols.includes(p));
+const wantedAtAll = (s: { id: string; protocols: readonly Protocol[] }) => s.protocols.some((p) => wanted(s, p));
 
 /**
  * CPU of the database's backends (user + system), summed over the backends seen at both reads.
@@ -289,8 +310,10 @@ const dbCpuDelta = (before: Map<number, number>, after: Map<number, number>) =>
 
 /** One timed run: the server's CPU is read right before and right after the calls. */
 async function timedRun(bench: Bench, scenario: Scenario, protocol: Protocol, round: number): Promise<RunFigures> {
-  const worker = protocol === 'floor' ? bench.floor! : bench.load;
-  const serverPid = protocol === 'floor' ? bench.floor!.pid : protocol === 'bare' ? bench.barePid! : bench.servicePid;
+  // The raw claim loop runs in the floor's process (on a pool of its own).
+  const inFloor = protocol === 'floor' || protocol === 'raw';
+  const worker = inFloor ? bench.floor! : bench.load;
+  const serverPid = inFloor ? bench.floor!.pid : protocol === 'bare' ? bench.barePid! : bench.servicePid;
   const callers = scenario.callers ?? opts.callers;
   if (scenario.perCallSetup) {
     // Fresh data before each call (untimed); only the call is timed.
@@ -362,7 +385,13 @@ async function timedRun(bench: Bench, scenario: Scenario, protocol: Protocol, ro
 async function measureAll(bench: Bench, protocolsAvailable: readonly Protocol[]): Promise<Row[]> {
   const plan = SCENARIOS.flatMap((s) =>
     s.protocols
-      .filter((p) => protocolsAvailable.includes(p) && wanted(s, p) && (!s.perCallSetup || bench.sql))
+      .filter(
+        (p) =>
+          protocolsAvailable.includes(p) &&
+          wanted(s, p) &&
+          (!s.perCallSetup || bench.sql) &&
+          (s.needs !== 'claim' || bench.data.claim),
+      )
       .map((p) => [s, p] as const),
   );
   const timed = plan.filter(([s]) => !s.perCallSetup).length;
@@ -386,8 +415,52 @@ async function measureAll(bench: Bench, protocolsAvailable: readonly Protocol[])
   return rows;
 }
 
+/**
+ * WatchTasks delivery: one run per round (all stream protocols at once, on the same writes),
+ * after the calls' rounds. The load generator reads the CPU itself, around the timed writes and
+ * the wait for their events.
+ */
+async function measureWatch(bench: Bench): Promise<WatchRow[]> {
+  const protocols = WATCH.protocols.filter((p) => wanted(WATCH, p));
+  if (!protocols.length || !bench.data.watch) return [];
+  log(`  ${WATCH.id}: ${opts.runs} run(s) of ${opts.watchMs / 1000} s at ${opts.watchRate} writes/s`);
+  const runs = new Map<Protocol, WatchRunFigures[]>();
+  for (let round = 1; round <= opts.runs; round++) {
+    const r = await bench.load.watch({
+      protocols,
+      writesPerSecond: opts.watchRate,
+      durationMs: opts.watchMs,
+      warmupMs: opts.warmupMs,
+      graceMs: 5_000,
+      servicePid: bench.servicePid,
+      dbPids: bench.dbPids ? await bench.dbPids() : [],
+    });
+    for (const s of r.streams) {
+      runs.set(s.protocol, [
+        ...(runs.get(s.protocol) ?? []),
+        {
+          ...s,
+          writesPerSecond: r.writes / (r.elapsedMs / 1000),
+          writeErrors: r.writeErrors,
+          firstWriteError: r.firstWriteError,
+          writeP50: r.writeP50,
+          cpuUs: r.cpuUs,
+          dbCpuUs: r.dbCpuUs,
+        },
+      ]);
+      log(
+        `  [${round}/${opts.runs}] ${WATCH.id} · ${s.protocol}: ${s.received}/${s.expected} events, p50 ${s.fromAckP50.toFixed(2)} ms ` +
+          `(from send ${s.fromSendP50.toFixed(2)}), p99 ${s.fromAckP99.toFixed(2)} ms, missed ${s.missed}, duplicates ${s.duplicates}` +
+          `${s.errors ? `, stream failed (${s.firstError})` : ''}; writes p50 ${r.writeP50.toFixed(2)} ms, ` +
+          `${r.cpuUs.toFixed(0)} µs CPU/write${r.writeErrors ? `, ${r.writeErrors} failed writes (${r.firstWriteError})` : ''}`,
+      );
+    }
+  }
+  return protocols.map((p) => summarizeWatch(WATCH.id, p, runs.get(p) ?? []));
+}
+
 /** The judged targets (PostgreSQL, gRPC, the configured callers). */
-function targets(rows: Row[]): Target[] {
+function targets(rows: Row[], watch: WatchRow[]): Target[] {
   const find = (scenario: string, protocol: Protocol) =>
     rows.find((r) => r.scenario === scenario && r.protocol === protocol);
   const out: Target[] = [];
@@ -418,6 +491,16 @@ function targets(rows: Row[]): Target[] {
     2,
     false,
   );
+  // Delivery is at least once: not one acknowledged write may go without its event.
+  const missed = watch.length ? watch.reduce((a, r) => a + r.missed, 0) : Number.NaN;
+  const idle = watch.some((r) => r.expected === 0);
+  out.push({
+    name: 'WatchTasks: events of acknowledged writes missed, all streams',
+    measured: missed,
+    limit: '= 0',
+    pass: Number.isFinite(missed) ? missed === 0 && !idle : null,
+    note: idle ? 'a stream had no acknowledged write to deliver' : undefined,
+  });
   return out;
 }
 
@@ -465,7 +548,17 @@ async function postgresSection(report: { postgres?: string; seed: Record<string,
     tenants.map((t) => t.id),
     opts.seed,
   );
-  const data = await sampleData(owner, tenants, opts.seed);
+  const sampled = await sampleData(owner, tenants, opts.seed);
+  // After the sample, so that no other scenario picks these projects. Tenant 1 holds the claim
+  // queue, tenant 2 the watched project.
+  const claims = SCENARIOS.filter((s) => s.needs === 'claim');
+  const data: BenchData = {
+    ...sampled,
+    claim: claims.some(wantedAtAll)
+      ? await claimQueue(admin, ADMIN_TOKEN, owner, sampled.tenants[0]!, opts.seed)
+      : undefined,
+    watch: wantedAtAll(WATCH) ? await watchProject(owner, sampled.tenants[1]!) : undefined,
+  };
   const seedSeconds = (Date.now() - t0) / 1000;
   log(
     `  seeded ${tenants.length} tenants, ${counts.workers} workers, ${counts.projects} projects, ${counts.tasks} tasks in ${seedSeconds.toFixed(1)} s`,
@@ -496,15 +589,17 @@ async function postgresSection(report: { postgres?: string; seed: Record<string,
   }
   for (const n of notes) log(`  ${n}`);
 
-  const rows = await measureAll(
-    { data, sql: owner, dbPids, load, floor, servicePid: service.proc.pid, barePid: bare.proc.pid },
-    ['grpc', 'connect-json', 'connect-binary', 'connect-h2', 'floor', 'bare'],
-  );
+  const bench: Bench = { data, sql: owner, dbPids, load, floor, servicePid: service.proc.pid, barePid: bare.proc.pid };
+  const all = await measureAll(bench, ['grpc', 'connect-json', 'connect-binary', 'connect-h2', 'floor', 'bare', 'raw']);
+  const watch = await measureWatch(bench);
   await Promise.all([load.stop(), floor.stop(), stopChild(bare.proc.child), stopChild(service.proc.child)]);
+  const rows = all.filter((r) => scenarioById(r.scenario).table !== 'claims');
   return {
     title: `${report.postgres}, row tenancy, pool ${args.pool}, prepared statements ${args.unprepared ? 'off' : 'on'}`,
     rows,
-    targets: targets(rows),
+    claims: all.filter((r) => scenarioById(r.scenario).table === 'claims'),
+    watch,
+    targets: targets(rows, watch),
     notes,
   };
 }
@@ -555,6 +650,7 @@ async function pgliteSection(report: { seed: Record<string, number | string> }):
     targets: [],
     notes: [
       `CompleteProjectTasks is not measured on PGlite: its fresh project is made through the database, which the running service holds.`,
+      `The contended claim and WatchTasks delivery are measured on PostgreSQL only (their agents, keys and projects are set up there).`,
     ],
   };
 }
@@ -574,11 +670,6 @@ async function main(): Promise<void> {
     warmupS: opts.warmupMs / 1000,
     seed,
     sections: [],
-    pending: PENDING.filter((p) => !(p.requires.method in p.requires.service.method)).map((p) => ({
-      id: p.id,
-      reason: `${p.requires.name} is not in the API yet`,
-      plan: p.plan,
-    })),
   };
   const sizeNote = (s: SeedSize) =>
     `${s.tasksPerTenant} tasks per tenant (+10 % subtasks), ${s.workersPerTenant} workers per tenant, ${s.tasksPerProject} tasks per project`;

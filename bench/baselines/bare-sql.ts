@@ -8,7 +8,7 @@ const WORKERS_JSON = `json_agg(json_build_object('id', w.id::text, 'handle', w.h
 // parsing timestamptz text into a Date (measured: a third of the parse CPU of a page), and the
 // service keeps millisecond precision too.
 const ms = (column: string) => `(extract(epoch from t.${column}) * 1000)::float8 as ${column}`;
-const TASK_COLUMNS = `t.id, t.title, t.description, t.status, t.priority, t.tags, t.project_id, t.assignee_id, t.created_by_id,
+export const TASK_COLUMNS = `t.id, t.title, t.description, t.status, t.priority, t.tags, t.project_id, t.assignee_id, t.created_by_id,
         t.parent_task_id, ${ms('created_at')}, ${ms('updated_at')}, ${ms('due_date')}, t.version, ${ms('lease_expires_at')}`;
 // One row even when the key is wrong or nothing matches, so that the two can be told apart.
 const KEY_OK = `k as (select exists (select 1 from api_keys

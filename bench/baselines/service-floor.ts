@@ -39,12 +39,13 @@ export async function openFloor(env: Record<string, string>): Promise<Floor> {
   const config = loadConfig({ ...env, LOG_LEVEL: 'silent', MIGRATE_ON_START: 'false' });
   const database = await openDatabase(config, silentLogger);
   const services = createServices(database.db, database.migrator, config, silentLogger);
+  // By key: the claim queue's agents share a tenant, each with its own key.
   const callers = new Map<string, Caller>();
   const callerOf = (t: TenantData): Caller => {
-    let c = callers.get(t.id);
+    let c = callers.get(t.key);
     if (!c) {
       c = { tenantId: BigInt(t.id), apiKeyHash: createHash('sha256').update(t.key).digest() };
-      callers.set(t.id, c);
+      callers.set(t.key, c);
     }
     return c;
   };
@@ -102,6 +103,27 @@ export async function openFloor(env: Record<string, string>): Promise<Floor> {
             createdById: r.createdById,
             requestId: '',
           });
+        case 'ClaimTask': {
+          // The key is bound to the agent's worker: no worker_id, as the agents send it.
+          const claim = await services.tasks.claim(caller, {
+            workerId: null,
+            projectId: r.projectId,
+            tagsAll: [],
+            leaseSeconds: r.leaseSeconds,
+            requestId: '',
+          });
+          return claim.task ? { task: claim.task, leaseToken: claim.leaseToken } : {};
+        }
+        case 'ReleaseTask':
+          return {
+            task: await services.tasks.release(caller, {
+              id: r.id,
+              leaseToken: r.leaseToken,
+              status: 'pending',
+              error: '',
+              retryAfterSeconds: 0,
+            }),
+          };
         case 'CompleteProjectTasks':
           return { completedCount: BigInt(await services.projects.completeTasks(caller, r.projectId)) };
         case 'raw': {

@@ -5,7 +5,7 @@
  * - connect: @connectrpc/connect-node's Connect transport, JSON or binary, HTTP/1.1 or HTTP/2.
  * Every client speaks to one server over one connection pool for the whole run.
  */
-import { create, type DescMethodUnary, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { create, type DescMethodServerStreaming, type DescMethodUnary, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { Transport } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import * as grpc from '@grpc/grpc-js';
@@ -73,5 +73,85 @@ export function connectClient(port: number, options: { httpVersion: '1.1' | '2';
       return res.message;
     },
     close() {},
+  };
+}
+
+/** An open server stream; `close` cancels it (its end is then not reported). */
+export interface OpenStream {
+  close(): void;
+}
+
+/**
+ * Opens a server stream on a connection of its own (gRPC: grpc-js; Connect: connect-node, the
+ * protocol's encoding and HTTP version). `onMessage` runs as each message is decoded; `onEnd`
+ * once, when the server ends the stream or it fails (not after `close`).
+ */
+export function openServerStream(
+  protocol: 'grpc' | 'connect-json' | 'connect-binary' | 'connect-h2',
+  port: number,
+  method: DescMethodServerStreaming,
+  request: Record<string, unknown>,
+  tenant: TenantData,
+  // biome-ignore lint/suspicious/noExplicitAny: the response of whichever method was called
+  onMessage: (message: any) => void,
+  onEnd: (err?: Error) => void,
+): OpenStream {
+  let closed = false;
+  const end = (err?: Error) => {
+    if (!closed) onEnd(err);
+    closed = true;
+  };
+  if (protocol === 'grpc') {
+    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    for (const [k, v] of Object.entries(tenantHeaders(tenant))) metadata.set(k, v);
+    const message = create(method.input, request as never);
+    const call = client.makeServerStreamRequest(
+      `/${method.parent.typeName}/${method.name}`,
+      (m: typeof message) => Buffer.from(toBinary(method.input, m)),
+      (b: Buffer) => fromBinary(method.output, b),
+      message,
+      metadata,
+      {},
+    );
+    call.on('data', onMessage);
+    call.on('error', (err: grpc.ServiceError) => end(new Error(`${grpc.status[err.code]}: ${err.details}`)));
+    call.on('end', () => end());
+    return {
+      close() {
+        closed = true;
+        call.cancel();
+        client.close();
+      },
+    };
+  }
+  const transport = createConnectTransport({
+    baseUrl: `http://127.0.0.1:${port}`,
+    httpVersion: protocol === 'connect-h2' ? '2' : '1.1',
+    useBinaryFormat: protocol !== 'connect-json',
+  });
+  const abort = new AbortController();
+  void (async () => {
+    try {
+      const res = await transport.stream(
+        method,
+        abort.signal,
+        undefined,
+        tenantHeaders(tenant),
+        (async function* () {
+          yield request as never;
+        })(),
+      );
+      for await (const m of res.message) onMessage(m);
+      end();
+    } catch (err) {
+      end(err as Error);
+    }
+  })();
+  return {
+    close() {
+      closed = true;
+      abort.abort();
+    },
   };
 }

@@ -1,4 +1,5 @@
 /** Medians over runs, ratios to the baselines, targets, and the Markdown/JSON output. */
+import type { WatchStreamFigures } from '../load/watch.js';
 import type { Protocol } from './scenarios.js';
 
 /** One timed run of one scenario on one protocol. */
@@ -32,6 +33,8 @@ export interface Row {
   readonly firstError?: string;
   vsFloor?: Ratio;
   vsBare?: Ratio;
+  /** Against the raw claim loop (claim table). */
+  vsRaw?: Ratio & { readonly p50: number; readonly dbCpu: number };
 }
 
 export interface Ratio {
@@ -49,9 +52,46 @@ export interface Target {
   readonly note?: string;
 }
 
+/** One WatchTasks run as one stream saw it, with the run's write-side figures. */
+export interface WatchRunFigures extends WatchStreamFigures {
+  /** Timed writes per second, as sent. */
+  readonly writesPerSecond: number;
+  readonly writeErrors: number;
+  readonly firstWriteError?: string;
+  /** The writes' own p50 (send to acknowledgement). */
+  readonly writeP50: number;
+  readonly cpuUs: number;
+  readonly dbCpuUs: number;
+}
+
+export interface WatchRow {
+  readonly scenario: string;
+  readonly protocol: Protocol;
+  readonly runs: readonly WatchRunFigures[];
+  /** Medians over the runs. */
+  readonly writesPerSecond: number;
+  readonly fromAckP50: number;
+  readonly fromAckP99: number;
+  readonly fromSendP50: number;
+  readonly fromSendP99: number;
+  readonly cpuUs: number;
+  readonly dbCpuUs: number;
+  /** Sums over the runs. */
+  readonly expected: number;
+  readonly received: number;
+  readonly missed: number;
+  readonly duplicates: number;
+  /** Stream failures plus failed writes. */
+  readonly errors: number;
+  readonly firstError?: string;
+}
+
 export interface Section {
   readonly title: string;
   readonly rows: Row[];
+  /** The contended claim queue, the raw baseline and the floor beside the service. */
+  readonly claims?: Row[];
+  readonly watch?: WatchRow[];
   readonly targets: Target[];
   readonly notes: string[];
 }
@@ -69,7 +109,6 @@ export interface Report {
   readonly warmupS: number;
   readonly seed: Record<string, number | string>;
   readonly sections: Section[];
-  readonly pending: { id: string; reason: string; plan: string }[];
 }
 
 export function median(values: readonly number[]): number {
@@ -95,16 +134,47 @@ export function summarize(scenario: string, protocol: Protocol, callers: number,
   };
 }
 
-/** Each service row against the floor and the bare server of the same scenario. */
+export function summarizeWatch(scenario: string, protocol: Protocol, runs: WatchRunFigures[]): WatchRow {
+  const sum = (f: (r: WatchRunFigures) => number) => runs.reduce((a, r) => a + f(r), 0);
+  return {
+    scenario,
+    protocol,
+    runs,
+    writesPerSecond: median(runs.map((r) => r.writesPerSecond)),
+    fromAckP50: median(runs.map((r) => r.fromAckP50)),
+    fromAckP99: median(runs.map((r) => r.fromAckP99)),
+    fromSendP50: median(runs.map((r) => r.fromSendP50)),
+    fromSendP99: median(runs.map((r) => r.fromSendP99)),
+    cpuUs: median(runs.map((r) => r.cpuUs)),
+    dbCpuUs: median(runs.map((r) => r.dbCpuUs)),
+    expected: sum((r) => r.expected),
+    received: sum((r) => r.received),
+    missed: sum((r) => r.missed),
+    duplicates: sum((r) => r.duplicates),
+    errors: sum((r) => r.errors + r.writeErrors),
+    firstError: runs.find((r) => r.firstError)?.firstError ?? runs.find((r) => r.firstWriteError)?.firstWriteError,
+  };
+}
+
+/** Each service row against the floor, the bare server and the raw claim loop of the same scenario. */
 export function addRatios(rows: Row[]): void {
   const find = (scenario: string, protocol: Protocol) =>
     rows.find((r) => r.scenario === scenario && r.protocol === protocol);
   for (const row of rows) {
-    if (row.protocol === 'floor' || row.protocol === 'bare') continue;
+    if (row.protocol === 'floor' || row.protocol === 'bare' || row.protocol === 'raw') continue;
     const floor = find(row.scenario, 'floor');
     const bare = find(row.scenario, 'bare');
+    const raw = find(row.scenario, 'raw');
     if (floor) row.vsFloor = { ops: row.ops / floor.ops, cpu: row.cpuUs / floor.cpuUs };
     if (bare) row.vsBare = { ops: row.ops / bare.ops, cpu: row.cpuUs / bare.cpuUs };
+    if (raw) {
+      row.vsRaw = {
+        ops: row.ops / raw.ops,
+        cpu: row.cpuUs / raw.cpuUs,
+        p50: row.p50 / raw.p50,
+        dbCpu: row.dbCpuUs / raw.dbCpuUs,
+      };
+    }
   }
 }
 
@@ -115,6 +185,7 @@ const PROTOCOL_NAMES: Record<Protocol, string> = {
   'connect-h2': 'Connect binary, HTTP/2',
   floor: '**floor**: service layer in process',
   bare: '**bare** grpc-js + hand SQL',
+  raw: '**raw**: pg pool + hand SQL, no service',
 };
 
 const fmt = (v: number | undefined, digits = 0) =>
@@ -140,35 +211,99 @@ export function markdown(report: Report): string {
   );
   for (const section of report.sections) {
     out.push(`## ${section.title}`, '');
-    const withBaselines = section.rows.some((r) => r.protocol === 'floor' || r.protocol === 'bare');
-    out.push(
-      withBaselines
-        ? '| call | protocol | callers | ops/s | p50 ms | p99 ms | errors | server CPU µs/call | DB CPU µs/call | ops × floor | CPU × floor | ops × bare | CPU × bare |'
-        : '| call | protocol | callers | ops/s | p50 ms | p99 ms | errors | server CPU µs/call |',
-      withBaselines ? '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|' : '|---|---|--:|--:|--:|--:|--:|--:|',
-    );
-    for (const r of section.rows) {
-      const cells = [
-        r.scenario,
-        PROTOCOL_NAMES[r.protocol],
-        String(r.callers),
-        fmt(r.ops, r.ops < 100 ? 1 : 0),
-        ms(r.p50),
-        ms(r.p99),
-        String(r.errors),
-        fmt(r.cpuUs),
-      ];
-      if (withBaselines)
-        cells.push(
-          fmt(r.dbCpuUs),
-          fmt(r.vsFloor?.ops, 2),
-          fmt(r.vsFloor?.cpu, 2),
-          fmt(r.vsBare?.ops, 2),
-          fmt(r.vsBare?.cpu, 2),
-        );
-      out.push(`| ${cells.join(' | ')} |`);
+    if (section.rows.length) {
+      const withBaselines = section.rows.some((r) => r.protocol === 'floor' || r.protocol === 'bare');
+      out.push(
+        withBaselines
+          ? '| call | protocol | callers | ops/s | p50 ms | p99 ms | errors | server CPU µs/call | DB CPU µs/call | ops × floor | CPU × floor | ops × bare | CPU × bare |'
+          : '| call | protocol | callers | ops/s | p50 ms | p99 ms | errors | server CPU µs/call |',
+        withBaselines ? '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|' : '|---|---|--:|--:|--:|--:|--:|--:|',
+      );
+      for (const r of section.rows) {
+        const cells = [
+          r.scenario,
+          PROTOCOL_NAMES[r.protocol],
+          String(r.callers),
+          fmt(r.ops, r.ops < 100 ? 1 : 0),
+          ms(r.p50),
+          ms(r.p99),
+          String(r.errors),
+          fmt(r.cpuUs),
+        ];
+        if (withBaselines)
+          cells.push(
+            fmt(r.dbCpuUs),
+            fmt(r.vsFloor?.ops, 2),
+            fmt(r.vsFloor?.cpu, 2),
+            fmt(r.vsBare?.ops, 2),
+            fmt(r.vsBare?.cpu, 2),
+          );
+        out.push(`| ${cells.join(' | ')} |`);
+      }
+      out.push('');
     }
-    out.push('');
+    if (section.claims?.length) {
+      out.push(
+        '### Contended claims',
+        '',
+        'Each claim is followed by the release of its task (given back as pending), not timed; CPU per claim covers both. ' +
+          'Ratios: the row ÷ the raw claim loop (same data, same pool size, same run).',
+        '',
+        '| call | protocol | agents | claims/s | p50 ms | p99 ms | errors | server CPU µs/claim | DB CPU µs/claim | claims/s × raw | p50 × raw | CPU × raw | DB CPU × raw |',
+        '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+      );
+      for (const r of section.claims) {
+        const cells = [
+          r.scenario,
+          PROTOCOL_NAMES[r.protocol],
+          String(r.callers),
+          fmt(r.ops, r.ops < 100 ? 1 : 0),
+          ms(r.p50),
+          ms(r.p99),
+          String(r.errors),
+          fmt(r.cpuUs),
+          fmt(r.dbCpuUs),
+          fmt(r.vsRaw?.ops, 2),
+          fmt(r.vsRaw?.p50, 2),
+          fmt(r.vsRaw?.cpu, 2),
+          fmt(r.vsRaw?.dbCpu, 2),
+        ];
+        out.push(`| ${cells.join(' | ')} |`);
+      }
+      out.push('');
+    }
+    if (section.watch?.length) {
+      out.push(
+        '### WatchTasks delivery',
+        '',
+        'One stream per protocol, all open at once on the same writes (UpdateTask over gRPC from another connection, ' +
+          'at a fixed rate). Latency: from the write’s acknowledgement, and from just before it was sent, to the ' +
+          'event’s arrival on the stream. CPU per write covers the write and its delivery to every stream.',
+        '',
+        '| call | stream protocol | writes/s | events expected | received | missed | duplicates | errors | p50 ms from ack | p99 ms from ack | p50 ms from send | p99 ms from send | server CPU µs/write | DB CPU µs/write |',
+        '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+      );
+      for (const r of section.watch) {
+        const cells = [
+          r.scenario,
+          PROTOCOL_NAMES[r.protocol],
+          fmt(r.writesPerSecond, 1),
+          String(r.expected),
+          String(r.received),
+          r.missed ? `**${r.missed}**` : '0',
+          String(r.duplicates),
+          String(r.errors),
+          ms(r.fromAckP50),
+          ms(r.fromAckP99),
+          ms(r.fromSendP50),
+          ms(r.fromSendP99),
+          fmt(r.cpuUs),
+          fmt(r.dbCpuUs),
+        ];
+        out.push(`| ${cells.join(' | ')} |`);
+      }
+      out.push('');
+    }
     if (section.targets.length) {
       out.push('| target | measured | limit | result |', '|---|--:|--:|---|');
       for (const t of section.targets) {
@@ -178,16 +313,11 @@ export function markdown(report: Report): string {
       }
       out.push('');
     }
-    const errors = section.rows.filter((r) => r.firstError);
+    const errors = [...section.rows, ...(section.claims ?? []), ...(section.watch ?? [])].filter((r) => r.firstError);
     for (const r of errors)
       out.push(`- errors in ${r.scenario} / ${r.protocol}: ${r.errors}, first: \`${r.firstError!.slice(0, 200)}\``);
     for (const n of section.notes) out.push(`- ${n}`);
     if (errors.length || section.notes.length) out.push('');
-  }
-  if (report.pending.length) {
-    out.push('## Not measured yet', '');
-    for (const p of report.pending) out.push(`- ${p.id}: ${p.reason} (planned: ${p.plan})`);
-    out.push('');
   }
   return out.join('\n');
 }

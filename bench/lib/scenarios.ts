@@ -6,16 +6,18 @@
 import type { DescMethodUnary } from '@bufbuild/protobuf';
 import { Health } from '../../src/gen/grpc/health/v1/health_pb.js';
 import { ProjectService } from '../../src/gen/taskapi/v1/project_pb.js';
-import { TaskPriority } from '../../src/gen/taskapi/v1/resources_pb.js';
+import { TaskPriority, TaskStatus } from '../../src/gen/taskapi/v1/resources_pb.js';
 import { TaskService, TaskView } from '../../src/gen/taskapi/v1/task_pb.js';
-import { type BenchData, pick, type TenantData } from './data.js';
+import type { RpcClient } from './clients.js';
+import { agentCaller, type BenchData, pick, type TenantData } from './data.js';
 
 /**
  * grpc: @grpc/grpc-js client; connect-*: @connectrpc/connect-node Connect protocol (HTTP/1.1 JSON,
  * HTTP/1.1 binary, HTTP/2 binary); floor: the service layer in process, no RPC (baseline a);
- * bare: a bare grpc-js server with hand-written SQL, called by the same grpc-js client (baseline b).
+ * bare: a bare grpc-js server with hand-written SQL, called by the same grpc-js client (baseline b);
+ * raw: hand-written claim and release statements on a plain pg pool, no service (the claim baseline).
  */
-export type Protocol = 'grpc' | 'connect-json' | 'connect-binary' | 'connect-h2' | 'floor' | 'bare';
+export type Protocol = 'grpc' | 'connect-json' | 'connect-binary' | 'connect-h2' | 'floor' | 'bare' | 'raw';
 export const SERVICE_PROTOCOLS = ['grpc', 'connect-json', 'connect-binary', 'connect-h2'] as const;
 const ALL = [...SERVICE_PROTOCOLS, 'floor'] as Protocol[];
 
@@ -41,21 +43,20 @@ export interface Scenario {
    * `params` carries what was made.
    */
   readonly perCallSetup?: 'project-of-pending-tasks';
-  request(data: BenchData, rnd: () => number, params?: Record<string, string>): CallRequest;
+  /** Reported in a table of its own (the claim queue: its ratios are to the raw baseline). */
+  readonly table?: 'claims';
+  /** Needs this part of the data (set up by the PostgreSQL section only). */
+  readonly needs?: 'claim';
+  /** `caller`: the index of the concurrent caller making the request. */
+  request(data: BenchData, rnd: () => number, params: Record<string, string> | undefined, caller: number): CallRequest;
   /** Why a response is wrong (counted as an error), or undefined. */
   check?(res: Response, req: CallRequest): string | undefined;
-}
-
-/** Scenarios waiting for an RPC that the API does not have yet: listed, never faked. */
-export interface PendingScenario {
-  readonly id: string;
-  /** The generated method name that must exist (e.g. `claimTask` in TaskService). */
-  readonly requires: {
-    readonly service: { method: Record<string, unknown> };
-    readonly method: string;
-    readonly name: string;
-  };
-  readonly plan: string;
+  /**
+   * The rest of the unit of work after a correct response, untimed but awaited before the
+   * caller's next call (and before a run ends, so its server CPU is in the run's): the release of
+   * a claimed task. Why it failed (counted as an error), or undefined.
+   */
+  after?(client: RpcClient, res: Response, req: CallRequest): Promise<string | undefined>;
 }
 
 const tenantOf = (data: BenchData, rnd: () => number) => pick(rnd, data.tenants);
@@ -64,6 +65,16 @@ const unique = () => `${process.pid}-${++counter}`;
 
 export const TITLES_PER_PROJECT = 1000;
 export const PENDING_TASKS_PER_PROJECT = 10_000;
+export const CLAIM_AGENTS = 16;
+export const CLAIM_LEASE_SECONDS = 300;
+export const WATCH_TASKS = 50;
+
+/**
+ * Tasks claimed and not yet given back, in this process: a claim that hands out a task another
+ * agent still holds is an error ("no task is ever held by two workers"). An id leaves the set
+ * right before its release is sent, so a claim racing the release's commit cannot trip it.
+ */
+const held = new Set<bigint>();
 
 export const SCENARIOS: readonly Scenario[] = [
   {
@@ -209,20 +220,59 @@ export const SCENARIOS: readonly Scenario[] = [
         ? undefined
         : `completed ${res.completedCount}`,
   },
+  {
+    // 16 agents, each with its own key bound to its worker, claim from one project of plenty of
+    // claimable tasks and give each task straight back (release as pending), so the queue never
+    // drains and every claim contends for the same head of the queue. Beside it, the raw baseline.
+    id: `ClaimTask contended (${CLAIM_AGENTS} agents, one project)`,
+    method: TaskService.method.claimTask,
+    protocols: [...ALL, 'raw'],
+    callers: CLAIM_AGENTS,
+    table: 'claims',
+    needs: 'claim',
+    request: (data, _rnd, _params, caller) => {
+      const claim = data.claim!;
+      return {
+        tenant: agentCaller(claim, caller),
+        request: { projectId: BigInt(claim.projectId), leaseSeconds: CLAIM_LEASE_SECONDS },
+      };
+    },
+    check: (res, req) => {
+      const task = res.task;
+      if (!task) return 'nothing claimable: the queue ran dry';
+      const agent = req.tenant!.workerIds[0];
+      if (String(task.assigneeId) !== agent) return `claimed for worker ${task.assigneeId}, not ${agent}`;
+      if (!(BigInt(res.leaseToken ?? 0) > 0n)) return 'no lease token';
+      if (held.has(task.id)) return `task ${task.id} handed out while another agent holds it`;
+      held.add(task.id);
+      return undefined;
+    },
+    after: async (client, res, req) => {
+      held.delete(res.task.id);
+      try {
+        const released = await client.call(
+          TaskService.method.releaseTask,
+          { id: res.task.id, leaseToken: BigInt(res.leaseToken), status: TaskStatus.PENDING },
+          req.tenant,
+        );
+        return released.task?.id === res.task.id ? undefined : 'release: wrong task';
+      } catch (err) {
+        return `release: ${(err as Error).message}`;
+      }
+    },
+  },
 ];
 
-export const PENDING: readonly PendingScenario[] = [
-  {
-    id: 'ClaimTask contended (16 agents, one project)',
-    requires: { service: TaskService, method: 'claimTask', name: 'TaskService.ClaimTask' },
-    plan: '16 agents claiming and releasing in one project, beside a raw `for update skip locked` loop on the same pool',
-  },
-  {
-    id: 'WatchTasks delivery latency',
-    requires: { service: TaskService, method: 'watchTasks', name: 'TaskService.WatchTasks' },
-    plan: 'time from a committed write to its event on an open WatchTasks stream',
-  },
-];
+/**
+ * WatchTasks is a stream, not a call: it has a run of its own (bench/load/watch.ts). Streams on
+ * every protocol watch one project while a writer updates its tasks at a fixed rate.
+ */
+export const WATCH = {
+  id: 'WatchTasks delivery latency',
+  protocols: SERVICE_PROTOCOLS,
+  /** UpdateTask calls per second, sent on schedule (open loop). */
+  writesPerSecond: 20,
+} as const;
 
 export const scenarioById = (id: string): Scenario => {
   const s = SCENARIOS.find((x) => x.id === id);

@@ -4,10 +4,12 @@
  * (`insert ... select ... from unnest/generate_series`), then ANALYZE. The owner here is a
  * superuser, which row-level security does not bind, so one statement fills every tenant.
  */
+import { WorkerType } from '../../src/gen/taskapi/v1/resources_pb.js';
 import { TenantService } from '../../src/gen/taskapi/v1/tenant_pb.js';
+import { WorkerService } from '../../src/gen/taskapi/v1/worker_pb.js';
 import type { RpcClient } from './clients.js';
-import type { BenchData, TenantData } from './data.js';
-import { PENDING_TASKS_PER_PROJECT } from './scenarios.js';
+import type { BenchData, ClaimData, TenantData, WatchData } from './data.js';
+import { CLAIM_AGENTS, PENDING_TASKS_PER_PROJECT, WATCH_TASKS } from './scenarios.js';
 
 /** What runs the owner's SQL: a pg client, or PGlite. */
 export interface Sql {
@@ -23,6 +25,8 @@ export interface SeedSize {
   readonly tasksPerProject: number;
   /** Task ids per tenant handed to the load generators. */
   readonly sampledTaskIds: number;
+  /** Claimable tasks in the contended-claim project. */
+  readonly claimTasks: number;
 }
 
 export const FULL_SEED: SeedSize = {
@@ -31,6 +35,7 @@ export const FULL_SEED: SeedSize = {
   tasksPerTenant: 5_000,
   tasksPerProject: 200,
   sampledTaskIds: 1_000,
+  claimTasks: 5_000,
 };
 export const QUICK_SEED: SeedSize = {
   tenants: 20,
@@ -38,6 +43,7 @@ export const QUICK_SEED: SeedSize = {
   tasksPerTenant: 1_000,
   tasksPerProject: 200,
   sampledTaskIds: 300,
+  claimTasks: 1_000,
 };
 
 const TAGS = ['backend', 'frontend', 'infra', 'research', 'docs', 'urgent', 'customer', 'ml'];
@@ -168,4 +174,68 @@ export async function projectOfPendingTasks(sql: Sql, tenant: TenantData): Promi
     [tenant.id, tenant.workerIds[0], PENDING_TASKS_PER_PROJECT],
   );
   return String(rows[0]!.id);
+}
+
+const AGENT_CAPABILITIES = ['search', 'code', 'llm'];
+
+/**
+ * The contended-claim queue, in the tenant's data: `CLAIM_AGENTS` agent workers made through
+ * WorkerService, each with an API key of its own bound to it (TenantService, admin token), and
+ * one project of `size.claimTasks` pending, unassigned tasks (set-based, as the owner). The tasks
+ * vary in priority and due date (so the claim order matters) and in required capabilities: every
+ * seventh needs one no agent has ("gpu"), and every claim's scan passes over it.
+ */
+export async function claimQueue(
+  admin: RpcClient,
+  adminToken: string,
+  owner: Sql,
+  tenant: TenantData,
+  size: SeedSize,
+): Promise<ClaimData> {
+  const agents: { workerId: string; key: string }[] = [];
+  for (let i = 1; i <= CLAIM_AGENTS; i++) {
+    const { worker } = await admin.call(
+      WorkerService.method.createWorker,
+      { handle: `@bench-agent-${i}`, type: WorkerType.AGENT, capabilities: AGENT_CAPABILITIES },
+      tenant,
+    );
+    const { secret } = await admin.call(
+      TenantService.method.createApiKey,
+      { tenantId: BigInt(tenant.id), workerId: worker.id, name: `bench agent ${i}` },
+      null,
+      { authorization: `Bearer ${adminToken}` },
+    );
+    agents.push({ workerId: String(worker.id), key: secret });
+  }
+  const { rows } = await owner.query<{ id: string }>(
+    `with p as (insert into projects (tenant_id, name) values ($1::bigint, 'Bench claim queue') returning id),
+          t as (insert into tasks (tenant_id, project_id, title, created_by_id, priority, due_date, required_capabilities)
+                select $1::bigint, p.id, 'To claim ' || n, $2::bigint,
+                       (array['low', 'medium', 'medium', 'high', 'critical'])[1 + n % 5],
+                       case when n % 2 = 0 then now() + (n % 30) * interval '1 day' end,
+                       case n % 7 when 0 then '["gpu"]'::jsonb when 1 then '["search", "code"]' when 2 then '["llm"]'
+                                  else '[]' end
+                  from p, generate_series(1, $3::int) as n)
+     select id from p`,
+    [tenant.id, tenant.workerIds[0], size.claimTasks],
+  );
+  await owner.query('analyze tasks');
+  return { tenantId: tenant.id, projectId: String(rows[0]!.id), capabilities: AGENT_CAPABILITIES, agents };
+}
+
+/** The watched project: `WATCH_TASKS` tasks no other scenario touches (set-based, as the owner). */
+export async function watchProject(owner: Sql, tenant: TenantData): Promise<WatchData> {
+  const { rows } = await owner.query<{ id: string; project_id: string }>(
+    `with p as (insert into projects (tenant_id, name) values ($1::bigint, 'Bench watched project') returning id)
+     insert into tasks (tenant_id, project_id, title, created_by_id)
+     select $1::bigint, p.id, 'Watched ' || n, $2::bigint from p, generate_series(1, $3::int) as n
+     returning id, project_id`,
+    [tenant.id, tenant.workerIds[0], WATCH_TASKS],
+  );
+  return {
+    tenantId: tenant.id,
+    key: tenant.key,
+    projectId: String(rows[0]!.project_id),
+    taskIds: rows.map((r) => String(r.id)),
+  };
 }

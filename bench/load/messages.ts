@@ -1,6 +1,7 @@
 /** The IPC protocol between the orchestrator and a load generator process. */
 import type { BenchData } from '../lib/data.js';
 import type { Protocol } from '../lib/scenarios.js';
+import type { WatchResult, WatchSpec } from './watch.js';
 
 export interface Targets {
   /** Port of the service under test. */
@@ -33,6 +34,8 @@ export type ToWorker =
       readonly b: Protocol;
       readonly count: number;
     }
+  /** A WatchTasks delivery run (bench/load/watch.ts). */
+  | { readonly type: 'watch'; readonly spec: WatchSpec }
   | { readonly type: 'exit' };
 
 export interface RunResult {
@@ -51,4 +54,5 @@ export type FromWorker =
   | { readonly type: 'ready' }
   | { readonly type: 'result'; readonly result: RunResult }
   | { readonly type: 'compared'; readonly compared: number; readonly mismatches: number; readonly first?: string }
+  | { readonly type: 'watched'; readonly result: WatchResult }
   | { readonly type: 'failed'; readonly error: string };

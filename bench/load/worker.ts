@@ -9,11 +9,13 @@
  * the service layer in process, and its own CPU is the "server" CPU.
  */
 import { type DescMethodUnary, equals, toJson } from '@bufbuild/protobuf';
+import { openRawClaims } from '../baselines/raw-claim.js';
 import { type Floor, openFloor } from '../baselines/service-floor.js';
 import { connectClient, grpcClient, type RpcClient } from '../lib/clients.js';
 import { type BenchData, prng } from '../lib/data.js';
 import { type Protocol, type Scenario, scenarioById } from '../lib/scenarios.js';
 import type { FromWorker, RunResult, RunSpec, Targets, ToWorker } from './messages.js';
+import { watchRun } from './watch.js';
 
 let data: BenchData;
 let targets: Targets;
@@ -51,6 +53,11 @@ function clientFor(protocol: Protocol): RpcClient {
       c = { call: (method, request, tenant) => f.call(method, request, tenant!), close() {} };
       break;
     }
+    case 'raw':
+      // In the floor's process, on a pool of its own of the service's size.
+      if (!targets.floorEnv || !data.claim) throw new Error('the raw claim loop needs the floor and the claim queue');
+      c = openRawClaims(targets.floorEnv, data.claim);
+      break;
   }
   clients.set(protocol, c);
   return c;
@@ -76,7 +83,7 @@ async function run(spec: RunSpec): Promise<RunResult> {
       const rnd = prng(spec.seed * 1000 + w);
       while (remaining > 0 && performance.now() < until) {
         remaining--;
-        const req = scenario.request(data, rnd, spec.params);
+        const req = scenario.request(data, rnd, spec.params, w);
         const t0 = performance.now();
         try {
           const res = await client.call(method, req.request, req.tenant);
@@ -85,6 +92,12 @@ async function run(spec: RunSpec): Promise<RunResult> {
           else {
             errors++;
             firstError ??= `wrong response: ${bad}`;
+            continue;
+          }
+          const failed = await scenario.after?.(client, res, req);
+          if (failed !== undefined) {
+            errors++;
+            firstError ??= failed;
           }
         } catch (err) {
           errors++;
@@ -117,7 +130,7 @@ async function compare(scenarioId: string, a: Protocol, b: Protocol, count: numb
   let mismatches = 0;
   let first: string | undefined;
   for (let i = 0; i < count; i++) {
-    const req = scenario.request(data, rnd);
+    const req = scenario.request(data, rnd, undefined, i);
     const [ra, rb] = await Promise.all([a, b].map((p) => clientFor(p).call(method, req.request, req.tenant)));
     for (const r of [ra, rb]) if ('nextPageToken' in r) r.nextPageToken = '';
     if (!equals(method.output, ra, rb)) {
@@ -143,6 +156,10 @@ process.on('message', (msg: ToWorker) => {
           break;
         case 'compare':
           send(await compare(msg.scenario, msg.a, msg.b, msg.count));
+          break;
+        case 'watch':
+          if (targets.service === undefined || !data.watch) throw new Error('no service or no watched project');
+          send({ type: 'watched', result: await watchRun(targets.service, data.watch, msg.spec) });
           break;
         case 'exit':
           for (const c of clients.values()) c.close();
