@@ -48,12 +48,6 @@ export class StatementCanceller {
   }
 
   /**
-   * Asks the server to cancel the statement each checked-out connection is running (one that is
-   * between statements is not affected; the caller's aborted signal stops it before the next).
-   * Never throws: a request that cannot be delivered is logged.
-   * @returns how many cancel requests were delivered.
-   */
-  /**
    * Asks the server to cancel the statement `client` is running (a call gave up on it: its
    * deadline passed or its client went away). Never throws; a failure is logged at debug.
    */
@@ -63,6 +57,12 @@ export class StatementCanceller {
     sendCancelRequest(target, timeoutMs).catch((err: unknown) => this.logger.debug('cancel request failed', { err }));
   }
 
+  /**
+   * Asks the server to cancel the statement each checked-out connection is running (one that is
+   * between statements is not affected; the caller's aborted signal stops it before the next).
+   * Never throws: a request that cannot be delivered is logged.
+   * @returns how many cancel requests were delivered.
+   */
   async cancelAll(timeoutMs = 1_000): Promise<number> {
     const targets = [...this.busy]
       .map((client) => client as unknown as Cancellable)
@@ -93,9 +93,15 @@ function sendCancelRequest(target: Cancellable, timeoutMs: number): Promise<void
       packet.writeInt32BE(CANCEL_REQUEST_CODE, 4);
       packet.writeInt32BE(target.processID!, 8);
       packet.writeInt32BE(target.secretKey!, 12);
-      // The server answers nothing and closes the connection once it has read the request.
-      socket.end(packet);
+      // The server answers nothing and closes the connection once it has handled the request.
+      // Wait for that close, as libpq does, rather than closing first: PgBouncer 1.18 forwards
+      // the request on a server connection of its own, and a client that hangs up before that
+      // is done makes it free the client twice and exit ("FATAL ... disconnect_client(): bad
+      // client state: 0", pgbouncer/pgbouncer#801, fixed in 1.20 by #846).
+      socket.write(packet);
     });
+    // The server's close: ours follows (allowHalfOpen is off, so Node ends our side itself).
+    socket.once('end', () => socket.destroy());
     socket.once('error', (err) => {
       clearTimeout(timer);
       reject(err);
