@@ -27,10 +27,7 @@ it('reads the next batch only when the consumer has taken the last one', async (
   const { tasks } = await c.ProjectService.createProjectWithTasks({ name: 'bulk', taskTitles: titles });
 
   const db = t.app.database.db;
-  const stream = t.app.services.watch.watch(
-    { tenantId: tenant.id },
-    { projectId: null, afterEventId: start!.id },
-  );
+  const stream = t.app.services.watch.watch({ tenantId: tenant.id }, { projectId: null, afterEventId: start!.id });
   const first = await stream.next();
   expect(first.value?.kind).toBe('created');
   const afterFirstRead = db.statements;
