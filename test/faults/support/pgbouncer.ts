@@ -99,12 +99,14 @@ export class PgBouncer {
 
   /** The log's errors and warnings (at most `limit` lines): what a failed run needs to show. */
   problems(limit = 30): string[] {
-    return this.log
-      .split('\n')
-      .filter((line) => /\b(ERROR|WARNING|FATAL)\b/.test(line))
-      // An idle server connection told it is terminated: each file's database is dropped WITH (FORCE).
-      .filter((line) => !line.includes('when not linked'))
-      .slice(-limit);
+    return (
+      this.log
+        .split('\n')
+        .filter((line) => /\b(ERROR|WARNING|FATAL)\b/.test(line))
+        // An idle server connection told it is terminated: each file's database is dropped WITH (FORCE).
+        .filter((line) => !line.includes('when not linked'))
+        .slice(-limit)
+    );
   }
 
   private async run(): Promise<void> {
