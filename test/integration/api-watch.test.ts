@@ -15,7 +15,7 @@ import {
   type TestTenant,
   tenantHeaders,
 } from '../helpers/app.js';
-import type { ApiClient } from '../helpers/clients.js';
+import { type ApiClient, connectClient } from '../helpers/clients.js';
 import { Code, listAll, mask, ms } from '../helpers/expect-rpc.js';
 import { collect, type ServerStream } from '../helpers/streams.js';
 import { waitFor } from '../helpers/wait.js';
@@ -46,7 +46,9 @@ function watch(
   app = t,
   timeoutMs?: number,
 ): ServerStream<Message> {
-  const api = app.client(protocol, headers);
+  // Over Connect the deadline is the server's to keep: the client only sends it.
+  const api =
+    protocol === 'connect' ? connectClient(app.port, headers, { deadlines: 'server' }) : app.client(protocol, headers);
   const s = collect((options) => api.TaskService.watchTasks(request, options), { timeoutMs });
   streams.push(s);
   return s;
