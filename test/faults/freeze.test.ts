@@ -2,9 +2,9 @@
  * A frozen PostgreSQL (SIGSTOP to the postmaster and every backend: a hung host, a stalled
  * disk, a network partition that drops packets). Nothing answers and nothing refuses, so only
  * deadlines end the calls: each must end promptly with DEADLINE_EXCEEDED or UNAVAILABLE, and
- * never hang. The Connect client is plain fetch, which does not enforce `connect-timeout-ms`
- * itself: its calls show the SERVER ending them at their deadline. After SIGCONT the service
- * serves again.
+ * never hang. The Connect client only sends `connect-timeout-ms` and does not enforce it
+ * itself (ServiceProcess.client): its calls show the SERVER ending them at their deadline.
+ * After SIGCONT the service serves again.
  *
  * Where the next person trips: connect-node does not end a call at its deadline on its own; it
  * aborts the handler's signal and waits for the handler (connect-es PR #591: "It is up to the
@@ -13,7 +13,7 @@
  * by nothing unless the service cancels it when the signal fires.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiClient } from '../helpers/legacy/clients.js';
+import type { ApiClient } from '../helpers/clients.js';
 import { PostgresCluster } from './support/postgres-cluster.js';
 import { waitFor } from './support/processes.js';
 import { codeOf, ServiceProcess, type ServiceTenant } from './support/service.js';
@@ -40,17 +40,19 @@ afterAll(async () => {
 
 async function timed(client: ApiClient, tenant: ServiceTenant, method: 'GetTask' | 'CreateTask', n: number) {
   const started = Date.now();
-  const request =
+  // The abort only keeps a hung server from hanging the suite; it shows up as CANCELLED.
+  const options = { timeoutMs: DEADLINE_MS, signal: AbortSignal.timeout(DEADLINE_MS + 5_000) };
+  const call =
     method === 'GetTask'
-      ? { id: '1' }
-      : { projectId: tenant.projectId, title: `frozen ${n}`, createdById: tenant.workerId, requestId: `frozen-${n}` };
-  const outcome = await client
-    // The abort only keeps a hung server from hanging the suite; it shows up as a non-RPC error.
-    .call('TaskService', method, request, { timeoutMs: DEADLINE_MS, signal: AbortSignal.timeout(DEADLINE_MS + 5_000) })
-    .then(
-      () => 'succeeded',
-      (err: unknown) => codeOf(err),
-    );
+      ? client.TaskService.getTask({ id: 1n }, options)
+      : client.TaskService.createTask(
+          { projectId: tenant.projectId, title: `frozen ${n}`, createdById: tenant.workerId, requestId: `frozen-${n}` },
+          options,
+        );
+  const outcome = await call.then(
+    () => 'succeeded',
+    (err: unknown) => codeOf(err),
+  );
   return { outcome, ms: Date.now() - started };
 }
 
@@ -61,9 +63,7 @@ describe('PostgreSQL frozen (SIGSTOP)', () => {
     const connect = service.client('connect', tenant.headers);
     // Warm pooled connections, so that some calls meet a frozen backend mid-statement and
     // others wait for the pool or a new connection.
-    await Promise.all(
-      [0, 1, 2, 3].map(() => connect.call('TaskService', 'ListTasks', { projectId: tenant.projectId })),
-    );
+    await Promise.all([0, 1, 2, 3].map(() => connect.TaskService.listTasks({ projectId: tenant.projectId })));
 
     frozen = cluster.freeze();
     let results: { outcome: string; ms: number }[];
@@ -93,9 +93,7 @@ describe('PostgreSQL frozen (SIGSTOP)', () => {
     await waitFor(
       'a write after SIGCONT',
       () =>
-        connect.call(
-          'TaskService',
-          'CreateTask',
+        connect.TaskService.createTask(
           { projectId: tenant.projectId, title: 'thawed', createdById: tenant.workerId },
           { timeoutMs: 2_000 },
         ),

@@ -39,7 +39,7 @@ describe('PostgreSQL down for a while', () => {
         const client = service.client(protocol, tenant.headers);
         for (let i = 0; i < 3; i++) {
           const started = Date.now();
-          const outcome = await client.call('TaskService', 'GetTask', { id: '1' }, { timeoutMs: 10_000 }).then(
+          const outcome = await client.TaskService.getTask({ id: 1n }, { timeoutMs: 10_000 }).then(
             () => 'succeeded',
             (err: unknown) => codeOf(err),
           );

@@ -5,6 +5,7 @@
  * one), never INTERNAL; once the lock is gone everything completes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mask } from '../helpers/expect-rpc.js';
 import { lockTask, waitForLockWaiters } from './support/locks.js';
 import { PostgresCluster } from './support/postgres-cluster.js';
 import { codeOf, ServiceProcess } from './support/service.js';
@@ -39,7 +40,7 @@ describe('pool exhausted', () => {
     const tenant = await service.tenant('pool');
     const grpc = service.client('grpc', tenant.headers);
     const connect = service.client('connect', tenant.headers);
-    const { task } = await connect.call('TaskService', 'CreateTask', {
+    const { task } = await connect.TaskService.createTask({
       projectId: tenant.projectId,
       title: 'contended',
       createdById: tenant.workerId,
@@ -48,17 +49,13 @@ describe('pool exhausted', () => {
     let holders: Promise<string>[] = [];
     try {
       holders = Array.from({ length: POOL }, (_, i) =>
-        (i % 2 ? grpc : connect)
-          .call(
-            'TaskService',
-            'UpdateTask',
-            { task: { id: task.id, title: `holder ${i}` }, updateMask: 'title' },
-            { timeoutMs: 30_000 },
-          )
-          .then(
-            () => 'succeeded',
-            (err: unknown) => codeOf(err),
-          ),
+        (i % 2 ? grpc : connect).TaskService.updateTask(
+          { task: { id: task.id, title: `holder ${i}` }, updateMask: mask('title') },
+          { timeoutMs: 30_000 },
+        ).then(
+          () => 'succeeded',
+          (err: unknown) => codeOf(err),
+        ),
       );
       await waitForLockWaiters(cluster, DB, POOL);
 
@@ -73,13 +70,11 @@ describe('pool exhausted', () => {
       const safety = () => AbortSignal.timeout(CONNECTION_TIMEOUT_MS + 10_000);
       const withDeadline = await Promise.all(
         [grpc, connect, grpc, connect].map((c) =>
-          timed(() => c.call('TaskService', 'GetTask', { id: task.id }, { timeoutMs: DEADLINE_MS, signal: safety() })),
+          timed(() => c.TaskService.getTask({ id: task.id }, { timeoutMs: DEADLINE_MS, signal: safety() })),
         ),
       );
       const withoutDeadline = await Promise.all(
-        [grpc, connect].map((c) =>
-          timed(() => c.call('TaskService', 'GetTask', { id: task.id }, { signal: safety() })),
-        ),
+        [grpc, connect].map((c) => timed(() => c.TaskService.getTask({ id: task.id }, { signal: safety() }))),
       );
       console.log(
         `pool exhausted: with a ${DEADLINE_MS} ms deadline ${JSON.stringify(withDeadline)}; without ${JSON.stringify(withoutDeadline)}`,
@@ -100,7 +95,7 @@ describe('pool exhausted', () => {
     }
     // The holders were only waiting: they complete, and the pool serves again.
     expect(await Promise.all(holders)).toEqual(Array(POOL).fill('succeeded'));
-    const after = await grpc.call('TaskService', 'GetTask', { id: task.id });
+    const after = await grpc.TaskService.getTask({ id: task.id });
     expect(after.task.title).toMatch(/^holder \d$/);
     expect(service.crashes()).toEqual([]);
   });

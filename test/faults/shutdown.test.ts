@@ -4,6 +4,7 @@
  * UNAVAILABLE, and none of their writes may land.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mask } from '../helpers/expect-rpc.js';
 import { lockTask, waitForLockWaiters } from './support/locks.js';
 import { PostgresCluster } from './support/postgres-cluster.js';
 import { codeOf, ServiceProcess } from './support/service.js';
@@ -30,7 +31,7 @@ describe('SIGTERM with calls blocked on a row lock', () => {
     const tenant = await service.tenant('shutdown');
     const grpc = service.client('grpc', tenant.headers);
     const connect = service.client('connect', tenant.headers);
-    const { task } = await connect.call('TaskService', 'CreateTask', {
+    const { task } = await connect.TaskService.createTask({
       projectId: tenant.projectId,
       title: 'locked',
       createdById: tenant.workerId,
@@ -42,14 +43,11 @@ describe('SIGTERM with calls blocked on a row lock', () => {
     let sent = Date.now();
     try {
       const blocked = Array.from({ length: BLOCKED }, (_, i) =>
-        (i % 2 ? grpc : connect)
-          .call(
-            'TaskService',
-            'UpdateTask',
-            { task: { id: task.id, title: `blocked ${i}` }, updateMask: 'title' },
-            // Far beyond the grace period: only the shutdown may end these calls.
-            { timeoutMs: 30_000, signal: AbortSignal.timeout(20_000) },
-          )
+        (i % 2 ? grpc : connect).TaskService.updateTask(
+          { task: { id: task.id, title: `blocked ${i}` }, updateMask: mask('title') },
+          // Far beyond the grace period: only the shutdown may end these calls.
+          { timeoutMs: 30_000, signal: AbortSignal.timeout(20_000) },
+        )
           .then(
             () => 'succeeded',
             (err: unknown) => codeOf(err),

@@ -3,6 +3,7 @@
  * deterministically in the middle of a transaction that holds work not yet committed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mask } from '../helpers/expect-rpc.js';
 import { acknowledgedMore, expectLoadIntact, underLoad, WriteLoad } from './support/load.js';
 import { lockTask, waitForLockWaiters } from './support/locks.js';
 import { PostgresCluster } from './support/postgres-cluster.js';
@@ -55,7 +56,7 @@ describe('backends terminated', () => {
     async (protocol) => {
       const tenant = await service.tenant(`terminatemid${protocol}`);
       const client = service.client(protocol, tenant.headers);
-      const { task } = await client.call('TaskService', 'CreateTask', {
+      const { task } = await client.TaskService.createTask({
         projectId: tenant.projectId,
         title: 'before',
         createdById: tenant.workerId,
@@ -63,24 +64,20 @@ describe('backends terminated', () => {
       const lock = await lockTask(cluster.url(DB), task.id);
       try {
         // The update has begun its transaction (tenant set, key checked) and waits on the row.
-        const update = client
-          .call(
-            'TaskService',
-            'UpdateTask',
-            { task: { id: task.id, title: 'after' }, updateMask: 'title' },
-            { timeoutMs: 20_000 },
-          )
-          .then(
-            () => 'succeeded',
-            (err: unknown) => codeOf(err),
-          );
+        const update = client.TaskService.updateTask(
+          { task: { id: task.id, title: 'after' }, updateMask: mask('title') },
+          { timeoutMs: 20_000 },
+        ).then(
+          () => 'succeeded',
+          (err: unknown) => codeOf(err),
+        );
         const [pid] = await waitForLockWaiters(cluster, DB, 1);
         await cluster.query('select pg_terminate_backend($1)', [pid]);
         expect(await update).toBe('UNAVAILABLE');
       } finally {
         await lock.release();
       }
-      const after = await client.call('TaskService', 'GetTask', { id: task.id });
+      const after = await client.TaskService.getTask({ id: task.id });
       expect(after.task.title).toBe('before');
       expect(after.task.version).toBe(task.version);
       const events = await cluster.query<{ n: number }>(
@@ -90,9 +87,9 @@ describe('backends terminated', () => {
       );
       expect(events[0]!.n).toBe(1);
       // And the service goes on: the same update now goes through.
-      const updated = await client.call('TaskService', 'UpdateTask', {
+      const updated = await client.TaskService.updateTask({
         task: { id: task.id, title: 'after' },
-        updateMask: 'title',
+        updateMask: mask('title'),
       });
       expect(updated.task.title).toBe('after');
     },

@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from '../helpers/legacy/app.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
 
 let app: TestApp | undefined;
 afterAll(async () => {
@@ -18,7 +18,7 @@ describe('the PgBouncer run', () => {
     expect(adminUrl, 'run through npm run test:pgbouncer').toBeDefined();
     app = await startTestApp();
     const tenant = await app.tenant();
-    await app.client('grpc', tenant.headers).call('WorkerService', 'ListWorkers', {});
+    await app.client('grpc', tenant.headers).WorkerService.listWorkers({});
     expect(app.db.config().pool.prepareStatements).toBe(false);
 
     const console = new pg.Client({ connectionString: adminUrl });

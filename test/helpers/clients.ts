@@ -29,6 +29,7 @@ import {
   createClient,
   type Interceptor,
   makeAnyClient,
+  type Transport,
 } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import * as grpc from '@grpc/grpc-js';
@@ -67,19 +68,47 @@ export type { CallOptions };
 
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
+/**
+ * Who ends a Connect call at its `timeoutMs`: connect-es ends it on the client's side by default
+ * ('client'); with 'server' the deadline is only sent (connect-timeout-ms) and the client waits
+ * for the server's answer, as a plain HTTP client does, so that a test sees the SERVER keep
+ * (or miss) the deadline. (grpc-js always ends calls at their deadline itself.)
+ */
+export type Deadlines = 'client' | 'server';
+
+/** `transport`, with each call's timeout sent as connect-timeout-ms and left to the server. */
+function serverDeadlines(transport: Transport): Transport {
+  const header = (init: ConstructorParameters<typeof Headers>[0], timeoutMs: number | undefined) => {
+    const h = new Headers(init);
+    if (timeoutMs !== undefined) h.set('connect-timeout-ms', String(timeoutMs));
+    return h;
+  };
+  return {
+    unary: (method, signal, timeoutMs, init, input, contextValues) =>
+      transport.unary(method, signal, undefined, header(init, timeoutMs), input, contextValues),
+    stream: (method, signal, timeoutMs, init, input, contextValues) =>
+      transport.stream(method, signal, undefined, header(init, timeoutMs), input, contextValues),
+  };
+}
+
 /** Connect JSON over HTTP/1.1; `baseHeaders` go on every call unless the call sets them itself. */
-export function connectClient(port: number, baseHeaders: Record<string, string> = {}): ApiClient {
+export function connectClient(
+  port: number,
+  baseHeaders: Record<string, string> = {},
+  options: { deadlines?: Deadlines } = {},
+): ApiClient {
   const withHeaders: Interceptor = (next) => (req) => {
     for (const [k, v] of Object.entries(baseHeaders)) if (!req.header.has(k)) req.header.set(k, v);
     return next(req);
   };
-  const transport = createConnectTransport({
+  const connect = createConnectTransport({
     baseUrl: `http://127.0.0.1:${port}`,
     httpVersion: '1.1',
     useBinaryFormat: false,
     interceptors: [withHeaders],
     writeMaxBytes: MAX_MESSAGE_BYTES,
   });
+  const transport = options.deadlines === 'server' ? serverDeadlines(connect) : connect;
   const clients = Object.fromEntries(
     Object.entries(SERVICES).map(([name, service]) => [name, createClient(service as DescService, transport)]),
   );

@@ -24,6 +24,29 @@ export async function waitFor(
   }
 }
 
+/**
+ * Calls `probe` until `done` holds for its result, and returns that result; fails after
+ * `timeoutMs` naming `what` and the last value. For conditions that come true with time (a
+ * lease running out): the wait ends as soon as the condition holds.
+ */
+export async function eventually<T>(
+  probe: () => Promise<T>,
+  done: (value: T) => boolean,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (done(value)) return value;
+    if (Date.now() > until)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${show(value)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const show = (value: unknown) => JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? `${v}n` : v))?.slice(0, 2000);
+
 /** Resolves once the clock has passed `time` (default: now), so that the next write gets a later timestamp. */
 export function clockPast(time?: Timestamp): Promise<void> {
   const ms = time === undefined ? Date.now() : timestampMs(time);

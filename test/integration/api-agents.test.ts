@@ -4,10 +4,19 @@
  * dead letters, GetTaskTree and ListTaskEvents. Leases are short and the tests wait on
  * conditions through the API, with a bound.
  */
+import { create, type JsonObject, type MessageInitShape } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOLS, startTestApp, type TestApp } from '../helpers/legacy/app.js';
-import type { ApiClient, Json } from '../helpers/legacy/clients.js';
-import { eventually, expectRpcError, listAll } from '../helpers/legacy/expect-rpc.js';
+import type { TaskEvent, Worker } from '../../src/gen/taskapi/v1/resources_pb.js';
+import {
+  type ClaimTaskRequestSchema,
+  ClaimTaskResponseSchema,
+  type CreateTaskRequestSchema,
+  ListTaskEventsResponseSchema,
+} from '../../src/gen/taskapi/v1/task_pb.js';
+import { PROTOCOLS, startTestApp, type TestApp } from '../helpers/app.js';
+import { type ApiClient, TaskPriority, TaskStatus, WorkerType } from '../helpers/clients.js';
+import { Code, expectRpcError, listAll, mask, ms, ts } from '../helpers/expect-rpc.js';
+import { eventually } from '../helpers/wait.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -19,71 +28,79 @@ afterAll(async () => {
 
 let handles = 0;
 
+/** ClaimTask's answer when there is nothing to claim. */
+const NOTHING = create(ClaimTaskResponseSchema);
+/** The before/after of each field an event changed. */
+const changes = (e: TaskEvent | undefined) => e?.data?.changes as JsonObject | undefined;
+
 for (const protocol of PROTOCOLS) {
   describe(protocol, () => {
     let api: ApiClient;
-    let human: Json;
+    let human: Worker;
 
     beforeAll(async () => {
       const tenant = await t.tenant();
       api = t.client(protocol, tenant.headers);
-      human = await worker('WORKER_TYPE_HUMAN');
+      human = await worker(WorkerType.HUMAN);
     });
 
-    async function worker(type = 'WORKER_TYPE_AGENT', capabilities: string[] = []): Promise<Json> {
-      return (await api.call('WorkerService', 'CreateWorker', { handle: `@w${++handles}`, type, capabilities })).worker;
+    async function worker(type = WorkerType.AGENT, capabilities: string[] = []): Promise<Worker> {
+      return (await api.WorkerService.createWorker({ handle: `@w${++handles}`, type, capabilities })).worker;
     }
-    const project = async (): Promise<Json> =>
-      (await api.call('ProjectService', 'CreateProject', { name: `p${++handles}` })).project;
-    const createTask = async (projectId: string, fields: Json = {}): Promise<Json> =>
-      (await api.call('TaskService', 'CreateTask', { projectId, title: 'work', createdById: human.id, ...fields }))
-        .task;
-    const claim = (workerId: string, projectId: string, fields: Json = {}): Promise<Json> =>
-      api.call('TaskService', 'ClaimTask', { workerId, projectId, ...fields });
-    const getTask = async (id: string): Promise<Json> => (await api.call('TaskService', 'GetTask', { id })).task;
-    const events = async (taskId: string): Promise<Json[]> =>
-      (await listAll(api, 'TaskService', 'ListTaskEvents', 'events', { taskId, pageSize: 500 })).items;
+    const project = async () => (await api.ProjectService.createProject({ name: `p${++handles}` })).project;
+    const createTask = async (projectId: bigint, fields: MessageInitShape<typeof CreateTaskRequestSchema> = {}) =>
+      (await api.TaskService.createTask({ projectId, title: 'work', createdById: human.id, ...fields })).task;
+    const claim = (workerId: bigint, projectId: bigint, fields: MessageInitShape<typeof ClaimTaskRequestSchema> = {}) =>
+      api.TaskService.claimTask({ workerId, projectId, ...fields });
+    const getTask = async (id: bigint) => (await api.TaskService.getTask({ id })).task;
+    const events = async (taskId: bigint) =>
+      (
+        await listAll(
+          (pageToken) => api.TaskService.listTaskEvents({ taskId, pageSize: 500, pageToken }),
+          (r) => r.events,
+        )
+      ).items;
     /** Claims until the lease of `task` is taken over by `workerId` (after the old lease ran out). */
-    const reclaim = (workerId: string, projectId: string, taskId: string, leaseSeconds = 300) =>
+    const reclaim = (workerId: bigint, projectId: bigint, taskId: bigint, leaseSeconds = 300) =>
       eventually(
         () => claim(workerId, projectId, { leaseSeconds }),
         (r) => r.task?.id === taskId,
-        15_000,
         're-claim after expiry',
+        15_000,
       );
 
     describe('ClaimTask', () => {
       it('takes the most urgent task: priority, then due date (none last), then id; sets the lease', async () => {
         const p = (await project()).id;
         const a = await worker();
-        const low = await createTask(p, { priority: 'TASK_PRIORITY_LOW' });
-        const noDue = await createTask(p, { priority: 'TASK_PRIORITY_HIGH' });
-        const late = await createTask(p, { priority: 'TASK_PRIORITY_HIGH', dueDate: '2031-01-02T00:00:00Z' });
-        const early = await createTask(p, { priority: 'TASK_PRIORITY_HIGH', dueDate: '2031-01-01T00:00:00Z' });
-        const critical = await createTask(p, { priority: 'TASK_PRIORITY_CRITICAL' });
-        const order: string[] = [];
+        const low = await createTask(p, { priority: TaskPriority.LOW });
+        const noDue = await createTask(p, { priority: TaskPriority.HIGH });
+        const late = await createTask(p, { priority: TaskPriority.HIGH, dueDate: ts('2031-01-02T00:00:00Z') });
+        const early = await createTask(p, { priority: TaskPriority.HIGH, dueDate: ts('2031-01-01T00:00:00Z') });
+        const critical = await createTask(p, { priority: TaskPriority.CRITICAL });
+        const order: bigint[] = [];
         for (let i = 0; i < 5; i++) {
           const r = await claim(a.id, p, { leaseSeconds: 60 });
           order.push(r.task.id);
-          expect(r.task).toMatchObject({ status: 'TASK_STATUS_IN_PROGRESS', assigneeId: a.id, attempts: 1 });
-          expect(BigInt(r.leaseToken)).toBeGreaterThan(0n);
-          const expires = Date.parse(r.leaseExpiresAt);
+          expect(r.task).toMatchObject({ status: TaskStatus.IN_PROGRESS, assigneeId: a.id, attempts: 1 });
+          expect(r.leaseToken).toBeGreaterThan(0n);
+          const expires = ms(r.leaseExpiresAt);
           expect(expires).toBeGreaterThan(Date.now() + 50_000);
           expect(expires).toBeLessThan(Date.now() + 70_000);
-          expect(r.task.leaseExpiresAt).toBe(r.leaseExpiresAt);
+          expect(r.task.leaseExpiresAt).toEqual(r.leaseExpiresAt);
         }
         expect(order).toEqual([critical.id, early.id, late.id, noDue.id, low.id]);
-        expect(await claim(a.id, p)).toEqual({});
+        expect(await claim(a.id, p)).toEqual(NOTHING);
       });
 
       it('8 agents claiming 40 tasks at once: each task is claimed exactly once', async () => {
         const p = (await project()).id;
-        const created = new Set<string>();
+        const created = new Set<bigint>();
         for (let i = 0; i < 40; i++) created.add((await createTask(p, { title: `t${i}` })).id);
         const agents = await Promise.all(Array.from({ length: 8 }, () => worker()));
         const claimed = await Promise.all(
           agents.map(async (agent) => {
-            const mine: { task: string; token: string }[] = [];
+            const mine: { task: bigint; token: bigint }[] = [];
             for (;;) {
               const r = await claim(agent.id, p, { leaseSeconds: 300 });
               if (!r.task) return mine;
@@ -106,9 +123,9 @@ for (const protocol of PROTOCOLS) {
         const p = (await project()).id;
         const task = await createTask(p, { requiredCapabilities: ['python', 'sql'] });
         expect(task.requiredCapabilities).toEqual(['python', 'sql']);
-        expect(await claim((await worker()).id, p)).toEqual({});
-        expect(await claim((await worker('WORKER_TYPE_AGENT', ['python'])).id, p)).toEqual({});
-        const able = await worker('WORKER_TYPE_AGENT', ['sql', 'go', 'python']);
+        expect(await claim((await worker()).id, p)).toEqual(NOTHING);
+        expect(await claim((await worker(WorkerType.AGENT, ['python'])).id, p)).toEqual(NOTHING);
+        const able = await worker(WorkerType.AGENT, ['sql', 'go', 'python']);
         expect((await claim(able.id, p)).task.id).toBe(task.id);
       });
 
@@ -116,12 +133,12 @@ for (const protocol of PROTOCOLS) {
         const p = (await project()).id;
         const a = await worker();
         const b = await worker();
-        const later = await createTask(p, { notBefore: new Date(Date.now() + 3_600_000).toISOString() });
+        const later = await createTask(p, { notBefore: ts(new Date(Date.now() + 3_600_000)) });
         await createTask(p, { assigneeId: b.id });
-        expect(await claim(a.id, p)).toEqual({});
-        await api.call('TaskService', 'UpdateTask', {
-          task: { id: later.id, notBefore: new Date(Date.now() - 1000).toISOString() },
-          updateMask: 'notBefore',
+        expect(await claim(a.id, p)).toEqual(NOTHING);
+        await api.TaskService.updateTask({
+          task: { id: later.id, notBefore: ts(new Date(Date.now() - 1000)) },
+          updateMask: mask('notBefore'),
         });
         expect((await claim(a.id, p)).task.id).toBe(later.id);
         // The task assigned to b is b's to claim.
@@ -134,7 +151,7 @@ for (const protocol of PROTOCOLS) {
         await createTask(p, { tags: ['x'] });
         const both = await createTask(p, { tags: ['x', 'y'] });
         expect((await claim(a.id, p, { tagsAll: ['y', 'x'] })).task.id).toBe(both.id);
-        expect(await claim(a.id, p, { tagsAll: ['y'] })).toEqual({});
+        expect(await claim(a.id, p, { tagsAll: ['y'] })).toEqual(NOTHING);
       });
 
       it('a retry with the same request_id returns the same claim; another request with it is INVALID_ARGUMENT', async () => {
@@ -148,16 +165,16 @@ for (const protocol of PROTOCOLS) {
         expect(again.task.id).toBe(first.task.id);
         expect(again.leaseToken).toBe(first.leaseToken);
         expect((await getTask(first.task.id)).attempts).toBe(1);
-        await expectRpcError(claim(a.id, p, { requestId, leaseSeconds: 61 }), 'INVALID_ARGUMENT', 'request_id');
+        await expectRpcError(claim(a.id, p, { requestId, leaseSeconds: 61 }), Code.InvalidArgument, 'request_id');
         // Once its lease is over, the replay says so instead of handing out a lease that ended.
-        await api.call('TaskService', 'ReleaseTask', {
+        await api.TaskService.releaseTask({
           id: first.task.id,
           leaseToken: first.leaseToken,
-          status: 'TASK_STATUS_COMPLETED',
+          status: TaskStatus.COMPLETED,
         });
         await expectRpcError(
           claim(a.id, p, { requestId, leaseSeconds: 60 }),
-          'FAILED_PRECONDITION',
+          Code.FailedPrecondition,
           'request_id',
           'released',
         );
@@ -166,25 +183,25 @@ for (const protocol of PROTOCOLS) {
       it('validates its input, naming the field', async () => {
         const a = await worker();
         await expectRpcError(
-          api.call('TaskService', 'ClaimTask', { workerId: a.id, leaseSeconds: 86_401 }),
-          'INVALID_ARGUMENT',
+          api.TaskService.claimTask({ workerId: a.id, leaseSeconds: 86_401 }),
+          Code.InvalidArgument,
           'lease_seconds',
         );
         await expectRpcError(
-          api.call('TaskService', 'ClaimTask', { workerId: a.id, leaseSeconds: -1 }),
-          'INVALID_ARGUMENT',
+          api.TaskService.claimTask({ workerId: a.id, leaseSeconds: -1 }),
+          Code.InvalidArgument,
           'lease_seconds',
         );
         await expectRpcError(
-          api.call('TaskService', 'ClaimTask', { workerId: a.id, waitSeconds: 61 }),
-          'INVALID_ARGUMENT',
+          api.TaskService.claimTask({ workerId: a.id, waitSeconds: 61 }),
+          Code.InvalidArgument,
           'wait_seconds',
         );
-        await expectRpcError(api.call('TaskService', 'ClaimTask', {}), 'INVALID_ARGUMENT', 'worker_id');
-        await expectRpcError(api.call('TaskService', 'ClaimTask', { workerId: '999999999' }), 'NOT_FOUND', 'worker');
+        await expectRpcError(api.TaskService.claimTask({}), Code.InvalidArgument, 'worker_id');
+        await expectRpcError(api.TaskService.claimTask({ workerId: 999999999n }), Code.NotFound, 'worker');
         await expectRpcError(
-          api.call('TaskService', 'ClaimTask', { workerId: a.id, projectId: '999999999' }),
-          'NOT_FOUND',
+          api.TaskService.claimTask({ workerId: a.id, projectId: 999999999n }),
+          Code.NotFound,
           'project',
         );
       });
@@ -196,35 +213,35 @@ for (const protocol of PROTOCOLS) {
         const a = await worker();
         await createTask(p);
         const r = await claim(a.id, p, { leaseSeconds: 30 });
-        const hb = await api.call('TaskService', 'HeartbeatTask', {
+        const hb = await api.TaskService.heartbeatTask({
           id: r.task.id,
           leaseToken: r.leaseToken,
           leaseSeconds: 600,
         });
-        expect(Date.parse(hb.leaseExpiresAt)).toBeGreaterThan(Date.parse(r.leaseExpiresAt));
-        expect((await getTask(r.task.id)).leaseExpiresAt).toBe(hb.leaseExpiresAt);
-        const { task } = await api.call('TaskService', 'ReleaseTask', {
+        expect(ms(hb.leaseExpiresAt)).toBeGreaterThan(ms(r.leaseExpiresAt));
+        expect((await getTask(r.task.id)).leaseExpiresAt).toEqual(hb.leaseExpiresAt);
+        const { task } = await api.TaskService.releaseTask({
           id: r.task.id,
           leaseToken: r.leaseToken,
-          status: 'TASK_STATUS_COMPLETED',
+          status: TaskStatus.COMPLETED,
         });
-        expect(task).toMatchObject({ status: 'TASK_STATUS_COMPLETED', assigneeId: a.id });
+        expect(task).toMatchObject({ status: TaskStatus.COMPLETED, assigneeId: a.id });
         expect(task.leaseExpiresAt).toBeUndefined();
         await expectRpcError(
-          api.call('TaskService', 'HeartbeatTask', { id: r.task.id, leaseToken: r.leaseToken, leaseSeconds: 60 }),
-          'FAILED_PRECONDITION',
+          api.TaskService.heartbeatTask({ id: r.task.id, leaseToken: r.leaseToken, leaseSeconds: 60 }),
+          Code.FailedPrecondition,
           'released',
         );
         await expectRpcError(
-          api.call('TaskService', 'ReleaseTask', {
+          api.TaskService.releaseTask({
             id: r.task.id,
             leaseToken: r.leaseToken,
-            status: 'TASK_STATUS_REVIEW',
+            status: TaskStatus.REVIEW,
           }),
-          'FAILED_PRECONDITION',
+          Code.FailedPrecondition,
           'released',
         );
-        expect((await getTask(r.task.id)).status).toBe('TASK_STATUS_COMPLETED');
+        expect((await getTask(r.task.id)).status).toBe(TaskStatus.COMPLETED);
       });
 
       it('release as pending gives the task back: unassigned, last_error, claimable after retry_after_seconds', async () => {
@@ -233,21 +250,21 @@ for (const protocol of PROTOCOLS) {
         const b = await worker();
         await createTask(p);
         const r = await claim(a.id, p);
-        const { task } = await api.call('TaskService', 'ReleaseTask', {
+        const { task } = await api.TaskService.releaseTask({
           id: r.task.id,
           leaseToken: r.leaseToken,
-          status: 'TASK_STATUS_PENDING',
+          status: TaskStatus.PENDING,
           error: 'rate limited',
           retryAfterSeconds: 3600,
         });
-        expect(task).toMatchObject({ status: 'TASK_STATUS_PENDING', lastError: 'rate limited', attempts: 1 });
+        expect(task).toMatchObject({ status: TaskStatus.PENDING, lastError: 'rate limited', attempts: 1 });
         expect(task.assigneeId).toBeUndefined();
-        expect(Date.parse(task.notBefore)).toBeGreaterThan(Date.now() + 3_500_000);
-        expect(await claim(b.id, p)).toEqual({});
-        await api.call('TaskService', 'UpdateTask', { task: { id: task.id }, updateMask: 'notBefore' });
+        expect(ms(task.notBefore)).toBeGreaterThan(Date.now() + 3_500_000);
+        expect(await claim(b.id, p)).toEqual(NOTHING);
+        await api.TaskService.updateTask({ task: { id: task.id }, updateMask: mask('notBefore') });
         const again = await claim(b.id, p);
         expect(again.task).toMatchObject({ id: task.id, attempts: 2, assigneeId: b.id });
-        expect(BigInt(again.leaseToken)).toBeGreaterThan(BigInt(r.leaseToken));
+        expect(again.leaseToken).toBeGreaterThan(r.leaseToken);
       });
 
       it('an expired lease is re-claimed with a larger token; the old holder is fenced off and writes nothing', async () => {
@@ -257,40 +274,40 @@ for (const protocol of PROTOCOLS) {
         await createTask(p);
         const first = await claim(a.id, p, { leaseSeconds: 1 });
         const second = await reclaim(b.id, p, first.task.id);
-        expect(BigInt(second.leaseToken)).toBeGreaterThan(BigInt(first.leaseToken));
-        expect(second.task).toMatchObject({ assigneeId: b.id, attempts: 2, status: 'TASK_STATUS_IN_PROGRESS' });
+        expect(second.leaseToken).toBeGreaterThan(first.leaseToken);
+        expect(second.task).toMatchObject({ assigneeId: b.id, attempts: 2, status: TaskStatus.IN_PROGRESS });
         expect(second.task.lastError).toContain('lease expired');
         const old = { id: first.task.id, leaseToken: first.leaseToken };
         await expectRpcError(
-          api.call('TaskService', 'HeartbeatTask', { ...old, leaseSeconds: 60 }),
-          'FAILED_PRECONDITION',
+          api.TaskService.heartbeatTask({ ...old, leaseSeconds: 60 }),
+          Code.FailedPrecondition,
           'lease_token',
           're-claimed',
         );
         await expectRpcError(
-          api.call('TaskService', 'ReleaseTask', { ...old, status: 'TASK_STATUS_COMPLETED' }),
-          'FAILED_PRECONDITION',
+          api.TaskService.releaseTask({ ...old, status: TaskStatus.COMPLETED }),
+          Code.FailedPrecondition,
           're-claimed',
         );
         await expectRpcError(
-          api.call('TaskService', 'UpdateTask', {
+          api.TaskService.updateTask({
             task: { id: old.id, title: 'stale write' },
-            updateMask: 'title',
+            updateMask: mask('title'),
             leaseToken: old.leaseToken,
           }),
-          'FAILED_PRECONDITION',
+          Code.FailedPrecondition,
           'lease_token',
         );
         await expectRpcError(
-          api.call('TaskService', 'AssignTask', { id: old.id, workerId: a.id, leaseToken: old.leaseToken }),
-          'FAILED_PRECONDITION',
+          api.TaskService.assignTask({ id: old.id, workerId: a.id, leaseToken: old.leaseToken }),
+          Code.FailedPrecondition,
         );
         const now = await getTask(old.id);
         expect(now).toMatchObject({ title: 'work', assigneeId: b.id, version: second.task.version });
         // The current holder's fenced write goes through.
-        const { task } = await api.call('TaskService', 'UpdateTask', {
+        const { task } = await api.TaskService.updateTask({
           task: { id: old.id, description: 'progress' },
-          updateMask: 'description',
+          updateMask: mask('description'),
           leaseToken: second.leaseToken,
         });
         expect(task.description).toBe('progress');
@@ -303,17 +320,17 @@ for (const protocol of PROTOCOLS) {
         const a = await worker();
         await createTask(p);
         const r = await claim(a.id, p, { leaseSeconds: 600 });
-        await api.call('TaskService', 'UpdateTask', {
-          task: { id: r.task.id, status: 'TASK_STATUS_BLOCKED' },
-          updateMask: 'status',
+        await api.TaskService.updateTask({
+          task: { id: r.task.id, status: TaskStatus.BLOCKED },
+          updateMask: mask('status'),
         });
         await expectRpcError(
-          api.call('TaskService', 'HeartbeatTask', { id: r.task.id, leaseToken: r.leaseToken, leaseSeconds: 60 }),
-          'FAILED_PRECONDITION',
+          api.TaskService.heartbeatTask({ id: r.task.id, leaseToken: r.leaseToken, leaseSeconds: 60 }),
+          Code.FailedPrecondition,
           'revoked',
         );
         const task = await getTask(r.task.id);
-        expect(task.status).toBe('TASK_STATUS_BLOCKED');
+        expect(task.status).toBe(TaskStatus.BLOCKED);
         expect(task.leaseExpiresAt).toBeUndefined();
       });
 
@@ -323,20 +340,20 @@ for (const protocol of PROTOCOLS) {
         const b = await worker();
         await createTask(p);
         const r = await claim(a.id, p, { leaseSeconds: 600 });
-        await api.call('TaskService', 'AssignTask', { id: r.task.id, workerId: b.id });
+        await api.TaskService.assignTask({ id: r.task.id, workerId: b.id });
         await expectRpcError(
-          api.call('TaskService', 'ReleaseTask', {
+          api.TaskService.releaseTask({
             id: r.task.id,
             leaseToken: r.leaseToken,
-            status: 'TASK_STATUS_COMPLETED',
+            status: TaskStatus.COMPLETED,
           }),
-          'FAILED_PRECONDITION',
+          Code.FailedPrecondition,
           'revoked',
         );
-        await api.call('TaskService', 'DeleteTask', { id: r.task.id });
+        await api.TaskService.deleteTask({ id: r.task.id });
         await expectRpcError(
-          api.call('TaskService', 'HeartbeatTask', { id: r.task.id, leaseToken: r.leaseToken, leaseSeconds: 60 }),
-          'NOT_FOUND',
+          api.TaskService.heartbeatTask({ id: r.task.id, leaseToken: r.leaseToken, leaseSeconds: 60 }),
+          Code.NotFound,
         );
       });
 
@@ -354,18 +371,18 @@ for (const protocol of PROTOCOLS) {
             expect((await claim(a.id, p)).task).toBeUndefined();
             return getTask(task.id);
           },
-          (x) => x.status === 'TASK_STATUS_BLOCKED',
-          15_000,
+          (x) => x.status === TaskStatus.BLOCKED,
           'dead letter',
+          15_000,
         );
         expect(dead.lastError).toMatch(/lease expired.*all 2 attempts used/);
         expect(dead.attempts).toBe(2);
         const expired = (await events(task.id)).filter((e) => e.kind === 'lease_expired');
         expect(expired).toHaveLength(2);
-        expect(expired[1].data.changes.status).toEqual({ before: 'in_progress', after: 'blocked' });
-        await api.call('TaskService', 'UpdateTask', {
-          task: { id: task.id, status: 'TASK_STATUS_PENDING', maxAttempts: 3 },
-          updateMask: 'status,maxAttempts',
+        expect(changes(expired[1])?.status).toEqual({ before: 'in_progress', after: 'blocked' });
+        await api.TaskService.updateTask({
+          task: { id: task.id, status: TaskStatus.PENDING, maxAttempts: 3 },
+          updateMask: mask('status,maxAttempts'),
         });
         expect((await claim(a.id, p)).task).toMatchObject({ id: task.id, attempts: 3 });
       });
@@ -375,34 +392,30 @@ for (const protocol of PROTOCOLS) {
         const a = await worker();
         await createTask(p);
         const r = await claim(a.id, p);
-        const next = (BigInt(r.leaseToken) + 1n).toString();
+        const next = r.leaseToken + 1n;
         await expectRpcError(
-          api.call('TaskService', 'HeartbeatTask', { id: r.task.id, leaseToken: next }),
-          'FAILED_PRECONDITION',
+          api.TaskService.heartbeatTask({ id: r.task.id, leaseToken: next }),
+          Code.FailedPrecondition,
           'not a lease',
         );
+        await expectRpcError(api.TaskService.heartbeatTask({ id: r.task.id }), Code.InvalidArgument, 'lease_token');
         await expectRpcError(
-          api.call('TaskService', 'HeartbeatTask', { id: r.task.id }),
-          'INVALID_ARGUMENT',
-          'lease_token',
-        );
-        await expectRpcError(
-          api.call('TaskService', 'ReleaseTask', {
+          api.TaskService.releaseTask({
             id: r.task.id,
             leaseToken: r.leaseToken,
-            status: 'TASK_STATUS_IN_PROGRESS',
+            status: TaskStatus.IN_PROGRESS,
           }),
-          'INVALID_ARGUMENT',
+          Code.InvalidArgument,
           'status',
         );
         await expectRpcError(
-          api.call('TaskService', 'ReleaseTask', {
+          api.TaskService.releaseTask({
             id: r.task.id,
             leaseToken: r.leaseToken,
-            status: 'TASK_STATUS_PENDING',
+            status: TaskStatus.PENDING,
             retryAfterSeconds: -5,
           }),
-          'INVALID_ARGUMENT',
+          Code.InvalidArgument,
           'retry_after_seconds',
         );
       });
@@ -416,32 +429,32 @@ for (const protocol of PROTOCOLS) {
         const c2 = await createTask(p, { title: 'c2', parentTaskId: root.id });
         const g1 = await createTask(p, { title: 'g1', parentTaskId: c1.id });
         const gg = await createTask(p, { title: 'gg', parentTaskId: g1.id });
-        const all = await api.call('TaskService', 'GetTaskTree', { id: root.id });
-        expect(all.nodes.map((n: Json) => [n.task.id, n.depth ?? 0])).toEqual([
+        const all = await api.TaskService.getTaskTree({ id: root.id });
+        expect(all.nodes.map((n) => [n.task?.id, n.depth])).toEqual([
           [root.id, 0],
           [c1.id, 1],
           [g1.id, 2],
           [gg.id, 3],
           [c2.id, 1],
         ]);
-        expect(all.nodes[1].task.createdBy.id).toBe(human.id);
-        const one = await api.call('TaskService', 'GetTaskTree', { id: root.id, maxDepth: 1 });
-        expect(one.nodes.map((n: Json) => n.task.id)).toEqual([root.id, c1.id, c2.id]);
-        const sub = await api.call('TaskService', 'GetTaskTree', { id: c1.id, maxDepth: 2 });
-        expect(sub.nodes.map((n: Json) => n.task.id)).toEqual([c1.id, g1.id, gg.id]);
+        expect(all.nodes[1]?.task?.createdBy?.id).toBe(human.id);
+        const one = await api.TaskService.getTaskTree({ id: root.id, maxDepth: 1 });
+        expect(one.nodes.map((n) => n.task?.id)).toEqual([root.id, c1.id, c2.id]);
+        const sub = await api.TaskService.getTaskTree({ id: c1.id, maxDepth: 2 });
+        expect(sub.nodes.map((n) => n.task?.id)).toEqual([c1.id, g1.id, gg.id]);
         // Cycle prevention stays: a task cannot move under its own descendant.
         await expectRpcError(
-          api.call('TaskService', 'UpdateTask', {
+          api.TaskService.updateTask({
             task: { id: root.id, parentTaskId: gg.id },
-            updateMask: 'parentTaskId',
+            updateMask: mask('parentTaskId'),
           }),
-          'FAILED_PRECONDITION',
+          Code.FailedPrecondition,
           'parent_task_id',
         );
-        await expectRpcError(api.call('TaskService', 'GetTaskTree', { id: '999999999' }), 'NOT_FOUND');
+        await expectRpcError(api.TaskService.getTaskTree({ id: 999999999n }), Code.NotFound);
         await expectRpcError(
-          api.call('TaskService', 'GetTaskTree', { id: root.id, maxDepth: -1 }),
-          'INVALID_ARGUMENT',
+          api.TaskService.getTaskTree({ id: root.id, maxDepth: -1 }),
+          Code.InvalidArgument,
           'max_depth',
         );
       });
@@ -452,47 +465,50 @@ for (const protocol of PROTOCOLS) {
         const p = (await project()).id;
         const a = await worker();
         const task = await createTask(p);
-        await api.call('TaskService', 'UpdateTask', { task: { id: task.id, title: 'renamed' }, updateMask: 'title' });
+        await api.TaskService.updateTask({ task: { id: task.id, title: 'renamed' }, updateMask: mask('title') });
         const r = await claim(a.id, p);
-        await api.call('TaskService', 'HeartbeatTask', { id: task.id, leaseToken: r.leaseToken, leaseSeconds: 60 });
-        await api.call('TaskService', 'ReleaseTask', {
+        await api.TaskService.heartbeatTask({ id: task.id, leaseToken: r.leaseToken, leaseSeconds: 60 });
+        await api.TaskService.releaseTask({
           id: task.id,
           leaseToken: r.leaseToken,
-          status: 'TASK_STATUS_REVIEW',
+          status: TaskStatus.REVIEW,
         });
-        await api.call('TaskService', 'DeleteTask', { id: task.id });
+        await api.TaskService.deleteTask({ id: task.id });
 
-        const { items, pages } = await listAll(api, 'TaskService', 'ListTaskEvents', 'events', {
-          taskId: task.id,
-          pageSize: 2,
-        });
+        const { items, pages } = await listAll(
+          (pageToken) => api.TaskService.listTaskEvents({ taskId: task.id, pageSize: 2, pageToken }),
+          (r) => r.events,
+        );
         expect(pages).toBe(3);
         expect(items.map((e) => e.kind)).toEqual(['created', 'updated', 'claimed', 'heartbeat', 'released', 'deleted']);
-        const ids = items.map((e) => BigInt(e.id));
+        const ids = items.map((e) => e.id);
         expect([...ids].sort((x, y) => (x < y ? -1 : 1))).toEqual(ids);
-        expect(items.map((e) => e.taskVersion)).toEqual(['1', '2', '3', '3', '4', '4']);
+        expect(items.map((e) => e.taskVersion)).toEqual([1n, 2n, 3n, 3n, 4n, 4n]);
         for (const e of items) expect(e).toMatchObject({ taskId: task.id, projectId: p });
-        expect(items[1].data.changes.title).toEqual({ before: 'work', after: 'renamed' });
-        expect(items[2].actorId).toBe(a.id);
-        expect(items[2].data.changes.status).toEqual({ before: 'pending', after: 'in_progress' });
-        expect(items[4].data.changes.status).toEqual({ before: 'in_progress', after: 'review' });
-        expect(Date.parse(items[0].createdAt)).toBeGreaterThan(Date.now() - 600_000);
+        expect(changes(items[1])?.title).toEqual({ before: 'work', after: 'renamed' });
+        expect(items[2]?.actorId).toBe(a.id);
+        expect(changes(items[2])?.status).toEqual({ before: 'pending', after: 'in_progress' });
+        expect(changes(items[4])?.status).toEqual({ before: 'in_progress', after: 'review' });
+        expect(ms(items[0]?.createdAt)).toBeGreaterThan(Date.now() - 600_000);
 
-        const byProject = await listAll(api, 'TaskService', 'ListTaskEvents', 'events', { projectId: p, pageSize: 4 });
+        const byProject = await listAll(
+          (pageToken) => api.TaskService.listTaskEvents({ projectId: p, pageSize: 4, pageToken }),
+          (r) => r.events,
+        );
         expect(byProject.items.map((e) => e.id)).toEqual(items.map((e) => e.id));
       });
 
       it('needs exactly one of task_id and project_id; unknown ones are NOT_FOUND, a project without events is empty', async () => {
-        await expectRpcError(api.call('TaskService', 'ListTaskEvents', {}), 'INVALID_ARGUMENT', 'task_id');
+        await expectRpcError(api.TaskService.listTaskEvents({}), Code.InvalidArgument, 'task_id');
         await expectRpcError(
-          api.call('TaskService', 'ListTaskEvents', { taskId: '1', projectId: '1' }),
-          'INVALID_ARGUMENT',
+          api.TaskService.listTaskEvents({ taskId: 1n, projectId: 1n }),
+          Code.InvalidArgument,
           'task_id',
         );
-        await expectRpcError(api.call('TaskService', 'ListTaskEvents', { taskId: '999999999' }), 'NOT_FOUND');
-        await expectRpcError(api.call('TaskService', 'ListTaskEvents', { projectId: '999999999' }), 'NOT_FOUND');
+        await expectRpcError(api.TaskService.listTaskEvents({ taskId: 999999999n }), Code.NotFound);
+        await expectRpcError(api.TaskService.listTaskEvents({ projectId: 999999999n }), Code.NotFound);
         const p = await project();
-        expect(await api.call('TaskService', 'ListTaskEvents', { projectId: p.id })).toEqual({});
+        expect(await api.TaskService.listTaskEvents({ projectId: p.id })).toEqual(create(ListTaskEventsResponseSchema));
       });
     });
   });

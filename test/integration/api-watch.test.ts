@@ -4,22 +4,35 @@
  * the last id seen while writers run misses nothing and keeps each task's order; only the
  * caller's tenant; shutdown ends streams with UNAVAILABLE.
  */
+import type { JsonObject } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOLS, startTestApp, type TestApp, type TestTenant } from '../helpers/legacy/app.js';
-import type { ApiClient, Json } from '../helpers/legacy/clients.js';
-import { type ServerStream, serverStream } from '../helpers/legacy/streams.js';
+import type { TaskEvent } from '../../src/gen/taskapi/v1/resources_pb.js';
+import {
+  PROTOCOLS,
+  type Protocol,
+  startTestApp,
+  type TestApp,
+  type TestTenant,
+  tenantHeaders,
+} from '../helpers/app.js';
+import { type ApiClient, connectClient } from '../helpers/clients.js';
+import { Code, listAll, mask, ms } from '../helpers/expect-rpc.js';
+import { collect, type ServerStream } from '../helpers/streams.js';
+import { waitFor } from '../helpers/wait.js';
+
+type Message = { event: TaskEvent };
 
 let t: TestApp;
 let tenant: TestTenant;
 let c: ApiClient;
-let workerId: string;
-const streams: ServerStream[] = [];
+let workerId: bigint;
+const streams: ServerStream<Message>[] = [];
 
 beforeAll(async () => {
   t = await startTestApp();
   tenant = await t.tenant();
   c = t.client('connect', tenant.headers);
-  workerId = (await c.call('WorkerService', 'CreateWorker', { handle: '@watcher' })).worker.id;
+  workerId = (await c.WorkerService.createWorker({ handle: '@watcher' })).worker.id;
 });
 afterAll(async () => {
   for (const s of streams) s.cancel();
@@ -27,39 +40,45 @@ afterAll(async () => {
 });
 
 function watch(
-  protocol: (typeof PROTOCOLS)[number],
-  request: Json,
+  protocol: Protocol,
+  request: { projectId?: bigint; afterEventId?: bigint },
   headers = tenant.headers,
   app = t,
   timeoutMs?: number,
-): ServerStream {
-  const s = serverStream(protocol, app.port, 'TaskService', 'WatchTasks', request, headers, { timeoutMs });
+): ServerStream<Message> {
+  // Over Connect the deadline is the server's to keep: the client only sends it.
+  const api =
+    protocol === 'connect' ? connectClient(app.port, headers, { deadlines: 'server' }) : app.client(protocol, headers);
+  const s = collect((options) => api.TaskService.watchTasks(request, options), { timeoutMs });
   streams.push(s);
   return s;
 }
-const eventsOf = (messages: Json[]) => messages.map((m) => m.event);
-const has = (id: string) => (messages: Json[]) => messages.some((m) => m.event.id === id);
+const eventsOf = (messages: readonly Message[]) => messages.map((m) => m.event);
+const has = (id: bigint) => (messages: readonly Message[]) => messages.some((m) => m.event.id === id);
 
 /** The events of the tenant (of one project, if given) in the table, as the tenant sees them. */
-const tableEvents = (tenantId = tenant.id, projectId?: string) =>
-  t.app.database.db.withTenantTransaction(BigInt(tenantId), (tx) =>
-    projectId === undefined
-      ? tx.many<{ id: string; task_id: string }>(`select id, task_id from task_events order by id`)
-      : tx.many<{ id: string; task_id: string }>(
-          `select id, task_id from task_events where project_id = $1::bigint order by id`,
-          [projectId],
-        ),
-  );
+const tableEvents = async (tenantId = tenant.id, projectId?: bigint) =>
+  (
+    await t.app.database.db.withTenantTransaction(tenantId, (tx) =>
+      projectId === undefined
+        ? tx.many<{ id: string; task_id: string }>(`select id, task_id from task_events order by id`)
+        : tx.many<{ id: string; task_id: string }>(
+            `select id, task_id from task_events where project_id = $1::bigint order by id`,
+            [String(projectId)],
+          ),
+    )
+  ).map((r) => ({ id: BigInt(r.id), taskId: BigInt(r.task_id) }));
 
 /** For each task, the versions of its events in the order received: must never go down. */
-function expectPerTaskOrder(events: Json[]) {
-  const last = new Map<string, bigint>();
+function expectPerTaskOrder(events: readonly TaskEvent[]) {
+  const last = new Map<bigint, bigint>();
   for (const e of events) {
-    const version = BigInt(e.taskVersion ?? '0');
     const before = last.get(e.taskId);
     if (before !== undefined)
-      expect(version, `task ${e.taskId}: version ${version} after ${before}`).toBeGreaterThanOrEqual(before);
-    last.set(e.taskId, version);
+      expect(e.taskVersion, `task ${e.taskId}: version ${e.taskVersion} after ${before}`).toBeGreaterThanOrEqual(
+        before,
+      );
+    last.set(e.taskId, e.taskVersion);
   }
 }
 
@@ -68,14 +87,14 @@ function expectPerTaskOrder(events: Json[]) {
  * moment the server reads its position, which the client cannot observe otherwise.
  */
 async function streamIsLive(
-  s: ServerStream,
-  projectId: string,
+  s: ServerStream<Message>,
+  projectId: bigint,
   client = c,
-  createdById: string | undefined = workerId,
+  createdById: bigint | undefined = workerId,
 ) {
-  const markers = new Set<string>();
+  const markers = new Set<bigint>();
   for (let i = 0; ; i++) {
-    const { task } = await client.call('TaskService', 'CreateTask', { projectId, title: `marker ${i}`, createdById });
+    const { task } = await client.TaskService.createTask({ projectId, title: `marker ${i}`, createdById });
     markers.add(task.id);
     try {
       return await s.until((m) => m.some((x) => markers.has(x.event.taskId)), 2_000);
@@ -85,43 +104,42 @@ async function streamIsLive(
   }
 }
 
-async function untilSubscribers(n: number) {
-  for (let i = 0; t.app.services.feed.size > n; i++) {
-    if (i > 500) throw new Error(`${t.app.services.feed.size} subscriptions left`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const untilSubscribers = (n: number) => waitFor(() => t.app.services.feed.size <= n, `at most ${n} feed subscriptions`);
 
 async function newProject(name: string) {
-  return (await c.call('ProjectService', 'CreateProject', { name })).project;
+  return (await c.ProjectService.createProject({ name })).project;
 }
-async function newTask(projectId: string, title: string) {
-  return (await c.call('TaskService', 'CreateTask', { projectId, title, createdById: workerId })).task;
+async function newTask(projectId: bigint, title: string) {
+  return (await c.TaskService.createTask({ projectId, title, createdById: workerId })).task;
 }
 
 describe.each(PROTOCOLS)('WatchTasks over %s', (protocol) => {
   it('replays the events after after_event_id, then streams new ones as they commit', async () => {
     const project = await newProject(`replay ${protocol}`);
     const first = await newTask(project.id, 'first');
-    await c.call('TaskService', 'UpdateTask', { task: { id: first.id, title: 'first, renamed' }, updateMask: 'title' });
-    const [created, updated] = (await tableEvents()).filter((e) => e.task_id === first.id);
+    await c.TaskService.updateTask({ task: { id: first.id, title: 'first, renamed' }, updateMask: mask('title') });
+    const [created, updated] = (await tableEvents()).filter((e) => e.taskId === first.id);
 
     const s = watch(protocol, { projectId: project.id, afterEventId: created!.id });
     await s.until(has(updated!.id));
-    expect(eventsOf(s.messages)[0]).toMatchObject({
+    const [replayed] = eventsOf(s.messages);
+    expect(replayed).toMatchObject({
       id: updated!.id,
       taskId: first.id,
       projectId: project.id,
       kind: 'updated',
-      taskVersion: '2',
+      taskVersion: 2n,
     });
-    expect(eventsOf(s.messages)[0].data.changes.title).toEqual({ before: 'first', after: 'first, renamed' });
+    expect((replayed!.data?.changes as JsonObject | undefined)?.title).toEqual({
+      before: 'first',
+      after: 'first, renamed',
+    });
 
     const second = await newTask(project.id, 'second');
     const live = await s.until((m) => m.some((x) => x.event.taskId === second.id));
     const event = eventsOf(live).find((e) => e.taskId === second.id);
-    expect(event).toMatchObject({ kind: 'created', actorId: workerId, taskVersion: '1' });
-    expect(Date.parse(event.createdAt)).not.toBeNaN();
+    expect(event).toMatchObject({ kind: 'created', actorId: workerId, taskVersion: 1n });
+    expect(ms(event!.createdAt)).not.toBeNaN();
     expect(s.done).toBe(false);
   });
 
@@ -142,33 +160,25 @@ describe.each(PROTOCOLS)('WatchTasks over %s', (protocol) => {
   it('never shows another tenant’s events', async () => {
     const other = await t.tenant();
     const oc = t.client('connect', other.headers);
-    const otherWorker = (await oc.call('WorkerService', 'CreateWorker', { handle: '@other' })).worker.id;
-    const otherProject = (await oc.call('ProjectService', 'CreateProject', { name: 'theirs' })).project;
+    const otherWorker = (await oc.WorkerService.createWorker({ handle: '@other' })).worker.id;
+    const otherProject = (await oc.ProjectService.createProject({ name: 'theirs' })).project;
     const theirFirst = (
-      await oc.call('TaskService', 'CreateTask', {
-        projectId: otherProject.id,
-        title: 'theirs',
-        createdById: otherWorker,
-      })
+      await oc.TaskService.createTask({ projectId: otherProject.id, title: 'theirs', createdById: otherWorker })
     ).task;
-    const theirEvent = (await tableEvents(other.id)).find((e) => e.task_id === theirFirst.id)!;
+    const theirEvent = (await tableEvents(other.id)).find((e) => e.taskId === theirFirst.id)!;
 
     // Their event id is no position in this tenant's feed. (In schema mode every tenant numbers
     // its own events, so the same number may well be one of ours: then ask for one nobody has.)
     const ours = new Set((await tableEvents()).map((e) => e.id));
-    const foreign = watch(protocol, { afterEventId: ours.has(theirEvent.id) ? '999999999' : theirEvent.id });
-    expect((await foreign.ended)?.code).toBe('NOT_FOUND');
+    const foreign = watch(protocol, { afterEventId: ours.has(theirEvent.id) ? 999999999n : theirEvent.id });
+    expect((await foreign.ended)?.code).toBe(Code.NotFound);
 
     const project = await newProject(`mine ${protocol}`);
     const s = watch(protocol, {});
     await streamIsLive(s, project.id);
-    await oc.call('TaskService', 'CreateTask', {
-      projectId: otherProject.id,
-      title: 'theirs again',
-      createdById: otherWorker,
-    });
+    await oc.TaskService.createTask({ projectId: otherProject.id, title: 'theirs again', createdById: otherWorker });
     const mine = await newTask(project.id, 'mine');
-    await oc.call('TaskService', 'CreateTask', {
+    await oc.TaskService.createTask({
       projectId: otherProject.id,
       title: 'theirs once more',
       createdById: otherWorker,
@@ -182,29 +192,25 @@ describe.each(PROTOCOLS)('WatchTasks over %s', (protocol) => {
 
   it('ends with DEADLINE_EXCEEDED at the call’s deadline', async () => {
     const s = watch(protocol, {}, tenant.headers, t, 1_000);
-    expect((await s.ended)?.code).toBe('DEADLINE_EXCEEDED');
+    expect((await s.ended)?.code).toBe(Code.DeadlineExceeded);
   });
 
   it('ends with UNAUTHENTICATED at its next read once its API key is revoked', async () => {
     const admin = t.client('connect', { authorization: `Bearer ${t.adminToken}` });
-    const key = await admin.call('TenantService', 'CreateApiKey', { tenantId: tenant.id, name: 'short-lived' });
+    const key = await admin.TenantService.createApiKey({ tenantId: tenant.id, name: 'short-lived' });
     const project = await newProject(`revoked ${protocol}`);
-    const s = watch(
-      protocol,
-      { projectId: project.id },
-      { 'x-tenant-id': tenant.id, authorization: `Bearer ${key.secret}` },
-    );
+    const s = watch(protocol, { projectId: project.id }, tenantHeaders(tenant.id, key.secret));
     await streamIsLive(s, project.id);
-    await admin.call('TenantService', 'RevokeApiKey', { tenantId: tenant.id, apiKeyId: key.apiKeyId });
+    await admin.TenantService.revokeApiKey({ tenantId: tenant.id, apiKeyId: key.apiKeyId });
     await newTask(project.id, 'after the revocation');
-    expect((await s.ended)?.code).toBe('UNAUTHENTICATED');
+    expect((await s.ended)?.code).toBe(Code.Unauthenticated);
   });
 
   it('rejects a malformed request with INVALID_ARGUMENT naming the field', async () => {
-    const s = watch(protocol, { projectId: '-1' });
+    const s = watch(protocol, { projectId: -1n });
     const err = await s.ended;
-    expect(err?.code).toBe('INVALID_ARGUMENT');
-    expect(err?.message).toContain('project_id');
+    expect(err?.code).toBe(Code.InvalidArgument);
+    expect(err?.rawMessage).toContain('project_id');
   });
 
   it('misses nothing when the client reconnects with its last id while 4 writers run', async () => {
@@ -219,22 +225,15 @@ describe.each(PROTOCOLS)('WatchTasks over %s', (protocol) => {
       while (!stop) {
         // Writers share tasks, so the same task is written by several transactions in turn.
         const task = tasks[(w + n) % tasks.length]!;
-        await wc.call('TaskService', 'UpdateTask', {
-          task: { id: task.id, title: `w${w} n${n}` },
-          updateMask: 'title',
-        });
+        await wc.TaskService.updateTask({ task: { id: task.id, title: `w${w} n${n}` }, updateMask: mask('title') });
         if (n % 5 === 0)
-          await wc.call('TaskService', 'CreateTask', {
-            projectId: project.id,
-            title: `w${w} new ${n}`,
-            createdById: workerId,
-          });
+          await wc.TaskService.createTask({ projectId: project.id, title: `w${w} new ${n}`, createdById: workerId });
         n++;
       }
     };
     const writers = [0, 1, 2, 3].map(writer);
 
-    const received: Json[] = [];
+    const received: TaskEvent[] = [];
     let after = start;
     for (let round = 0; round < 4; round++) {
       const s = watch(protocol, { projectId: project.id, afterEventId: after });
@@ -249,17 +248,16 @@ describe.each(PROTOCOLS)('WatchTasks over %s', (protocol) => {
     await Promise.all(writers);
     // Once the writers are done, a last reconnect catches up with everything they wrote, as
     // ListTaskEvents pages through it.
-    const expected: Json[] = [];
-    let pageToken = '';
-    do {
-      const page = await c.call('TaskService', 'ListTaskEvents', { projectId: project.id, pageSize: 500, pageToken });
-      expected.push(...(page.events ?? []).filter((e: Json) => BigInt(e.id) > BigInt(start)));
-      pageToken = page.nextPageToken ?? '';
-    } while (pageToken !== '');
+    const expected = (
+      await listAll(
+        (pageToken) => c.TaskService.listTaskEvents({ projectId: project.id, pageSize: 500, pageToken }),
+        (page) => page.events,
+      )
+    ).items.filter((e) => e.id > start);
     expect(expected.map((e) => e.id)).toEqual(
-      (await tableEvents(tenant.id, project.id)).filter((e) => BigInt(e.id) > BigInt(start)).map((e) => e.id),
+      (await tableEvents(tenant.id, project.id)).filter((e) => e.id > start).map((e) => e.id),
     );
-    const seenAll = (m: Json[]) => {
+    const seenAll = (m: readonly Message[]) => {
       const seen = new Set([...received, ...eventsOf(m)].map((e) => e.id));
       return expected.every((e) => seen.has(e.id));
     };
@@ -273,11 +271,9 @@ describe.each(PROTOCOLS)('WatchTasks over %s', (protocol) => {
     // Resuming from the last id received repeats nothing and keeps every task's order.
     expect(new Set(received.map((e) => e.id)).size).toBe(received.length);
     expectPerTaskOrder(received);
-    // Every event arrived whole, as ListTaskEvents has it. (Times compared as instants: Connect
-    // JSON writes a whole second without a fraction, the gRPC helper always with milliseconds.)
-    const instant = (e: Json) => ({ ...e, createdAt: Date.parse(e.createdAt) });
-    const byId = new Map(received.map((e) => [e.id, instant(e)]));
-    for (const e of expected) expect(byId.get(e.id)).toEqual(instant(e));
+    // Every event arrived whole, as ListTaskEvents has it.
+    const byId = new Map(received.map((e) => [e.id, e]));
+    for (const e of expected) expect(byId.get(e.id)).toEqual(e);
     // The cancelled streams let go of their subscriptions on the server.
     s.cancel();
     await s.ended;
@@ -291,14 +287,14 @@ describe('shutdown', () => {
     try {
       const owner = await app.tenant({ withWorker: true });
       const oc = app.client('connect', owner.headers);
-      const { project } = await oc.call('ProjectService', 'CreateProject', { name: 'shutdown' });
+      const { project } = await oc.ProjectService.createProject({ name: 'shutdown' });
       const s = watch(protocol, {}, owner.headers, app);
       await streamIsLive(s, project.id, oc, undefined);
       const started = Date.now();
       const stopping = app.app.stop();
       const err = await s.ended;
-      expect(err?.code).toBe('UNAVAILABLE');
-      expect(err?.message).toContain('after_event_id');
+      expect(err?.code).toBe(Code.Unavailable);
+      expect(err?.rawMessage).toContain('after_event_id');
       await stopping;
       expect(Date.now() - started).toBeLessThan(10_000);
     } finally {

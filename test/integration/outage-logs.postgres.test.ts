@@ -4,13 +4,16 @@
  * operations issue counted 3,330 in 21 s). The outage: the service's database stops accepting
  * connections and its sessions are terminated. (PostgreSQL only.)
  */
+import { ConnectError } from '@connectrpc/connect';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, startApp } from '../../src/app.js';
 import { createLogger } from '../../src/logger.js';
+import { type ApiClient, connectClient, grpcClient } from '../helpers/clients.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { ADMIN_TOKEN, TEST_DATABASE_URL } from '../helpers/env.js';
-import { type ApiClient, connectClient, grpcClient } from '../helpers/legacy/clients.js';
+import { Code } from '../helpers/expect-rpc.js';
+import { waitFor } from '../helpers/wait.js';
 
 const lines: Array<Record<string, unknown>> = [];
 let tdb: TestDatabase;
@@ -29,13 +32,7 @@ async function admin(sql: string, values: unknown[] = []): Promise<void> {
 
 const dbName = () => new URL(tdb.url).pathname.slice(1);
 
-async function until(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (what: string, condition: () => boolean) => waitFor(condition, what);
 
 beforeAll(async () => {
   tdb = await createTestDatabase({ tenancy: 'row' });
@@ -53,7 +50,7 @@ afterAll(async () => {
 
 describe('during a database outage', () => {
   it('each failed call is UNAVAILABLE with its call line; the repeated error is one line and then a count', async () => {
-    await clients[0]!.call('TenantService', 'ListTenants', {});
+    await clients[0]!.TenantService.listTenants({});
     await admin(`alter database ${pg.escapeIdentifier(dbName())} with allow_connections false`);
     await admin(
       'select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()',
@@ -64,13 +61,16 @@ describe('during a database outage', () => {
     const calls = 40;
     const outcomes = await Promise.all(
       Array.from({ length: calls }, (_, i) =>
-        clients[i % 2]!.call('TenantService', 'ListTenants', {}, { headers: { 'x-request-id': `outage-${i}` } }).then(
+        clients[i % 2]!.TenantService.listTenants({}, { headers: { 'x-request-id': `outage-${i}` } }).then(
           () => 'OK',
-          (err: { code: string; message: string }) => `${err.code}: ${err.message}`,
+          (err: unknown) => {
+            const e = ConnectError.from(err);
+            return `${Code[e.code]}: ${e.rawMessage}`;
+          },
         ),
       ),
     );
-    for (const o of outcomes) expect(o).toMatch(/^UNAVAILABLE: .*database is unavailable/);
+    for (const o of outcomes) expect(o).toMatch(/^Unavailable: .*database is unavailable/);
 
     const during = () => lines.slice(before);
     await until(
@@ -95,6 +95,7 @@ describe('during a database outage', () => {
     expect(errorLines().length).toBeLessThan(10);
 
     await admin(`alter database ${pg.escapeIdentifier(dbName())} with allow_connections true`);
-    await expect(clients[1]!.call('TenantService', 'ListTenants', {})).resolves.toBeDefined();
+    // Served again: the call succeeds.
+    await clients[1]!.TenantService.listTenants({});
   });
 });

@@ -5,10 +5,11 @@
  * server's key (as a leaked key would allow) around payloads of every shape.
  */
 import { createHmac } from 'node:crypto';
+import { Code, ConnectError } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOLS, startTestApp, type TestApp } from '../helpers/legacy/app.js';
-import { type ApiClient, type Json, RpcError } from '../helpers/legacy/clients.js';
-import { expectRpcError } from '../helpers/legacy/expect-rpc.js';
+import { PROTOCOLS, startTestApp, type TestApp } from '../helpers/app.js';
+import { type ApiClient, TaskOrderBy } from '../helpers/clients.js';
+import { expectRpcError } from '../helpers/expect-rpc.js';
 
 const SECRET = 'fuzz-test-page-token-secret-0123456789';
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
@@ -120,11 +121,13 @@ function fuzzTokens(valid: string, seed: number): string[] {
   return out.filter((t) => t !== '' && t !== valid);
 }
 
+/** The page of a list request; every list RPC takes these two. */
+type Page = { pageSize?: number; pageToken?: string };
+
 interface ListCase {
   readonly name: string;
-  readonly service: string;
-  readonly method: string;
-  readonly request: Json;
+  /** The list call, with the case's own filters and `page`. */
+  readonly list: (client: ApiClient, page: Page) => Promise<{ nextPageToken: string }>;
   /** A correctly signed position this list accepts. */
   readonly position: unknown;
   readonly admin?: boolean;
@@ -133,28 +136,22 @@ interface ListCase {
 const LISTS: ListCase[] = [
   {
     name: 'ListTasks (created)',
-    service: 'TaskService',
-    method: 'ListTasks',
-    request: {},
+    list: (c, page) => c.TaskService.listTasks(page),
     position: { order: 'created', id: '1' },
   },
   {
     name: 'ListTasks (due_date)',
-    service: 'TaskService',
-    method: 'ListTasks',
-    request: { orderBy: 'TASK_ORDER_BY_DUE_DATE' },
+    list: (c, page) => c.TaskService.listTasks({ orderBy: TaskOrderBy.DUE_DATE, ...page }),
     position: { order: 'due_date', dueMs: null, id: '1' },
   },
   {
     name: 'ListTasks (priority)',
-    service: 'TaskService',
-    method: 'ListTasks',
-    request: { orderBy: 'TASK_ORDER_BY_PRIORITY' },
+    list: (c, page) => c.TaskService.listTasks({ orderBy: TaskOrderBy.PRIORITY, ...page }),
     position: { order: 'priority', rank: 2, id: '1' },
   },
-  { name: 'ListProjects', service: 'ProjectService', method: 'ListProjects', request: {}, position: '1' },
-  { name: 'ListWorkers', service: 'WorkerService', method: 'ListWorkers', request: {}, position: '1' },
-  { name: 'ListTenants', service: 'TenantService', method: 'ListTenants', request: {}, position: '0', admin: true },
+  { name: 'ListProjects', list: (c, page) => c.ProjectService.listProjects(page), position: '1' },
+  { name: 'ListWorkers', list: (c, page) => c.WorkerService.listWorkers(page), position: '1' },
+  { name: 'ListTenants', list: (c, page) => c.TenantService.listTenants(page), position: '0', admin: true },
 ];
 
 let t: TestApp;
@@ -177,16 +174,16 @@ for (const protocol of PROTOCOLS) {
       admin = t.client(protocol, { authorization: `Bearer ${t.adminToken}` });
       other = t.client(protocol, (await t.tenant()).headers);
       await t.tenant();
-      await api.call('WorkerService', 'CreateWorker', { handle: '@second' });
-      await api.call('ProjectService', 'CreateProject', { name: 'second' });
-      await api.call('ProjectService', 'CreateProjectWithTasks', { name: 'p', taskTitles: ['a', 'b', 'c'] });
+      await api.WorkerService.createWorker({ handle: '@second' });
+      await api.ProjectService.createProject({ name: 'second' });
+      await api.ProjectService.createProjectWithTasks({ name: 'p', taskTitles: ['a', 'b', 'c'] });
     });
 
     /** A real first-page token of the list (page size 1). */
     const firstToken = async (c: ListCase) => {
-      const res = await (c.admin ? admin : api).call(c.service, c.method, { ...c.request, pageSize: 1 });
-      expect(res.nextPageToken, `${c.name} returned no next page`).toBeTruthy();
-      return res.nextPageToken as string;
+      const res = await c.list(c.admin ? admin : api, { pageSize: 1 });
+      expect(res.nextPageToken, `${c.name} returned no next page`).not.toBe('');
+      return res.nextPageToken;
     };
 
     for (const [i, c] of LISTS.entries()) {
@@ -195,21 +192,18 @@ for (const protocol of PROTOCOLS) {
         const valid = await firstToken(c);
         // The real token works, and so does a correctly signed well-formed position: the fuzz
         // below fails only on what is wrong with the token.
-        await client.call(c.service, c.method, { ...c.request, pageSize: 1, pageToken: valid });
-        const { q } = JSON.parse(Buffer.from(valid.split('.')[0]!, 'base64url').toString('utf8'));
-        await client.call(c.service, c.method, {
-          ...c.request,
-          pageSize: 1,
-          pageToken: signedJson({ q, p: c.position }),
-        });
+        await c.list(client, { pageSize: 1, pageToken: valid });
+        const { q } = JSON.parse(Buffer.from(valid.split('.')[0]!, 'base64url').toString('utf8')) as { q: string };
+        await c.list(client, { pageSize: 1, pageToken: signedJson({ q, p: c.position }) });
 
         const failures: string[] = [];
         for (const token of fuzzTokens(valid, SEED + i)) {
-          const outcome = await client.call(c.service, c.method, { ...c.request, pageToken: token }).then(
+          const outcome = await c.list(client, { pageToken: token }).then(
             () => 'accepted',
-            (err: unknown) => (err instanceof RpcError ? err.message : String(err)),
+            (err: unknown) => (err instanceof ConnectError ? `${Code[err.code]}: ${err.rawMessage}` : String(err)),
           );
-          if (!/^INVALID_ARGUMENT: page_token: /.test(outcome)) failures.push(`${JSON.stringify(token)} → ${outcome}`);
+          if (!outcome.startsWith(`${Code[Code.InvalidArgument]}: page_token: `))
+            failures.push(`${JSON.stringify(token)} → ${outcome}`);
         }
         expect(failures, `FUZZ_SEED=${SEED}`).toEqual([]);
       });
@@ -218,24 +212,16 @@ for (const protocol of PROTOCOLS) {
     it('a token of one list is refused by another, and one of another tenant too', async () => {
       const tasks = await firstToken(LISTS[0]!);
       const projects = await firstToken(LISTS[3]!);
+      await expectRpcError(api.ProjectService.listProjects({ pageToken: tasks }), Code.InvalidArgument, 'page_token');
+      await expectRpcError(api.TaskService.listTasks({ pageToken: projects }), Code.InvalidArgument, 'page_token');
       await expectRpcError(
-        api.call('ProjectService', 'ListProjects', { pageToken: tasks }),
-        'INVALID_ARGUMENT',
+        api.TaskService.listTasks({ orderBy: TaskOrderBy.PRIORITY, pageToken: tasks }),
+        Code.InvalidArgument,
         'page_token',
       );
       await expectRpcError(
-        api.call('TaskService', 'ListTasks', { pageToken: projects }),
-        'INVALID_ARGUMENT',
-        'page_token',
-      );
-      await expectRpcError(
-        api.call('TaskService', 'ListTasks', { orderBy: 'TASK_ORDER_BY_PRIORITY', pageToken: tasks }),
-        'INVALID_ARGUMENT',
-        'page_token',
-      );
-      await expectRpcError(
-        other.call('ProjectService', 'ListProjects', { pageToken: projects }),
-        'INVALID_ARGUMENT',
+        other.ProjectService.listProjects({ pageToken: projects }),
+        Code.InvalidArgument,
         'page_token',
       );
     });

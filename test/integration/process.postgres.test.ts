@@ -11,11 +11,13 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS_DIR } from '../../src/db/migrate.js';
-import { connectClient } from '../helpers/clients.js';
+import { tenantHeaders } from '../helpers/app.js';
+import { connectClient, grpcClient } from '../helpers/clients.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { ADMIN_TOKEN, TEST_DATABASE_URL } from '../helpers/env.js';
+import { Code, expectRpcError } from '../helpers/expect-rpc.js';
 import { healthStatus, ServingStatus } from '../helpers/health.js';
-import { connectClient as jsonConnectClient, grpcClient as jsonGrpcClient } from '../helpers/legacy/clients.js';
+import { waitFor } from '../helpers/wait.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const children: ChildProcess[] = [];
@@ -161,42 +163,33 @@ describe('logs and metrics', { timeout: 120_000 }, () => {
     dbs.push(tdb);
     const r = run({ DATABASE_URL: tdb.url, PORT: '0', ADMIN_TOKEN });
     const port = await waitForPort(r);
-    const admin = jsonConnectClient(port, { authorization: `Bearer ${ADMIN_TOKEN}` });
-    const { tenant } = await admin.call('TenantService', 'CreateTenant', { name: 'Logs', subdomain: 'logs' });
-    const { secret } = await admin.call('TenantService', 'CreateApiKey', { tenantId: tenant.id });
-    const api = jsonConnectClient(port, { 'x-tenant-id': tenant.id, authorization: `Bearer ${secret}` });
+    const admin = connectClient(port, { authorization: `Bearer ${ADMIN_TOKEN}` });
+    const { tenant } = await admin.TenantService.createTenant({ name: 'Logs', subdomain: 'logs' });
+    const { secret } = await admin.TenantService.createApiKey({ tenantId: tenant.id });
+    const api = connectClient(port, tenantHeaders(tenant.id, secret));
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     // More calls in flight than Node's default listener limit (10): the shutdown signal used to
     // collect one listener per call and print a MaxListenersExceededWarning as plain text.
     await Promise.all(
       Array.from({ length: 30 }, (_, i) =>
-        api.call(
-          'ProjectService',
-          'CreateProject',
+        api.ProjectService.createProject(
           { name: `p${i}` },
-          {
-            headers: { 'x-request-id': `req-${i}`, traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
-          },
+          { headers: { 'x-request-id': `req-${i}`, traceparent: `00-${traceId}-00f067aa0ba902b7-01` } },
         ),
       ),
     );
-    await expect(
-      api.call('ProjectService', 'GetProject', { id: '999999' }, { headers: { 'x-request-id': 'req-missing' } }),
-    ).rejects.toMatchObject({
-      code: 'NOT_FOUND',
-    });
-    const grpc = jsonGrpcClient(port, { 'x-tenant-id': tenant.id, authorization: `Bearer ${secret}` });
-    const { project } = await grpc.call(
-      'ProjectService',
-      'CreateProject',
+    await expectRpcError(
+      api.ProjectService.getProject({ id: 999999n }, { headers: { 'x-request-id': 'req-missing' } }),
+      Code.NotFound,
+    );
+    const grpc = grpcClient(port, tenantHeaders(tenant.id, secret));
+    const { project } = await grpc.ProjectService.createProject(
       { name: 'over h2' },
       { headers: { 'x-request-id': 'req-grpc' } },
     );
     grpc.close();
     const calls = () => logLines(r.output()).filter((l) => l.msg === 'call');
-    const deadline = Date.now() + 10_000;
-    while (!calls().some((l) => l.requestId === 'req-grpc') && Date.now() < deadline)
-      await new Promise((res) => setTimeout(res, 50));
+    await waitFor(() => calls().some((l) => l.requestId === 'req-grpc'), 'the call line of the gRPC call');
 
     const line = calls().find((l) => l.requestId === 'req-7');
     expect(line).toMatchObject({
@@ -204,7 +197,7 @@ describe('logs and metrics', { timeout: 120_000 }, () => {
       service: 'taskapi.v1.ProjectService',
       method: 'CreateProject',
       code: 'OK',
-      tenantId: tenant.id,
+      tenantId: String(tenant.id),
       traceId,
       protocol: 'http/1.1',
     });
@@ -219,7 +212,7 @@ describe('logs and metrics', { timeout: 120_000 }, () => {
       error: 'project not found',
     });
     const overH2 = calls().find((l) => l.requestId === 'req-grpc');
-    expect(overH2).toMatchObject({ method: 'CreateProject', code: 'OK', protocol: 'h2', tenantId: tenant.id });
+    expect(overH2).toMatchObject({ method: 'CreateProject', code: 'OK', protocol: 'h2', tenantId: String(tenant.id) });
     // The request body: a 5-byte gRPC frame header and the message, which holds the name.
     expect(overH2!.bytesIn).toBeGreaterThan(5 + 'over h2'.length);
     expect(overH2!.bytesOut).toBeGreaterThan(5 + project.name.length);

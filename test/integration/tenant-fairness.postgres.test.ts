@@ -4,11 +4,14 @@
  * give up with RESOURCE_EXHAUSTED (or DEADLINE_EXCEEDED at their deadline), while another
  * tenant's calls go on without delay. (PostgreSQL only: the embedded pool has one connection.)
  */
+
+import { ConnectError } from '@connectrpc/connect';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp, type TestTenant } from '../helpers/legacy/app.js';
-import type { ApiClient } from '../helpers/legacy/clients.js';
-import { expectRpcError } from '../helpers/legacy/expect-rpc.js';
+import { startTestApp, type TestApp, type TestTenant } from '../helpers/app.js';
+import type { ApiClient } from '../helpers/clients.js';
+import { Code, expectRpcError, mask } from '../helpers/expect-rpc.js';
+import { waitFor } from '../helpers/wait.js';
 
 const POOL = 4;
 const SHARE = 2;
@@ -19,20 +22,14 @@ let A: TestTenant;
 let B: TestTenant;
 let a: ApiClient;
 let b: ApiClient;
-let taskA: string;
-let taskB: string;
+let taskA: bigint;
+let taskB: bigint;
 
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (what: string, condition: () => boolean | Promise<boolean>) => waitFor(condition, what);
 
-async function firstTask(api: ApiClient): Promise<string> {
-  const { tasks } = await api.call('ProjectService', 'CreateProjectWithTasks', { name: 'p', taskTitles: ['locked'] });
-  return tasks[0].id;
+async function firstTask(api: ApiClient): Promise<bigint> {
+  const { tasks } = await api.ProjectService.createProjectWithTasks({ name: 'p', taskTitles: ['locked'] });
+  return tasks[0]!.id;
 }
 
 beforeAll(async () => {
@@ -71,13 +68,13 @@ describe('one tenant blocked on a row lock', () => {
     const limiter = t.app.database.db.tenantLimiter!;
     expect(limiter.maxPerTenant).toBe(SHARE);
     const unlock = await lockTaskA();
-    let blocked: Promise<unknown>[] = [];
+    let blocked: Promise<'OK' | ConnectError>[] = [];
     try {
       // Ten updates of the locked task: two hold connections waiting for the lock, eight queue.
       blocked = Array.from({ length: 10 }, (_, i) =>
-        a.call('TaskService', 'UpdateTask', { task: { id: taskA, title: `try ${i}` }, updateMask: 'title' }).then(
-          () => 'OK',
-          (err: { code: string; message: string }) => err,
+        a.TaskService.updateTask({ task: { id: taskA, title: `try ${i}` }, updateMask: mask('title') }).then(
+          () => 'OK' as const,
+          (err: unknown) => ConnectError.from(err),
         ),
       );
       await until('tenant A holds its share and queues the rest', () => {
@@ -87,13 +84,13 @@ describe('one tenant blocked on a row lock', () => {
 
       // Tenant B reads and writes while A's calls still hold their connections on the lock:
       // with A holding the whole pool, B would have waited for it and failed UNAVAILABLE.
-      const got = await b.call('TaskService', 'GetTask', { id: taskB });
+      const got = await b.TaskService.getTask({ id: taskB });
       expect(got.task.id).toBe(taskB);
-      await b.call('TaskService', 'UpdateTask', { task: { id: taskB, title: 'B goes on' }, updateMask: 'title' });
+      await b.TaskService.updateTask({ task: { id: taskB, title: 'B goes on' }, updateMask: mask('title') });
       expect(limiter.stats().active).toBeGreaterThanOrEqual(SHARE);
 
       // A's own GetTask with a short deadline queues behind A's share and meets its deadline.
-      await expectRpcError(a.call('TaskService', 'GetTask', { id: taskA }, { timeoutMs: 300 }), 'DEADLINE_EXCEEDED');
+      await expectRpcError(a.TaskService.getTask({ id: taskA }, { timeoutMs: 300 }), Code.DeadlineExceeded);
 
       // The queued calls give up after the wait limit, saying the tenant's share was busy.
       await until('the queued calls gave up', async () => {
@@ -101,11 +98,10 @@ describe('one tenant blocked on a row lock', () => {
         return settled.filter((r) => r !== 'pending').length >= 10 - SHARE;
       });
       const settled = await Promise.all(blocked.map((p) => Promise.race([p, Promise.resolve('pending')])));
-      const exhausted = settled.filter(
-        (r) => typeof r === 'object' && (r as { code: string }).code === 'RESOURCE_EXHAUSTED',
-      );
+      const exhausted = settled.filter((r) => r instanceof ConnectError && r.code === Code.ResourceExhausted);
       expect(exhausted).toHaveLength(10 - SHARE);
-      for (const e of exhausted) expect((e as Error).message).toMatch(/share of database connections .* busy/);
+      for (const e of exhausted)
+        expect((e as ConnectError).rawMessage).toMatch(/share of database connections .* busy/);
       expect(settled.filter((r) => r === 'pending')).toHaveLength(SHARE);
     } finally {
       await unlock();
@@ -114,7 +110,7 @@ describe('one tenant blocked on a row lock', () => {
     const results = await Promise.all(blocked);
     expect(results.filter((r) => r === 'OK')).toHaveLength(SHARE);
     await until('every slot is back', () => limiter.stats().active === 0 && limiter.stats().waiting === 0);
-    await a.call('TaskService', 'GetTask', { id: taskA }, { timeoutMs: 2_000 });
+    await a.TaskService.getTask({ id: taskA }, { timeoutMs: 2_000 });
   });
 
   it('a cancelled call leaves its tenant queue, and the slot it waited for goes to the next in line', async () => {
@@ -122,12 +118,12 @@ describe('one tenant blocked on a row lock', () => {
     const unlock = await lockTaskA();
     try {
       const holders = Array.from({ length: SHARE }, () =>
-        a.call('TaskService', 'UpdateTask', { task: { id: taskA, title: 'holder' }, updateMask: 'title' }),
+        a.TaskService.updateTask({ task: { id: taskA, title: 'holder' }, updateMask: mask('title') }),
       );
       await until('A holds its share', () => limiter.stats().active === SHARE);
       const controller = new AbortController();
-      const cancelled = a.call('TaskService', 'GetTask', { id: taskA }, { signal: controller.signal }).catch((e) => e);
-      const next = a.call('TaskService', 'GetTask', { id: taskA }, { timeoutMs: 5_000 });
+      const cancelled = a.TaskService.getTask({ id: taskA }, { signal: controller.signal }).catch((e: unknown) => e);
+      const next = a.TaskService.getTask({ id: taskA }, { timeoutMs: 5_000 });
       await until('two calls queue', () => limiter.stats().waiting === 2);
       controller.abort();
       await cancelled;
@@ -164,7 +160,7 @@ describe('health', () => {
       await locker.query('begin');
       await locker.query('select id from tasks where id = $1::bigint for update', [id]);
       const stuck = [0, 1].map(() =>
-        api.call('TaskService', 'UpdateTask', { task: { id, title: 'x' }, updateMask: 'title' }),
+        api.TaskService.updateTask({ task: { id, title: 'x' }, updateMask: mask('title') }),
       );
       await until(
         'the pool is fully in use',

@@ -5,7 +5,7 @@
  * Counted with the statements the service's Database sends; nothing else runs on this app.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startTestApp, type TestApp, type TestTenant } from '../helpers/legacy/app.js';
+import { startTestApp, type TestApp, type TestTenant } from '../helpers/app.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -20,17 +20,14 @@ afterAll(async () => {
 
 it('reads the next batch only when the consumer has taken the last one', async () => {
   const c = t.client('connect', tenant.headers);
-  const { project } = await c.call('ProjectService', 'CreateProject', { name: 'before' });
-  await c.call('TaskService', 'CreateTask', { projectId: project.id, title: 'start here' });
-  const [start] = (await c.call('TaskService', 'ListTaskEvents', { projectId: project.id })).events;
+  const { project } = await c.ProjectService.createProject({ name: 'before' });
+  await c.TaskService.createTask({ projectId: project.id, title: 'start here' });
+  const [start] = (await c.TaskService.listTaskEvents({ projectId: project.id })).events;
   const titles = Array.from({ length: 150 }, (_, i) => `bulk ${i}`);
-  await c.call('ProjectService', 'CreateProjectWithTasks', { name: 'bulk', taskTitles: titles });
+  const { tasks } = await c.ProjectService.createProjectWithTasks({ name: 'bulk', taskTitles: titles });
 
   const db = t.app.database.db;
-  const stream = t.app.services.watch.watch(
-    { tenantId: BigInt(tenant.id) },
-    { projectId: null, afterEventId: BigInt(start.id) },
-  );
+  const stream = t.app.services.watch.watch({ tenantId: tenant.id }, { projectId: null, afterEventId: start!.id });
   const first = await stream.next();
   expect(first.value?.kind).toBe('created');
   const afterFirstRead = db.statements;
@@ -38,7 +35,7 @@ it('reads the next batch only when the consumer has taken the last one', async (
   // A whole batch was handed out without another statement...
   expect(db.statements).toBe(afterFirstRead);
   // ...and the next event needed one.
-  expect((await stream.next()).value?.taskId).toBeDefined();
+  expect((await stream.next()).value?.taskId).toBe(tasks[100]!.id);
   expect(db.statements).toBeGreaterThan(afterFirstRead);
   await stream.return(undefined as never);
   expect(t.app.services.feed.size).toBe(0);

@@ -7,10 +7,15 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, startApp } from '../../src/app.js';
+import type { Task, TaskEvent } from '../../src/gen/taskapi/v1/resources_pb.js';
 import { silentLogger } from '../../src/logger.js';
-import { startTestApp, type TestApp, type TestTenant } from '../helpers/legacy/app.js';
-import { type ApiClient, connectClient, type Json } from '../helpers/legacy/clients.js';
-import { type ServerStream, serverStream } from '../helpers/legacy/streams.js';
+import { startTestApp, type TestApp, type TestTenant } from '../helpers/app.js';
+import { type ApiClient, connectClient, grpcClient } from '../helpers/clients.js';
+import { mask } from '../helpers/expect-rpc.js';
+import { collect, type ServerStream } from '../helpers/streams.js';
+import { waitFor, waitForLockWaiters } from '../helpers/wait.js';
+
+type Message = { event: TaskEvent };
 
 // Notifications must do the waking here: the re-check timer would only fire after 10 minutes.
 const NO_TIMER = { WATCH_POLL_INTERVAL_MS: '600000' };
@@ -18,18 +23,20 @@ const NO_TIMER = { WATCH_POLL_INTERVAL_MS: '600000' };
 let t: TestApp;
 let tenant: TestTenant;
 let c: ApiClient;
-let workerId: string;
-const streams: ServerStream[] = [];
+let workerId: bigint;
+const streams: ServerStream<Message>[] = [];
+const apis: ApiClient[] = [];
 const clients: pg.Client[] = [];
 
 beforeAll(async () => {
   t = await startTestApp({ env: NO_TIMER });
   tenant = await t.tenant();
   c = t.client('grpc', tenant.headers);
-  workerId = (await c.call('WorkerService', 'CreateWorker', { handle: '@racer' })).worker.id;
+  workerId = (await c.WorkerService.createWorker({ handle: '@racer' })).worker.id;
 });
 afterAll(async () => {
   for (const s of streams) s.cancel();
+  for (const api of apis) api.close();
   for (const client of clients) await client.end().catch(() => {});
   await t?.stop();
 });
@@ -41,44 +48,37 @@ async function superuser(): Promise<pg.Client> {
   return client;
 }
 
-function watch(request: Json, port = t.port): ServerStream {
-  const s = serverStream('grpc', port, 'TaskService', 'WatchTasks', request, tenant.headers);
+/** A typed client of the instance on `port`, closed after the file. */
+function client(protocol: 'grpc' | 'connect', port: number): ApiClient {
+  const api = protocol === 'grpc' ? grpcClient(port, tenant.headers) : connectClient(port, tenant.headers);
+  apis.push(api);
+  return api;
+}
+
+function watch(request: { projectId: bigint; afterEventId: bigint }, port = t.port): ServerStream<Message> {
+  const api = port === t.port ? c : client('grpc', port);
+  const s = collect((options) => api.TaskService.watchTasks(request, options));
   streams.push(s);
   return s;
 }
-const has = (id: string) => (messages: Json[]) => messages.some((m) => m.event.id === id);
-const eventsOf = (messages: Json[]) => messages.map((m) => m.event);
+const has = (id: bigint) => (messages: readonly Message[]) => messages.some((m) => m.event.id === id);
+const eventsOf = (messages: readonly Message[]) => messages.map((m) => m.event);
 
 async function setup(name: string, titles: string[]) {
-  const { project } = await c.call('ProjectService', 'CreateProject', { name });
+  const { project } = await c.ProjectService.createProject({ name });
   const tasks = [];
   for (const title of titles)
-    tasks.push(
-      (await c.call('TaskService', 'CreateTask', { projectId: project.id, title, createdById: workerId })).task,
-    );
+    tasks.push((await c.TaskService.createTask({ projectId: project.id, title, createdById: workerId })).task);
   const admin = await superuser();
   const { rows } = await admin.query<{ id: string }>(
     `select max(id)::text as id from task_events where tenant_id = $1`,
     [tenant.id],
   );
-  return { project, tasks, lastEventId: rows[0]!.id, admin };
+  return { project, tasks, lastEventId: BigInt(rows[0]!.id), admin };
 }
 
-/**
- * Waits until `n` backends of this database wait for a lock (blocked writers). From a
- * connection of its own: within a transaction pg_stat_activity is read once and then frozen.
- */
-async function untilSomeoneWaitsForALock(n = 1) {
-  const observer = await superuser();
-  for (let i = 0; i < 500; i++) {
-    const { rows } = await observer.query(
-      `select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
-    );
-    if (rows.length >= n) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('no backend started waiting for a lock');
-}
+/** Waits until `n` statements of the service wait for a lock (blocked writers). */
+const untilSomeoneWaitsForALock = (n = 1) => waitForLockWaiters(t.db.url, n);
 
 describe('WatchTasks on PostgreSQL', () => {
   it('delivers an event whose transaction drew a lower id but committed after a later one', async () => {
@@ -87,28 +87,30 @@ describe('WatchTasks on PostgreSQL', () => {
 
     // A transaction draws event id N and stays open...
     await admin.query('begin');
-    let held: string;
-    let quick: string;
+    let held: bigint;
+    let quick: bigint;
     try {
-      held = (
-        await admin.query<{ id: string }>(
-          `insert into task_events (tenant_id, task_id, project_id, kind, actor_id, data)
+      held = BigInt(
+        (
+          await admin.query<{ id: string }>(
+            `insert into task_events (tenant_id, task_id, project_id, kind, actor_id, data)
            values ($1, $2, $3, 'updated', null, '{"held": true}') returning id::text as id`,
-          [tenant.id, tasks[0].id, project.id],
-        )
-      ).rows[0]!.id;
+            [tenant.id, tasks[0]!.id, project.id],
+          )
+        ).rows[0]!.id,
+      );
       // ...while a later write (id N+k) commits.
-      await c.call('TaskService', 'UpdateTask', {
-        task: { id: tasks[1].id, title: 'quick, renamed' },
-        updateMask: 'title',
+      await c.TaskService.updateTask({
+        task: { id: tasks[1]!.id, title: 'quick, renamed' },
+        updateMask: mask('title'),
       });
       const observer = await superuser();
       const { rows } = await observer.query<{ id: string }>(
         `select max(id)::text as id from task_events where task_id = $1`,
-        [tasks[1].id],
+        [tasks[1]!.id],
       );
-      quick = rows[0]!.id;
-      expect(BigInt(quick)).toBeGreaterThan(BigInt(held));
+      quick = BigInt(rows[0]!.id);
+      expect(quick).toBeGreaterThan(held);
 
       // A feed that resumed at "id > last" would hand out N+k now and never N. This one waits
       // until nothing older can still commit.
@@ -126,59 +128,59 @@ describe('WatchTasks on PostgreSQL', () => {
     // Task ids in lock order: CompleteProjectTasks locks A, waits for C (held below), and
     // reaches B only after an UpdateTask of B, which began later, has committed.
     const { project, tasks, lastEventId, admin } = await setup('race', ['A', 'C', 'B']);
-    const [, taskC, taskB] = tasks;
+    const [, taskC, taskB] = tasks as [unknown, Task, Task];
     const s = watch({ projectId: project.id, afterEventId: lastEventId });
 
     await admin.query('begin');
-    let completing: Promise<Json>;
+    let completing: ReturnType<ApiClient['ProjectService']['completeProjectTasks']>;
     try {
       await admin.query(`select id from tasks where tenant_id = $1 and id = $2 for update`, [tenant.id, taskC.id]);
-      completing = c.call('ProjectService', 'CompleteProjectTasks', { projectId: project.id });
+      completing = c.ProjectService.completeProjectTasks({ projectId: project.id });
       await untilSomeoneWaitsForALock();
-      await c.call('TaskService', 'UpdateTask', { task: { id: taskB.id, title: 'B, renamed' }, updateMask: 'title' });
+      await c.TaskService.updateTask({ task: { id: taskB.id, title: 'B, renamed' }, updateMask: mask('title') });
     } finally {
       // An open transaction holds every stream back: never leave one behind.
       await admin.query('rollback');
     }
-    expect(Number((await completing).completedCount)).toBe(3);
+    expect((await completing).completedCount).toBe(3n);
 
     const { rows } = await admin.query<{ id: string; kind: string; xact_id: string }>(
       `select e.id::text as id, e.kind, e.xact_id::text as xact_id from task_events e where e.task_id = $1 and e.id > $2 order by e.id`,
       [taskB.id, lastEventId],
     );
-    const [updated, completed] = rows;
+    const [updated, completed] = rows.map((r) => BigInt(r.id));
     expect(rows.map((r) => r.kind)).toEqual(['updated', 'completed']);
     // The trap really happened: the completion's transaction is the older one.
-    expect(BigInt(completed!.xact_id)).toBeLessThan(BigInt(updated!.xact_id));
+    expect(BigInt(rows[1]!.xact_id)).toBeLessThan(BigInt(rows[0]!.xact_id));
 
-    await s.until((m) => has(updated!.id)(m) && has(completed!.id)(m));
+    await s.until((m) => has(updated!)(m) && has(completed!)(m));
     const ofB = eventsOf(s.messages).filter((e) => e.taskId === taskB.id);
     expect(ofB.map((e) => [e.kind, e.taskVersion])).toEqual([
-      ['updated', '2'],
-      ['completed', '3'],
+      ['updated', 2n],
+      ['completed', 3n],
     ]);
     // And a client that resumes after the update gets the completion.
-    const resumed = watch({ projectId: project.id, afterEventId: updated!.id });
-    await resumed.until(has(completed!.id));
+    const resumed = watch({ projectId: project.id, afterEventId: updated! });
+    await resumed.until(has(completed!));
   });
 });
 
 describe('WatchTasks on PostgreSQL: a forced project delete racing a task write', () => {
   it('records the delete after the write it waited for, with the task’s latest version', async () => {
     const { project, tasks, lastEventId, admin } = await setup('delete race', ['X']);
-    const [task] = tasks;
-    const other = (await c.call('WorkerService', 'CreateWorker', { handle: '@other-assignee' })).worker.id;
+    const [task] = tasks as [Task];
+    const other = (await c.WorkerService.createWorker({ handle: '@other-assignee' })).worker.id;
     const s = watch({ projectId: project.id, afterEventId: lastEventId });
     // The assignment locks the task, then waits (holding that lock) for the worker's row, which
     // the test holds; the forced delete then has to wait for the task.
     await admin.query('begin');
-    let assigning: Promise<Json>;
-    let deleting: Promise<Json>;
+    let assigning: ReturnType<ApiClient['TaskService']['assignTask']>;
+    let deleting: ReturnType<ApiClient['ProjectService']['deleteProject']>;
     try {
       await admin.query(`select id from workers where tenant_id = $1 and id = $2 for update`, [tenant.id, other]);
-      assigning = c.call('TaskService', 'AssignTask', { id: task.id, workerId: other });
+      assigning = c.TaskService.assignTask({ id: task.id, workerId: other });
       await untilSomeoneWaitsForALock();
-      deleting = c.call('ProjectService', 'DeleteProject', { id: project.id, force: true });
+      deleting = c.ProjectService.deleteProject({ id: project.id, force: true });
       await untilSomeoneWaitsForALock(2);
     } finally {
       await admin.query('rollback');
@@ -189,7 +191,7 @@ describe('WatchTasks on PostgreSQL: a forced project delete racing a task write'
       `select e.id::text as id from task_events e where e.task_id = $1 and e.kind = 'deleted'`,
       [task.id],
     );
-    await s.until(has(rows[0]!.id));
+    await s.until(has(BigInt(rows[0]!.id)));
     const ofTask = eventsOf(s.messages).filter((e) => e.taskId === task.id);
     expect(ofTask.map((e) => [e.kind, e.taskVersion])).toEqual([
       ['assigned', assigned.version],
@@ -210,7 +212,7 @@ describe('several instances, one database', () => {
   it('a write through one instance wakes a stream served by another', async () => {
     const { project, lastEventId } = await setup('replicas', ['seed']);
     const s = watch({ projectId: project.id, afterEventId: lastEventId }, second.port);
-    const { task } = await c.call('TaskService', 'CreateTask', {
+    const { task } = await c.TaskService.createTask({
       projectId: project.id,
       title: 'via the first',
       createdById: workerId,
@@ -231,13 +233,11 @@ describe('several instances, one database', () => {
     expect(before).toHaveLength(2);
     await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where pid = any($1::int[])`, [before]);
     // Both instances reconnect on their own.
-    for (let i = 0; ; i++) {
+    await waitFor(async () => {
       const now = await listeners();
-      if (now.length === 2 && now.every((pid) => !before.includes(pid))) break;
-      if (i > 250) throw new Error(`listeners did not come back: ${now}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const { task } = await c.call('TaskService', 'CreateTask', {
+      return now.length === 2 && now.every((pid) => !before.includes(pid));
+    }, 'both instances to open a new LISTEN connection');
+    const { task } = await c.TaskService.createTask({
       projectId: project.id,
       title: 'after the reconnect',
       createdById: workerId,
@@ -258,7 +258,7 @@ describe('without LISTEN (DATABASE_LISTEN_URL=off, as behind a transaction-mode 
       );
       const { project, lastEventId } = await setup('polling', ['seed']);
       const s = watch({ projectId: project.id, afterEventId: lastEventId }, polling.port);
-      const { task } = await connectClient(polling.port, tenant.headers).call('TaskService', 'CreateTask', {
+      const { task } = await client('connect', polling.port).TaskService.createTask({
         projectId: project.id,
         title: 'polled',
         createdById: workerId,

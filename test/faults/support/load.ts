@@ -5,13 +5,13 @@
  * (none lost, none doubled), each with its history event (nothing half-written).
  */
 import { expect } from 'vitest';
-import type { ApiClient } from '../../helpers/legacy/clients.js';
+import type { ApiClient } from '../../helpers/clients.js';
 import type { PostgresCluster } from './postgres-cluster.js';
 import { codeOf, type ServiceProcess, type ServiceTenant } from './service.js';
 
 export interface LoadReport {
   /** request_id → task id, for every acknowledged write. */
-  readonly acknowledged: Map<string, string>;
+  readonly acknowledged: Map<string, bigint>;
   /** Failed attempts by gRPC code. */
   readonly errors: Map<string, number>;
   /** Writes still unacknowledged when the load had to give up. */
@@ -55,9 +55,7 @@ export class WriteLoad {
       for (;;) {
         if (this.stopping && giveUpAt === Infinity) giveUpAt = Date.now() + this.giveUpMs;
         try {
-          const { task } = await client.call(
-            'TaskService',
-            'CreateTask',
+          const { task } = await client.TaskService.createTask(
             { projectId: this.tenant.projectId, title: requestId, createdById: this.tenant.workerId, requestId },
             { timeoutMs: this.callTimeoutMs },
           );
@@ -154,7 +152,7 @@ export async function expectLoadIntact(
   for (const [requestId, taskId] of report.acknowledged) {
     const row = stored.get(requestId);
     expect(row, `acknowledged write ${requestId} is missing`).toBeDefined();
-    expect(row!.id).toBe(taskId);
+    expect(row!.id).toBe(String(taskId));
     expect(row!.events, `task of ${requestId} has no history event`).toBe(1);
   }
 }

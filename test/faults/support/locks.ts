@@ -8,11 +8,11 @@ export interface RowLock {
 }
 
 /** `select … for update` on one task, in a transaction of a superuser connection. */
-export async function lockTask(url: string, taskId: string): Promise<RowLock> {
+export async function lockTask(url: string, taskId: bigint): Promise<RowLock> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   await client.query('begin');
-  await client.query('select id from tasks where id = $1::bigint for update', [taskId]);
+  await client.query('select id from tasks where id = $1::bigint for update', [String(taskId)]);
   let released = false;
   return {
     async release() {

@@ -5,17 +5,20 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ApiClient, connectClient, grpcClient, RpcError } from '../../helpers/legacy/clients.js';
+import { ConnectError } from '@connectrpc/connect';
+import * as grpc from '@grpc/grpc-js';
+import { tenantHeaders } from '../../helpers/app.js';
+import { type ApiClient, connectClient, grpcClient, WorkerType } from '../../helpers/clients.js';
 import { forget, killOnExit, waitFor } from './processes.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
 export const ADMIN_TOKEN = 'faults-admin-token-0123456789';
 
 export interface ServiceTenant {
-  readonly id: string;
+  readonly id: bigint;
   readonly headers: Record<string, string>;
-  readonly workerId: string;
-  readonly projectId: string;
+  readonly workerId: bigint;
+  readonly projectId: bigint;
 }
 
 export class ServiceProcess {
@@ -92,8 +95,13 @@ export class ServiceProcess {
     return this.output.split('\n').filter((line) => /"msg":"(uncaught exception|unhandled rejection)"/.test(line));
   }
 
+  /**
+   * A typed client. Over Connect a call's deadline is only sent: the client waits for the
+   * server to end the call, so that what a test sees at a deadline is the service's doing.
+   */
   client(protocol: 'grpc' | 'connect', headers: Record<string, string> = {}): ApiClient {
-    const c = protocol === 'grpc' ? grpcClient(this.port, headers) : connectClient(this.port, headers);
+    const c =
+      protocol === 'grpc' ? grpcClient(this.port, headers) : connectClient(this.port, headers, { deadlines: 'server' });
     this.clients.push(c);
     return c;
   }
@@ -119,12 +127,12 @@ export class ServiceProcess {
   /** A tenant with an API key, a worker and a project to write tasks into. */
   async tenant(name: string): Promise<ServiceTenant> {
     const admin = this.client('connect', { authorization: `Bearer ${ADMIN_TOKEN}` });
-    const { tenant } = await admin.call('TenantService', 'CreateTenant', { name, subdomain: name });
-    const { secret } = await admin.call('TenantService', 'CreateApiKey', { tenantId: tenant.id, name: 'faults' });
-    const headers = { 'x-tenant-id': tenant.id, authorization: `Bearer ${secret}` };
+    const { tenant } = await admin.TenantService.createTenant({ name, subdomain: name });
+    const { secret } = await admin.TenantService.createApiKey({ tenantId: tenant.id, name: 'faults' });
+    const headers = tenantHeaders(tenant.id, secret);
     const c = this.client('connect', headers);
-    const { worker } = await c.call('WorkerService', 'CreateWorker', { handle: '@loader', type: 'WORKER_TYPE_AGENT' });
-    const { project } = await c.call('ProjectService', 'CreateProject', { name: 'load' });
+    const { worker } = await c.WorkerService.createWorker({ handle: '@loader', type: WorkerType.AGENT });
+    const { project } = await c.ProjectService.createProject({ name: 'load' });
     return { id: tenant.id, headers, workerId: worker.id, projectId: project.id };
   }
 
@@ -149,7 +157,13 @@ export class ServiceProcess {
   }
 }
 
-/** The gRPC code name of a failed call (anything that is not an RpcError is reported as such). */
+/**
+ * The gRPC status name of a failed call (UNAVAILABLE, DEADLINE_EXCEEDED, ...; Code's numbers are
+ * gRPC's), as the outcomes of these suites are logged and compared; anything that is not a
+ * ConnectError is reported as such.
+ */
 export function codeOf(err: unknown): string {
-  return err instanceof RpcError ? err.code : `not an RPC error: ${String(err)}`;
+  return err instanceof ConnectError
+    ? grpc.status[err.code as number as grpc.status]
+    : `not an RPC error: ${String(err)}`;
 }
