@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from '../logger.js';
+import { TYPE_PARSERS } from './timestamps.js';
 
 export interface PoolOptions {
   readonly connectionString: string;
@@ -26,6 +27,7 @@ export function createPool(options: PoolOptions, logger: Logger): pg.Pool {
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
     application_name: 'task-api',
+    types: TYPE_PARSERS,
   });
   pool.on('error', (err) => {
     logger.warn('idle database connection failed; the pool discards it', { err });
