@@ -41,11 +41,29 @@ const PEOPLE_COLUMNS = ['a', 'c']
 const PEOPLE_JOINS = `left join workers a on a.tenant_id = t.tenant_id and a.id = t.assignee_id
      left join workers c on c.tenant_id = t.tenant_id and c.id = t.created_by_id`;
 
-function withPeople(row: Row): TaskWithPeople {
-  const person = (alias: string) =>
-    row[`${alias}_id`] === null
-      ? null
-      : toWorker(Object.fromEntries(WORKER_FIELDS.map((c) => [c, row[`${alias}_${c}`]])) as unknown as WorkerRow);
+/** Each prefixed column name with its worker column, worked out once. */
+const PERSON_COLUMNS = {
+  a: WORKER_FIELDS.map((c) => [c, `a_${c}`] as const),
+  c: WORKER_FIELDS.map((c) => [c, `c_${c}`] as const),
+};
+
+/**
+ * Reads the task and its two workers from a joined row. A page names the same few workers on
+ * many rows: `seen` (per statement) parses each once and shares the object.
+ */
+function withPeople(row: Row, seen: Map<unknown, Worker> = new Map()): TaskWithPeople {
+  const person = (alias: 'a' | 'c'): Worker | null => {
+    const id = row[`${alias}_id`];
+    if (id === null || id === undefined) return null;
+    let worker = seen.get(id);
+    if (!worker) {
+      const fields: Record<string, unknown> = {};
+      for (const [column, prefixed] of PERSON_COLUMNS[alias]) fields[column] = row[prefixed];
+      worker = toWorker(fields as unknown as WorkerRow);
+      seen.set(id, worker);
+    }
+    return worker;
+  };
   return { task: TASKS.parse(row), assignee: person('a'), createdBy: person('c') };
 }
 
@@ -236,7 +254,8 @@ export async function listTasksWithPeople(
     `select ${TASKS.columns('t')}, ${PEOPLE_COLUMNS} from (${page.text}) t ${PEOPLE_JOINS} order by ${outerOrder}`,
     page.values,
   );
-  return rows.map(withPeople);
+  const seen = new Map<unknown, Worker>();
+  return rows.map((row) => withPeople(row, seen));
 }
 
 /**
