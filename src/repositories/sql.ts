@@ -86,11 +86,22 @@ export function defineTable<F extends Fields>(name: string, fields: F): Table<F>
       if (!allowed(f)) throw new Error(`${name}.${key} is not writable here`);
       return true;
     }) as [keyof F & string, unknown][];
+  // What a row parse needs per field, worked out once per column prefix (a page parses dozens
+  // of rows; building each column's name again for every row showed in profiles).
+  const readers = new Map<string, { key: string; column: string; parse: (raw: unknown) => unknown }[]>();
+  const readersFor = (prefix: string) => {
+    let list = readers.get(prefix);
+    if (!list) {
+      list = entries.map(([key, f]) => ({ key, column: `${prefix}${columnOf.get(key)}`, parse: CODECS[f.kind].parse }));
+      readers.set(prefix, list);
+    }
+    return list;
+  };
   const parseRow = (row: Record<string, unknown>, prefix: string): Entity<F> => {
     const out: Record<string, unknown> = {};
-    for (const [key, f] of entries) {
-      const raw = row[`${prefix}${columnOf.get(key)}`];
-      out[key] = raw === null || raw === undefined ? null : CODECS[f.kind].parse(raw);
+    for (const { key, column, parse } of readersFor(prefix)) {
+      const raw = row[column];
+      out[key] = raw === null || raw === undefined ? null : parse(raw);
     }
     return out as Entity<F>;
   };
