@@ -139,9 +139,31 @@ export function createLogger(level: LogLevel, options: LoggerOptions | ((line: s
 const BATCH_BYTES = 4096;
 const BATCH_INTERVAL_MS = 200;
 
+const batched = new Set<ReturnType<typeof pino.destination>>();
+
+/**
+ * Writes out every batched line, waiting for writes in flight (at most `timeoutMs`). Call it
+ * before `process.exit`: pino's own exit hook writes synchronously what is still buffered, but
+ * not a batch whose asynchronous write is under way at that moment.
+ */
+export async function flushLogs(timeoutMs = 1_000): Promise<void> {
+  const flushes = [...batched].map(
+    (stream) =>
+      new Promise<void>((resolve) => {
+        try {
+          stream.flush(() => resolve());
+        } catch {
+          resolve();
+        }
+      }),
+  );
+  await Promise.race([Promise.all(flushes), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+}
+
 /** stderr, written in batches (see the top of this file). */
 function buffered(): DestinationStream {
   const stream = pino.destination({ dest: 2, sync: false, minLength: BATCH_BYTES });
+  batched.add(stream);
   // The quiet minutes: what waits in the buffer goes out within the interval.
   setInterval(() => {
     try {

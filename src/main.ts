@@ -5,7 +5,7 @@
 
 import { startApp } from './app.js';
 import { loadConfigOrExit } from './config/index.js';
-import { createLogger } from './logger.js';
+import { createLogger, flushLogs } from './logger.js';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
@@ -23,7 +23,7 @@ async function main(): Promise<void> {
     app = await startApp(config, logger);
   } catch (err) {
     logger.error('could not start', { err });
-    process.exit(1);
+    return exitAfterLogs(1);
   }
   let signals = 0;
   const stop = (signal: string) => {
@@ -34,15 +34,20 @@ async function main(): Promise<void> {
     }
     logger.info('shutting down', { signal });
     app.stop().then(
-      () => process.exit(0),
+      () => exitAfterLogs(0),
       (err) => {
         logger.error('shutdown failed', { err });
-        process.exit(1);
+        exitAfterLogs(1);
       },
     );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** Exits once the batched log lines are written (see src/logger.ts). */
+function exitAfterLogs(code: number): void {
+  void flushLogs().finally(() => process.exit(code));
 }
 
 void main();

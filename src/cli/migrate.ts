@@ -6,7 +6,7 @@
  */
 import { loadConfigOrExit, redactDatabaseUrl } from '../config/index.js';
 import { type OpenDatabase, openDatabase } from '../db/index.js';
-import { createLogger } from '../logger.js';
+import { createLogger, flushLogs } from '../logger.js';
 
 const USAGE = 'usage: npm run migrate -- up [count] | down [count|all] | status';
 
@@ -58,4 +58,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code));
+main(process.argv.slice(2)).then(async (code) => {
+  await flushLogs();
+  process.exit(code);
+});

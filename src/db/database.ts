@@ -103,8 +103,15 @@ function inlineValues(prologue: Prologue, literal: (value: string) => string): s
 
 const noSlot: Release = () => {};
 
-/** More distinct statement texts than any code path here builds (see `send`). */
-const MAX_NAMED_STATEMENTS = 2000;
+/**
+ * Named statements live, with their plans, on every pooled connection until it closes. Most
+ * texts are fixed (GetTask, claims, inserts), but lists and updates are built from optional
+ * fragments (ListTasks alone has thousands of shapes), so a text is named only from its second
+ * use, and at most this many per process: at most this many plans per server connection.
+ */
+const MAX_NAMED_STATEMENTS = 256;
+/** Texts seen once, waiting for a second use; forgotten all at once when this many. */
+const MAX_SEEN_ONCE = 10_000;
 
 /**
  * 26000 (invalid_sql_statement_name: Bind to a name this server connection never parsed) and
@@ -130,6 +137,7 @@ export class Database {
   private readonly maxAttempts: number;
   private prepare: boolean;
   private readonly statementNames = new Map<string, string>();
+  private readonly seenOnce = new Set<string>();
   readonly tenantLimiter: TenantLimiter | null;
   private readonly cancelStatement: ((client: pg.PoolClient) => void) | null;
 
@@ -245,6 +253,7 @@ export class Database {
     fn: (tx: Tx, prologue: PrologueRows) => Promise<T>,
     options: TransactionOptions,
   ): Promise<T> {
+    let unroutedRetried = false;
     for (let attempt = 1; ; attempt++) {
       // Which step failed decides whether running again can help: a connection that dies at
       // BEGIN was a stale pooled one (retry on a fresh one); a failed connect() was already
@@ -255,7 +264,14 @@ export class Database {
           stage = s;
         });
       } catch (err) {
-        if (err instanceof PreparedStatementsUnroutable && attempt < this.maxAttempts) continue;
+        // Not counted against maxAttempts: it happens once per transaction at most (statements
+        // are unnamed from then on), and must not surface as an error of its own.
+        if (err instanceof PreparedStatementsUnroutable) {
+          if (unroutedRetried) throw classifyDbError(err.cause);
+          unroutedRetried = true;
+          attempt--;
+          continue;
+        }
         const retry =
           err instanceof DbError &&
           attempt < this.maxAttempts &&
@@ -377,9 +393,13 @@ export class Database {
     // text, so the same name always means the same statement on any server connection.
     let name = this.statementNames.get(text);
     if (name === undefined) {
-      // Statements are built from fixed fragments, so their set is small; should code ever
-      // build texts without bound, the ones past the cap simply go unnamed.
-      if (this.statementNames.size >= MAX_NAMED_STATEMENTS) return client.query(text, values as unknown[]);
+      // Named from the second use, up to the cap (see MAX_NAMED_STATEMENTS); the rest go unnamed.
+      if (this.statementNames.size >= MAX_NAMED_STATEMENTS || !this.seenOnce.has(text)) {
+        if (this.seenOnce.size >= MAX_SEEN_ONCE) this.seenOnce.clear();
+        this.seenOnce.add(text);
+        return client.query(text, values as unknown[]);
+      }
+      this.seenOnce.delete(text);
       name = `taskapi_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
       this.statementNames.set(text, name);
     }

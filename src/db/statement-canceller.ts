@@ -79,14 +79,20 @@ export class StatementCanceller {
   }
 }
 
-/** @throws Error when the server cannot be reached within `timeoutMs`. */
+/** How long a delivered request may wait for the server's close before the socket is dropped. */
+const CLOSE_WAIT_MS = 30_000;
+
+/**
+ * Resolves once the request is written; @throws Error when the server cannot be reached within
+ * `timeoutMs`.
+ */
 function sendCancelRequest(target: Cancellable, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     // A host that is a directory is the unix socket form (postgresql:///db?host=/var/run/postgresql).
     const socket = target.host.startsWith('/')
       ? net.connect(`${target.host}/.s.PGSQL.${target.port}`)
       : net.connect(target.port, target.host);
-    const timer = setTimeout(() => socket.destroy(new Error('cancel request timed out')), timeoutMs);
+    let timer = setTimeout(() => socket.destroy(new Error('cancel request timed out')), timeoutMs);
     socket.once('connect', () => {
       const packet = Buffer.alloc(16);
       packet.writeInt32BE(16, 0);
@@ -97,8 +103,16 @@ function sendCancelRequest(target: Cancellable, timeoutMs: number): Promise<void
       // Wait for that close, as libpq does, rather than closing first: PgBouncer 1.18 forwards
       // the request on a server connection of its own, and a client that hangs up before that
       // is done makes it free the client twice and exit ("FATAL ... disconnect_client(): bad
-      // client state: 0", pgbouncer/pgbouncer#801, fixed in 1.20 by #846).
-      socket.write(packet);
+      // client state: 0", pgbouncer/pgbouncer#801, fixed in 1.20 by #846). The request counts
+      // as delivered once written; the wait for the close goes on in the background, bounded
+      // generously so that even a busy pooler has long finished.
+      socket.write(packet, () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => socket.destroy(), CLOSE_WAIT_MS);
+        timer.unref();
+        socket.unref();
+        resolve();
+      });
     });
     // The server's close: ours follows (allowHalfOpen is off, so Node ends our side itself).
     socket.once('end', () => socket.destroy());
@@ -106,9 +120,10 @@ function sendCancelRequest(target: Cancellable, timeoutMs: number): Promise<void
       clearTimeout(timer);
       reject(err);
     });
-    socket.once('close', (hadError) => {
+    socket.once('close', () => {
       clearTimeout(timer);
-      if (!hadError) resolve();
+      // No-op once delivered; otherwise the connection ended before the request was written.
+      reject(new Error('the connection closed before the cancel request was written'));
     });
   });
 }

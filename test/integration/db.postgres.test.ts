@@ -65,3 +65,25 @@ describe('connections dropped by PostgreSQL', () => {
     expect(results).toEqual(Array(6).fill(workers));
   });
 });
+
+describe('named prepared statements', () => {
+  it('names a text from its second use, and never more than 256 texts per process', async () => {
+    const named = () =>
+      open.db.withTransaction((tx) => tx.one<{ n: number }>('select count(*)::int as n from pg_prepared_statements'));
+    // Used once: not named.
+    await open.db.withTransaction((tx) => tx.many('select $1::int as once', [1]));
+    const once = await open.db.withTransaction((tx) =>
+      tx.one<{ n: number }>(`select count(*)::int as n from pg_prepared_statements where statement like '%as once%'`),
+    );
+    expect(once.n).toBe(0);
+    // 300 distinct texts, each used twice, one after the other (so on the pool's same connection):
+    // the cap names 256 of them at most, whatever came before.
+    for (let i = 0; i < 300; i++) {
+      for (let use = 0; use < 2; use++)
+        await open.db.withTransaction((tx) => tx.many(`select $1::int + ${i} as x`, [use]));
+    }
+    const { n } = await named();
+    expect(n).toBeGreaterThan(200);
+    expect(n).toBeLessThanOrEqual(256);
+  });
+});

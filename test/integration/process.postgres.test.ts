@@ -236,6 +236,8 @@ describe('logs and metrics', { timeout: 120_000 }, () => {
     expect(await r.exit).toBe(0);
     const out = r.output();
     for (const l of out.split('\n').filter((x) => x.trim() !== '')) expect(() => JSON.parse(l), l).not.toThrow();
+    // Lines are written in batches: the last ones still reach stderr before the process exits.
+    expect(logLines(out).at(-1)?.msg).toBe('stopped');
     expect(out).not.toContain('MaxListenersExceededWarning');
     expect(out).not.toContain(secret);
     expect(out).not.toContain(ADMIN_TOKEN);
