@@ -295,10 +295,14 @@ export class Database {
     const { client, slot } = await this.connectFor(tenantId, options);
     reached('begin');
     let discard: Error | undefined;
+    // A cancel request names the server process, not the statement: one that arrives after its
+    // statement ended cancels whatever that connection runs next — another call's statement,
+    // maybe another tenant's. A connection a cancel was sent on is therefore never reused.
+    const cancel = { sent: false };
     try {
       const prologue = await this.begin(client, tenantId, options);
       reached('work');
-      const result = await fn(this.txFor(client, tenantId, options.signal), prologue);
+      const result = await fn(this.txFor(client, tenantId, options.signal, cancel), prologue);
       if (options.signal?.aborted) throw new TransactionCancelledError(options.signal.reason);
       await this.send(client, 'commit');
       return result;
@@ -312,6 +316,9 @@ export class Database {
       const classified = classifyDbError(err);
       if (classified instanceof DbError && classified.kind === 'connection') {
         discard = classified;
+      } else if (cancel.sent) {
+        // Closing the connection rolls back; a ROLLBACK sent here could meet the late cancel.
+        discard = new Error('a cancel request was sent on this connection');
       } else {
         try {
           await client.query('rollback');
@@ -324,7 +331,7 @@ export class Database {
       // or cut by the deadline) reports the cancellation and why, not a query_canceled error.
       throw options.signal?.aborted ? new TransactionCancelledError(options.signal.reason) : classified;
     } finally {
-      client.release(discard);
+      client.release(discard ?? (cancel.sent ? new Error('a cancel request was sent on this connection') : undefined));
       slot();
     }
   }
@@ -416,12 +423,20 @@ export class Database {
     );
   }
 
-  private txFor(client: pg.PoolClient, tenantId: bigint | null, signal: AbortSignal | undefined): Tx {
+  private txFor(
+    client: pg.PoolClient,
+    tenantId: bigint | null,
+    signal: AbortSignal | undefined,
+    cancelState: { sent: boolean },
+  ): Tx {
     const cancel = this.cancelStatement;
     const query = async (text: string, values?: readonly unknown[]) => {
       if (signal?.aborted) throw new TransactionCancelledError(signal.reason);
       if (!signal || !cancel) return this.send(client, text, values);
-      const onAbort = () => cancel(client);
+      const onAbort = () => {
+        cancelState.sent = true;
+        cancel(client);
+      };
       signal.addEventListener('abort', onAbort, { once: true });
       try {
         return await this.send(client, text, values);

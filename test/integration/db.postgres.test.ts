@@ -87,3 +87,25 @@ describe('named prepared statements', () => {
     expect(n).toBeLessThanOrEqual(256);
   });
 });
+
+describe('a call that gives up', () => {
+  it('never has its late cancel request cancel the next statement on the same connection', async () => {
+    let innocentFailures = 0;
+    for (let i = 0; i < 60; i++) {
+      const giveUp = new AbortController();
+      // The statement may end just before the cancel request reaches the server process.
+      setTimeout(() => giveUp.abort(new Error('gave up')), 2 + (i % 5));
+      await open.db
+        .withTenantTransaction(tenantId, (tx) => tx.many('select pg_sleep(0.003)'), { signal: giveUp.signal })
+        .catch(() => {});
+      // The next transaction, most likely on the same pooled connection, must not be cancelled.
+      await open.db
+        .withTenantTransaction(tenantId, (tx) => tx.many('select pg_sleep(0.02)'))
+        .catch((err) => {
+          if ((err as { kind?: string }).kind === 'timeout') innocentFailures++;
+          else throw err;
+        });
+    }
+    expect(innocentFailures).toBe(0);
+  });
+});
