@@ -29,7 +29,7 @@ import {
   WorkerType,
 } from '../../src/gen/taskapi/v1/resources_pb.js';
 import { TaskService } from '../../src/gen/taskapi/v1/task_pb.js';
-import { GET_TASK, LIST_TASKS, SETTINGS } from './bare-sql.js';
+import { GET_TASK, inTenant, LIST_TASKS } from './bare-sql.js';
 
 const env = process.env;
 const pool = new pg.Pool({
@@ -84,25 +84,9 @@ function callerOf(call: grpc.ServerUnaryCall<unknown, unknown>): Caller {
   };
 }
 
-/** A read-only tenant transaction with the service's settings; the client is dropped if it broke. */
-async function inTenant<T>(caller: Caller, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('begin read only');
-    await client.query({ ...SETTINGS, values: [caller.tenantId, String(Math.ceil(caller.timeoutMs))] });
-    const result = await fn(client);
-    await client.query('commit');
-    return result;
-  } catch (err) {
-    await client.query('rollback').catch((e: Error) => {
-      broken = e;
-    });
-    throw err;
-  } finally {
-    client.release(broken);
-  }
-}
+/** A read-only tenant transaction with the service's settings. */
+const readInTenant = <T>(caller: Caller, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> =>
+  inTenant(pool, { tenantId: caller.tenantId, timeoutMs: caller.timeoutMs, readOnly: true }, fn);
 
 interface WorkerJson {
   id: string;
@@ -185,7 +169,7 @@ const handlers = new Map<DescMethodUnary, Handler>([
     async (req, call) => {
       const caller = callerOf(call);
       if (req.id <= 0n) throw fail(grpc.status.INVALID_ARGUMENT, 'id: must be a positive id');
-      const rows = await inTenant(
+      const rows = await readInTenant(
         caller,
         async (c) =>
           (await c.query<TaskRow>({ ...GET_TASK, values: [caller.tenantId, caller.keyHash, req.id.toString()] })).rows,
@@ -205,7 +189,7 @@ const handlers = new Map<DescMethodUnary, Handler>([
       const after = req.pageToken === '' ? '0' : Buffer.from(req.pageToken, 'base64url').toString();
       if (!/^\d{1,19}$/.test(after)) throw fail(grpc.status.INVALID_ARGUMENT, 'page_token: is not valid');
       const rows = keyChecked(
-        await inTenant(
+        await readInTenant(
           caller,
           async (c) =>
             (

@@ -1,4 +1,5 @@
 /** The bare server's statements (named: each is parsed and planned once per connection). */
+import type pg from 'pg';
 
 // The workers of the tasks, each once, as one JSON array built by the database: no second
 // statement, and (measured) half the client CPU of a JSON object per task and relation.
@@ -42,3 +43,30 @@ export const LIST_TASKS = {
            from k left join page t on true
           order by t.id`,
 };
+
+/**
+ * A tenant transaction as the service runs one (role taskapi_app, app.tenant_id and
+ * statement_timeout set locally), on a client of `pool`; the client is dropped if it broke.
+ */
+export async function inTenant<T>(
+  pool: pg.Pool,
+  tx: { tenantId: string; timeoutMs: number; readOnly?: boolean },
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query(tx.readOnly ? 'begin read only' : 'begin');
+    await client.query({ ...SETTINGS, values: [tx.tenantId, String(Math.ceil(tx.timeoutMs))] });
+    const result = await fn(client);
+    await client.query('commit');
+    return result;
+  } catch (err) {
+    await client.query('rollback').catch((e: Error) => {
+      broken = e;
+    });
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}

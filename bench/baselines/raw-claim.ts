@@ -16,7 +16,7 @@ import type { DescMethodUnary } from '@bufbuild/protobuf';
 import pg from 'pg';
 import type { RpcClient } from '../lib/clients.js';
 import type { ClaimData } from '../lib/data.js';
-import { SETTINGS, TASK_COLUMNS } from './bare-sql.js';
+import { inTenant, TASK_COLUMNS } from './bare-sql.js';
 
 const CLAIMABLE = `t.tenant_id = $1::bigint
            and (t.status = 'pending' or (t.status = 'in_progress' and t.lease_end = 'expired'))
@@ -119,29 +119,13 @@ export function openRawClaims(env: Record<string, string>, claim: ClaimData): Rp
   });
   pool.on('error', () => {});
   const capabilities = JSON.stringify(claim.capabilities);
-  async function inTenant<T>(tenantId: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('begin');
-      await client.query({ ...SETTINGS, values: [tenantId, '30000'] });
-      const result = await fn(client);
-      await client.query('commit');
-      return result;
-    } catch (err) {
-      await client.query('rollback').catch((e: Error) => {
-        broken = e;
-      });
-      throw err;
-    } finally {
-      client.release(broken);
-    }
-  }
+  const tenantTx = <T>(tenantId: string, fn: (c: pg.PoolClient) => Promise<T>) =>
+    inTenant(pool, { tenantId, timeoutMs: 30_000 }, fn);
   return {
     async call(method: DescMethodUnary, r, tenant) {
       const workerId = tenant!.workerIds[0]!;
       if (method.name === 'ClaimTask') {
-        const { rows } = await inTenant(tenant!.id, (c) =>
+        const { rows } = await tenantTx(tenant!.id, (c) =>
           c.query({
             ...CLAIM,
             values: [tenant!.id, workerId, capabilities, String(r.projectId), r.leaseSeconds],
@@ -155,7 +139,7 @@ export function openRawClaims(env: Record<string, string>, claim: ClaimData): Rp
         };
       }
       if (method.name === 'ReleaseTask') {
-        const { rows } = await inTenant(tenant!.id, (c) =>
+        const { rows } = await tenantTx(tenant!.id, (c) =>
           c.query({ ...RELEASE, values: [tenant!.id, String(r.id), String(r.leaseToken), workerId] }),
         );
         if (!rows[0]) throw new Error('FAILED_PRECONDITION: the lease is not current');

@@ -194,6 +194,18 @@ const fmt = (v: number | undefined, digits = 0) =>
     : v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const ms = (v: number) => (!Number.isFinite(v) ? '–' : v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0));
 
+/** The cells every table row starts with: call, protocol, callers, throughput, latency, errors, CPU. */
+const measured = (r: Row): string[] => [
+  r.scenario,
+  PROTOCOL_NAMES[r.protocol],
+  String(r.callers),
+  fmt(r.ops, r.ops < 100 ? 1 : 0),
+  ms(r.p50),
+  ms(r.p99),
+  String(r.errors),
+  fmt(r.cpuUs),
+];
+
 export function markdown(report: Report): string {
   const out: string[] = [];
   out.push(`# Task API benchmark (${report.mode} run)`, '');
@@ -220,16 +232,7 @@ export function markdown(report: Report): string {
         withBaselines ? '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|' : '|---|---|--:|--:|--:|--:|--:|--:|',
       );
       for (const r of section.rows) {
-        const cells = [
-          r.scenario,
-          PROTOCOL_NAMES[r.protocol],
-          String(r.callers),
-          fmt(r.ops, r.ops < 100 ? 1 : 0),
-          ms(r.p50),
-          ms(r.p99),
-          String(r.errors),
-          fmt(r.cpuUs),
-        ];
+        const cells = measured(r);
         if (withBaselines)
           cells.push(
             fmt(r.dbCpuUs),
@@ -254,14 +257,7 @@ export function markdown(report: Report): string {
       );
       for (const r of section.claims) {
         const cells = [
-          r.scenario,
-          PROTOCOL_NAMES[r.protocol],
-          String(r.callers),
-          fmt(r.ops, r.ops < 100 ? 1 : 0),
-          ms(r.p50),
-          ms(r.p99),
-          String(r.errors),
-          fmt(r.cpuUs),
+          ...measured(r),
           fmt(r.dbCpuUs),
           fmt(r.vsRaw?.ops, 2),
           fmt(r.vsRaw?.p50, 2),
