@@ -164,15 +164,25 @@ export async function flushLogs(timeoutMs = 1_000): Promise<void> {
 function buffered(): DestinationStream {
   const stream = pino.destination({ dest: 2, sync: false, minLength: BATCH_BYTES });
   batched.add(stream);
-  // The quiet minutes: what waits in the buffer goes out within the interval.
+  // The quiet minutes: what waits in the buffer goes out within the interval. Only when a line
+  // came since the last tick: sonic-boom's flush writes even an empty buffer.
+  let pending = false;
   setInterval(() => {
+    if (!pending) return;
+    pending = false;
     try {
       stream.flush();
     } catch {
-      // Nothing to flush yet (sonic-boom not ready), or stderr closed: the next tick tries again.
+      // Not ready yet (sonic-boom still opening), or stderr closed: the next line tries again.
+      pending = true;
     }
   }, BATCH_INTERVAL_MS).unref();
-  return stream;
+  return {
+    write(line: string) {
+      pending = true;
+      stream.write(line);
+    },
+  };
 }
 
 export const silentLogger: Logger = createLogger('silent', { write: () => {} });

@@ -316,10 +316,9 @@ export class Database {
       const classified = classifyDbError(err);
       if (classified instanceof DbError && classified.kind === 'connection') {
         discard = classified;
-      } else if (cancel.sent) {
-        // Closing the connection rolls back; a ROLLBACK sent here could meet the late cancel.
-        discard = new Error('a cancel request was sent on this connection');
-      } else {
+      } else if (!cancel.sent) {
+        // (A connection a cancel was sent on is closed below, which rolls back: a ROLLBACK sent
+        // on it could meet the late cancel.)
         try {
           await client.query('rollback');
         } catch (rollbackErr) {
