@@ -19,15 +19,6 @@ export interface Tenant {
   readonly createdAt: Date;
 }
 
-export interface Worker {
-  readonly id: bigint;
-  readonly handle: string;
-  readonly type: WorkerType;
-  readonly email: string | null;
-  readonly capabilities: string[];
-  readonly createdAt: Date;
-}
-
 /** A field's name in SQL and in the API (columns, update masks, history): `dueDate` → `due_date`. */
 export const snakeCase = (key: string): string => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
@@ -85,6 +76,17 @@ export type Insertable<F extends Fields> = Pick<Entity<F>, KeysRequired<F>> &
   Partial<Pick<Entity<F>, Exclude<KeysWritten<F, 'always' | 'create'>, KeysRequired<F>>>>;
 /** The fields an update may change: `undefined` keeps the current value, `null` clears a nullable one. */
 export type Changes<F extends Fields> = Partial<Pick<Entity<F>, KeysWritten<F, 'always'>>>;
+
+/** Workers are read through the same field map (their writes are statements of their own). */
+export const WORKER_FIELDS = {
+  id: readOnly<bigint>('bigint'),
+  handle: required<string>('text'),
+  type: required<WorkerType>('text'),
+  email: writable<string | null>('text'),
+  capabilities: writable<string[]>('json'),
+  createdAt: readOnly<Date>('timestamp'),
+};
+export type Worker = Entity<typeof WORKER_FIELDS>;
 
 export const PROJECT_FIELDS = {
   id: readOnly<bigint>('bigint'),

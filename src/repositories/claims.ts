@@ -18,9 +18,8 @@ export interface BeforeAfter {
   readonly after: Task;
 }
 
-const BEFORE = 'before_';
 const pairs = (rows: Row[]): BeforeAfter[] =>
-  rows.map((r) => ({ before: TASKS.parsePrefixed(r, BEFORE), after: TASKS.parse(r) }));
+  rows.map((r) => ({ before: TASKS.parseAs(r, 'before'), after: TASKS.parse(r) }));
 
 export interface ClaimFilter {
   readonly workerId: bigint;
@@ -72,7 +71,7 @@ export async function claimTask(tx: Tx, f: ClaimFilter): Promise<BeforeAfter | u
         updated_at = now()
        from c
       where t.tenant_id = ${tenant} and t.id = c.id
-      returning ${TASKS.columns('t')}, ${TASKS.columns('c', BEFORE)}`,
+      returning ${TASKS.row('t')}, ${TASKS.row('c', 'before')}`,
     q.values,
   );
   return row && pairs([row])[0];
@@ -104,7 +103,7 @@ export async function expireLeases(tx: Tx, limit: number): Promise<BeforeAfter[]
         updated_at = now()
        from e
       where t.tenant_id = $1::bigint and t.id = e.id
-      returning ${TASKS.columns('t')}, ${TASKS.columns('e', BEFORE)}`,
+      returning ${TASKS.row('t')}, ${TASKS.row('e', 'before')}`,
     [tenantOf(tx), limit],
   );
   return pairs(rows);
@@ -122,7 +121,7 @@ export async function hasRunningLeases(tx: Tx): Promise<boolean> {
 /** The task locked for a lease operation, with the database's clock (leases run on it, not ours). */
 export async function lockTaskWithClock(tx: Tx, id: bigint): Promise<{ task: Task; now: Date } | undefined> {
   const row = await tx.maybeOne<Row & { db_now: Date }>(
-    `select ${TASKS.columns()}, now() as db_now from tasks where tenant_id = $1::bigint and id = $2::bigint for update`,
+    `select ${TASKS.row()}, now() as db_now from tasks where tenant_id = $1::bigint and id = $2::bigint for update`,
     [tenantOf(tx), id.toString()],
   );
   return row && { task: TASKS.parse(row), now: row.db_now };
@@ -133,7 +132,7 @@ export async function extendLease(tx: Tx, id: bigint, seconds: number): Promise<
   const row = await tx.one<Row>(
     `update tasks set lease_expires_at = now() + make_interval(secs => $3::int)
       where tenant_id = $1::bigint and id = $2::bigint
-      returning ${TASKS.columns()}`,
+      returning ${TASKS.row()}`,
     [tenantOf(tx), id.toString(), seconds],
   );
   return TASKS.parse(row);
@@ -163,7 +162,7 @@ export async function releaseTask(tx: Tx, id: bigint, r: Release): Promise<Task>
         version = version + 1,
         updated_at = now()
       where tenant_id = ${q.bind(tenantOf(tx), 'bigint')} and id = ${q.id(id)}
-      returning ${TASKS.columns()}`,
+      returning ${TASKS.row()}`,
     q.values,
   );
   return TASKS.parse(row);

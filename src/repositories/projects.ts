@@ -12,7 +12,7 @@ export async function insertProject(tx: Tx, p: NewProject): Promise<Project> {
   const { columns, placeholders } = PROJECTS.insert(q, p);
   const row = await tx.one<Row>(
     `insert into projects (tenant_id, ${columns.join(', ')}) values (${tenant}, ${placeholders.join(', ')})
-     returning ${PROJECTS.columns()}`,
+     returning ${PROJECTS.row()}`,
     q.values,
   );
   return PROJECTS.parse(row);
@@ -24,7 +24,7 @@ export async function findProject(
   options: { forUpdate?: boolean } = {},
 ): Promise<Project | undefined> {
   const row = await tx.maybeOne<Row>(
-    `select ${PROJECTS.columns()} from projects where tenant_id = $1::bigint and id = $2::bigint${options.forUpdate ? ' for update' : ''}`,
+    `select ${PROJECTS.row()} from projects where tenant_id = $1::bigint and id = $2::bigint${options.forUpdate ? ' for update' : ''}`,
     [tenantOf(tx), id.toString()],
   );
   return row && PROJECTS.parse(row);
@@ -34,10 +34,15 @@ export async function findProjectsByIds(tx: Tx, ids: Iterable<bigint>): Promise<
   const list = idList(ids);
   if (list.length === 0) return new Map();
   const rows = await tx.many<Row>(
-    `select ${PROJECTS.columns()} from projects where tenant_id = $1::bigint and id = any($2::bigint[])`,
+    `select ${PROJECTS.row()} from projects where tenant_id = $1::bigint and id = any($2::bigint[])`,
     [tenantOf(tx), list],
   );
-  return new Map(rows.map((r) => [BigInt(r.id as string), PROJECTS.parse(r)]));
+  return new Map(
+    rows.map((r) => {
+      const p = PROJECTS.parse(r);
+      return [p.id, p];
+    }),
+  );
 }
 
 /** Projects (of one status, or all) in id order, a window at a time. */
@@ -49,10 +54,7 @@ export async function listProjects(
   const q = new Params();
   const where = [`tenant_id = ${q.bind(tenantOf(tx), 'bigint')}`];
   if (filter.status !== null) where.push(`status = ${q.bind(filter.status, 'text')}`);
-  const rows = await tx.many<Row>(
-    idPageQuery(q, `select ${PROJECTS.columns()} from projects`, where, window),
-    q.values,
-  );
+  const rows = await tx.many<Row>(idPageQuery(q, `select ${PROJECTS.row()} from projects`, where, window), q.values);
   return rows.map(PROJECTS.parse);
 }
 
@@ -63,7 +65,7 @@ export async function updateProject(tx: Tx, id: bigint, changes: ProjectChanges)
   const row = await tx.one<Row>(
     `update projects set ${set.join(', ')}
       where tenant_id = ${q.bind(tenantOf(tx), 'bigint')} and id = ${q.id(id)}
-      returning ${PROJECTS.columns()}`,
+      returning ${PROJECTS.row()}`,
     q.values,
   );
   return PROJECTS.parse(row);

@@ -31,34 +31,59 @@ export class Params {
 
 interface Codec {
   readonly cast: string;
-  /** Raw pg value (never null) → domain value. */
+  /**
+   * The column as an element of the row's JSON array: ids as text (JSON numbers lose int8
+   * precision), timestamps as whole epoch milliseconds (numeric arithmetic, exact; the domain's
+   * Dates hold milliseconds).
+   */
+  select(column: string): string;
+  /** That JSON element (never null) → domain value. */
   parse(raw: unknown): unknown;
   /** Domain value (never null) → bound value. */
   bind(value: unknown): unknown;
 }
 
-// int8 arrives as a string (pg keeps it exact), timestamptz as a Date, jsonb parsed.
 const CODECS: Record<FieldKind, Codec> = {
-  bigint: { cast: 'bigint', parse: (v) => BigInt(v as string), bind: (v) => (v as bigint).toString() },
-  int: { cast: 'int', parse: (v) => Number(v), bind: (v) => v },
-  text: { cast: 'text', parse: (v) => v, bind: (v) => v },
-  timestamp: { cast: 'timestamptz', parse: (v) => v, bind: (v) => v },
+  bigint: {
+    cast: 'bigint',
+    select: (c) => `${c}::text`,
+    parse: (v) => BigInt(v as string),
+    bind: (v) => (v as bigint).toString(),
+  },
+  int: { cast: 'int', select: (c) => c, parse: (v) => v, bind: (v) => v },
+  text: { cast: 'text', select: (c) => c, parse: (v) => v, bind: (v) => v },
+  timestamp: {
+    cast: 'timestamptz',
+    select: (c) => `floor(extract(epoch from ${c}) * 1000)::int8`,
+    parse: (v) => new Date(v as number),
+    bind: (v) => v,
+  },
   // A JS array would be bound as a PostgreSQL array, not as jsonb.
-  json: { cast: 'jsonb', parse: (v) => v, bind: (v) => JSON.stringify(v) },
+  json: { cast: 'jsonb', select: (c) => c, parse: (v) => v, bind: (v) => JSON.stringify(v) },
 };
 
 export interface Table<F extends Fields> {
   readonly name: string;
   readonly fields: F;
+  /** The plain column list, optionally qualified (for subqueries that a `row()` is selected from). */
+  columns(alias?: string): string;
   /**
-   * The select list of every field, optionally qualified by a table alias and renamed with a
-   * prefix (to return a row's before and after side by side).
+   * The whole entity as ONE column: a JSON array of its fields in declaration order, named `as`
+   * (default `row`), read from the table or its alias. One text value per row instead of one
+   * per field: pg parses it with a single JSON.parse, which costs a page of tasks a third of the
+   * client CPU of 22 separate columns (per-field decoding and type parsing dominated ListTasks).
    */
-  columns(alias?: string, prefix?: string): string;
-  /** A row of `columns()` → the domain object. */
+  row(alias?: string, as?: string): string;
+  /** The bare `json_build_array(…)` of `row()` (to aggregate rows: `json_agg(WORKERS.array('w'))`). */
+  array(alias?: string): string;
+  /** A row's `row()` column → the domain object. */
   parse(row: Record<string, unknown>): Entity<F>;
-  /** The same for columns selected with a prefix. */
-  parsePrefixed(row: Record<string, unknown>, prefix: string): Entity<F>;
+  /** The same for a `row(alias, as)` column named otherwise. */
+  parseAs(row: Record<string, unknown>, as: string): Entity<F>;
+  /** The same, null when the column is null or all-null (the far side of an outer join). */
+  parseOptional(row: Record<string, unknown>, as: string): Entity<F> | null;
+  /** One JSON array of `array()` → the domain object. */
+  fromArray(values: unknown[]): Entity<F>;
   /** The column name of a field. */
   column(key: keyof F & string): string;
   /** A field's value bound with its cast. */
@@ -86,40 +111,41 @@ export function defineTable<F extends Fields>(name: string, fields: F): Table<F>
       if (!allowed(f)) throw new Error(`${name}.${key} is not writable here`);
       return true;
     }) as [keyof F & string, unknown][];
-  // What a row parse needs per field, worked out once per column prefix (a page parses dozens
-  // of rows; building each column's name again for every row showed in profiles).
-  const readers = new Map<string, { key: string; column: string; parse: (raw: unknown) => unknown }[]>();
-  const readersFor = (prefix: string) => {
-    let list = readers.get(prefix);
-    if (!list) {
-      list = entries.map(([key, f]) => ({ key, column: `${prefix}${columnOf.get(key)}`, parse: CODECS[f.kind].parse }));
-      readers.set(prefix, list);
-    }
-    return list;
-  };
-  const parseRow = (row: Record<string, unknown>, prefix: string): Entity<F> => {
+  const readers = entries.map(([key, f]) => ({ key, parse: CODECS[f.kind].parse }));
+  const fromArray = (values: unknown[]): Entity<F> => {
     const out: Record<string, unknown> = {};
-    for (const { key, column, parse } of readersFor(prefix)) {
-      const raw = row[column];
+    for (let i = 0; i < readers.length; i++) {
+      const { key, parse } = readers[i]!;
+      const raw = values[i];
       out[key] = raw === null || raw === undefined ? null : parse(raw);
     }
     return out as Entity<F>;
   };
+  const parseAs = (row: Record<string, unknown>, as: string): Entity<F> => {
+    const values = row[as];
+    if (!Array.isArray(values)) throw new Error(`${name}: no ${as} column in the row`);
+    return fromArray(values);
+  };
+  // A row of more than 100 fields would exceed PostgreSQL's argument limit of json_build_array.
+  if (entries.length > 100) throw new Error(`${name}: more than 100 fields`);
+  const elements = (alias: string) =>
+    entries.map(([key, f]) => CODECS[f.kind].select(`${alias}${columnOf.get(key)}`)).join(', ');
+  const plain = `json_build_array(${elements('')})`;
+  const array = (alias?: string) => (alias ? `json_build_array(${elements(`${alias}.`)})` : plain);
   return {
     name,
     fields,
-    columns: (alias, prefix) =>
-      alias || prefix
-        ? entries
-            .map(
-              ([key]) =>
-                `${alias ? `${alias}.` : ''}${columnOf.get(key)}${prefix ? ` as ${prefix}${columnOf.get(key)}` : ''}`,
-            )
-            .join(', ')
-        : list,
+    columns: (alias) => (alias ? entries.map(([key]) => `${alias}.${columnOf.get(key)}`).join(', ') : list),
+    row: (alias, as = 'row') => `${array(alias)} as ${as}`,
+    array,
+    fromArray,
     // Arrow functions, so that `rows.map(TASKS.parse)` works.
-    parse: (row) => parseRow(row, ''),
-    parsePrefixed: (row, prefix) => parseRow(row, prefix),
+    parse: (row) => parseAs(row, 'row'),
+    parseAs,
+    parseOptional: (row, as) => {
+      const values = row[as];
+      return Array.isArray(values) && values[0] !== null ? fromArray(values) : null;
+    },
     column: (key) => columnOf.get(key)!,
     bind,
     insert(params, values) {

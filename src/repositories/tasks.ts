@@ -1,6 +1,6 @@
 import type { Tx } from '../db/index.js';
 import type { LeaseEnd, NewTask, Task, TaskChanges, TaskPriority, TaskStatus, Worker } from '../domain.js';
-import { idList, TASKS, toWorker, WORKER_COLUMNS, type WorkerRow } from './rows.js';
+import { idList, TASKS, WORKERS } from './rows.js';
 import { Params } from './sql.js';
 import { tenantOf } from './tenant-scope.js';
 
@@ -33,38 +33,27 @@ export interface TaskWithPeople {
   readonly createdBy: Worker | null;
 }
 
-// The assignee (a) and the creator (c) joined to a task row t, their columns prefixed.
-const WORKER_FIELDS = WORKER_COLUMNS.split(', ');
-const PEOPLE_COLUMNS = ['a', 'c']
-  .flatMap((alias) => WORKER_FIELDS.map((c) => `${alias}.${c} as ${alias}_${c}`))
-  .join(', ');
+// The assignee (a) and the creator (c) joined to a task row t, each as one JSON column.
+const PEOPLE_COLUMNS = `${WORKERS.row('a', 'assignee')}, ${WORKERS.row('c', 'creator')}`;
 const PEOPLE_JOINS = `left join workers a on a.tenant_id = t.tenant_id and a.id = t.assignee_id
      left join workers c on c.tenant_id = t.tenant_id and c.id = t.created_by_id`;
-
-/** Each prefixed column name with its worker column, worked out once. */
-const PERSON_COLUMNS = {
-  a: WORKER_FIELDS.map((c) => [c, `a_${c}`] as const),
-  c: WORKER_FIELDS.map((c) => [c, `c_${c}`] as const),
-};
 
 /**
  * Reads the task and its two workers from a joined row. A page names the same few workers on
  * many rows: `seen` (per statement) parses each once and shares the object.
  */
 function withPeople(row: Row, seen: Map<unknown, Worker> = new Map()): TaskWithPeople {
-  const person = (alias: 'a' | 'c'): Worker | null => {
-    const id = row[`${alias}_id`];
+  const person = (as: 'assignee' | 'creator'): Worker | null => {
+    const id = (row[as] as unknown[] | null)?.[0];
     if (id === null || id === undefined) return null;
     let worker = seen.get(id);
     if (!worker) {
-      const fields: Record<string, unknown> = {};
-      for (const [column, prefixed] of PERSON_COLUMNS[alias]) fields[column] = row[prefixed];
-      worker = toWorker(fields as unknown as WorkerRow);
+      worker = WORKERS.parseAs(row, as);
       seen.set(id, worker);
     }
     return worker;
   };
-  return { task: TASKS.parse(row), assignee: person('a'), createdBy: person('c') };
+  return { task: TASKS.parse(row), assignee: person('assignee'), createdBy: person('creator') };
 }
 
 export async function insertTask(tx: Tx, t: NewTask): Promise<Task> {
@@ -73,7 +62,7 @@ export async function insertTask(tx: Tx, t: NewTask): Promise<Task> {
   const { columns, placeholders } = TASKS.insert(q, t);
   const row = await tx.one<Row>(
     `insert into tasks (tenant_id, ${columns.join(', ')}) values (${tenant}, ${placeholders.join(', ')})
-     returning ${TASKS.columns()}`,
+     returning ${TASKS.row()}`,
     q.values,
   );
   return TASKS.parse(row);
@@ -92,7 +81,7 @@ export async function insertTasksWithTitles(
      select $1::bigint, $2::bigint, u.title, $4::bigint
        from unnest($3::text[]) with ordinality as u(title, n)
       order by u.n
-     returning ${TASKS.columns()}`,
+     returning ${TASKS.row()}`,
     [tenantOf(tx), projectId.toString(), titles, createdById.toString()],
   );
   // Identity values follow the insert order, so id order is title order.
@@ -101,7 +90,7 @@ export async function insertTasksWithTitles(
 
 export async function findTask(tx: Tx, id: bigint, options: { forUpdate?: boolean } = {}): Promise<Task | undefined> {
   const row = await tx.maybeOne<Row>(
-    `select ${TASKS.columns()} from tasks where tenant_id = $1::bigint and id = $2::bigint${options.forUpdate ? ' for update' : ''}`,
+    `select ${TASKS.row()} from tasks where tenant_id = $1::bigint and id = $2::bigint${options.forUpdate ? ' for update' : ''}`,
     [tenantOf(tx), id.toString()],
   );
   return row && TASKS.parse(row);
@@ -110,7 +99,7 @@ export async function findTask(tx: Tx, id: bigint, options: { forUpdate?: boolea
 /** The task with its assignee and creator, in one statement. */
 export async function findTaskWithPeople(tx: Tx, id: bigint): Promise<TaskWithPeople | undefined> {
   const row = await tx.maybeOne<Row>(
-    `select ${TASKS.columns('t')}, ${PEOPLE_COLUMNS} from tasks t ${PEOPLE_JOINS}
+    `select ${TASKS.row('t')}, ${PEOPLE_COLUMNS} from tasks t ${PEOPLE_JOINS}
       where t.tenant_id = $1::bigint and t.id = $2::bigint`,
     [tenantOf(tx), id.toString()],
   );
@@ -121,10 +110,15 @@ export async function findTasksByIds(tx: Tx, ids: Iterable<bigint>): Promise<Map
   const list = idList(ids);
   if (list.length === 0) return new Map();
   const rows = await tx.many<Row>(
-    `select ${TASKS.columns()} from tasks where tenant_id = $1::bigint and id = any($2::bigint[])`,
+    `select ${TASKS.row()} from tasks where tenant_id = $1::bigint and id = any($2::bigint[])`,
     [tenantOf(tx), list],
   );
-  return new Map(rows.map((r) => [BigInt(r.id as string), TASKS.parse(r)]));
+  return new Map(
+    rows.map((r) => {
+      const t = TASKS.parse(r);
+      return [t.id, t];
+    }),
+  );
 }
 
 /** Direct subtasks of every task in `parentIds`, in one statement, oldest first. */
@@ -132,7 +126,7 @@ export async function findSubtasks(tx: Tx, parentIds: Iterable<bigint>): Promise
   const list = idList(parentIds);
   if (list.length === 0) return [];
   const rows = await tx.many<Row>(
-    `select ${TASKS.columns()} from tasks where tenant_id = $1::bigint and parent_task_id = any($2::bigint[]) order by id`,
+    `select ${TASKS.row()} from tasks where tenant_id = $1::bigint and parent_task_id = any($2::bigint[]) order by id`,
     [tenantOf(tx), list],
   );
   return rows.map(TASKS.parse);
@@ -178,7 +172,8 @@ function pageQuery(
 ) {
   const q = new Params();
   const bind = (v: unknown, cast: string) => q.bind(v, cast);
-  const where = [`tenant_id = ${bind(tenantOf(tx), 'bigint')}`];
+  const tenant = bind(tenantOf(tx), 'bigint');
+  const where = [`tenant_id = ${tenant}`];
   if (filter.projectId !== null) where.push(`project_id = ${bind(filter.projectId.toString(), 'bigint')}`);
   if (filter.statuses.length > 0) where.push(`status = any(${bind(filter.statuses, 'text[]')})`);
   if (filter.assigneeId !== null) where.push(`assignee_id = ${bind(filter.assigneeId.toString(), 'bigint')}`);
@@ -219,6 +214,8 @@ function pageQuery(
       break;
   }
   return {
+    /** The tenant's placeholder, for statements that wrap this one. */
+    tenant,
     text: `select ${columns} from tasks where ${where.join(' and ')} order by ${orderBy} limit ${bind(limit, 'int')}`,
     orderBy,
     values: q.values,
@@ -233,7 +230,7 @@ export async function listTasks(
   cursor: TaskCursor | null,
   limit: number,
 ): Promise<Task[]> {
-  const page = pageQuery(tx, filter, order, cursor, limit, TASKS.columns());
+  const page = pageQuery(tx, filter, order, cursor, limit, TASKS.row());
   return (await tx.many<Row>(page.text, page.values)).map(TASKS.parse);
 }
 
@@ -250,12 +247,33 @@ export async function listTasksWithPeople(
 ): Promise<TaskWithPeople[]> {
   const page = pageQuery(tx, filter, order, cursor, limit, `${TASKS.columns()}, tenant_id, priority_rank`);
   const outerOrder = page.orderBy.replace(/(^|, )(\w)/g, '$1t.$2');
+  // The page's workers, each once, as one JSON array on the first row: a page names the same
+  // few workers on many rows, and decoding them per row cost as much as the tasks themselves.
   const rows = await tx.many<Row>(
-    `select ${TASKS.columns('t')}, ${PEOPLE_COLUMNS} from (${page.text}) t ${PEOPLE_JOINS} order by ${outerOrder}`,
+    `with page as (${page.text})
+     select ${TASKS.row('t')},
+            case when row_number() over (order by ${outerOrder}) = 1 then
+              (select json_agg(${WORKERS.array('w')}) from workers w
+                where w.tenant_id = ${page.tenant}
+                  and w.id in (select assignee_id from page union select created_by_id from page))
+            end as people
+       from page t
+      order by ${outerOrder}`,
     page.values,
   );
-  const seen = new Map<unknown, Worker>();
-  return rows.map((row) => withPeople(row, seen));
+  const people = new Map<bigint, Worker>();
+  for (const values of (rows[0]?.people ?? []) as unknown[][]) {
+    const worker = WORKERS.fromArray(values);
+    people.set(worker.id, worker);
+  }
+  return rows.map((row) => {
+    const task = TASKS.parse(row);
+    return {
+      task,
+      assignee: task.assigneeId === null ? null : (people.get(task.assigneeId) ?? null),
+      createdBy: people.get(task.createdById) ?? null,
+    };
+  });
 }
 
 /**
@@ -274,7 +292,7 @@ export async function updateTask(
   const row = await tx.one<Row>(
     `update tasks set ${set.join(', ')}
       where tenant_id = ${q.bind(tenantOf(tx), 'bigint')} and id = ${q.id(id)}
-      returning ${TASKS.columns()}`,
+      returning ${TASKS.row()}`,
     q.values,
   );
   return TASKS.parse(row);
@@ -402,7 +420,7 @@ export async function findTaskTree(
            -- Parents never form a cycle (writes refuse one), but a walk must end regardless.
            and not t.id = any(tree.path)
      )
-     select ${TASKS.columns('t')}, tree.depth as tree_depth
+     select ${TASKS.row('t')}, tree.depth as tree_depth
        from tree join tasks t on t.tenant_id = $1::bigint and t.id = tree.id
       order by tree.path`,
     [tenantOf(tx), id.toString(), maxDepth],

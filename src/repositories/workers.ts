@@ -1,8 +1,10 @@
 import type { Tx } from '../db/index.js';
 import type { Worker, WorkerType } from '../domain.js';
-import { idList, toWorker, WORKER_COLUMNS, type WorkerRow } from './rows.js';
+import { idList, WORKERS } from './rows.js';
 import { type IdWindow, idPageQuery, Params } from './sql.js';
 import { tenantOf } from './tenant-scope.js';
+
+type Row = Record<string, unknown>;
 
 export interface NewWorker {
   readonly handle: string;
@@ -12,12 +14,12 @@ export interface NewWorker {
 }
 
 export async function insertWorker(tx: Tx, w: NewWorker): Promise<Worker> {
-  const row = await tx.one<WorkerRow>(
+  const row = await tx.one<Row>(
     `insert into workers (tenant_id, handle, type, email, capabilities)
-     values ($1::bigint, $2, $3, $4, $5::jsonb) returning ${WORKER_COLUMNS}`,
+     values ($1::bigint, $2, $3, $4, $5::jsonb) returning ${WORKERS.row()}`,
     [tenantOf(tx), w.handle, w.type, w.email, JSON.stringify(w.capabilities)],
   );
-  return toWorker(row);
+  return WORKERS.parse(row);
 }
 
 export async function findWorker(
@@ -25,31 +27,36 @@ export async function findWorker(
   id: bigint,
   options: { forUpdate?: boolean } = {},
 ): Promise<Worker | undefined> {
-  const row = await tx.maybeOne<WorkerRow>(
-    `select ${WORKER_COLUMNS} from workers where tenant_id = $1::bigint and id = $2::bigint${options.forUpdate ? ' for update' : ''}`,
+  const row = await tx.maybeOne<Row>(
+    `select ${WORKERS.row()} from workers where tenant_id = $1::bigint and id = $2::bigint${options.forUpdate ? ' for update' : ''}`,
     [tenantOf(tx), id.toString()],
   );
-  return row && toWorker(row);
+  return row && WORKERS.parse(row);
 }
 
 /** Handles are matched regardless of case, as the unique index compares them. */
 export async function findWorkerByHandle(tx: Tx, handle: string): Promise<Worker | undefined> {
-  const row = await tx.maybeOne<WorkerRow>(
-    `select ${WORKER_COLUMNS} from workers where tenant_id = $1::bigint and handle_key = lower($2)`,
+  const row = await tx.maybeOne<Row>(
+    `select ${WORKERS.row()} from workers where tenant_id = $1::bigint and handle_key = lower($2)`,
     [tenantOf(tx), handle],
   );
-  return row && toWorker(row);
+  return row && WORKERS.parse(row);
 }
 
 /** Every worker of `ids` in one statement, keyed by id. */
 export async function findWorkersByIds(tx: Tx, ids: Iterable<bigint>): Promise<Map<bigint, Worker>> {
   const list = idList(ids);
   if (list.length === 0) return new Map();
-  const rows = await tx.many<WorkerRow>(
-    `select ${WORKER_COLUMNS} from workers where tenant_id = $1::bigint and id = any($2::bigint[])`,
+  const rows = await tx.many<Row>(
+    `select ${WORKERS.row()} from workers where tenant_id = $1::bigint and id = any($2::bigint[])`,
     [tenantOf(tx), list],
   );
-  return new Map(rows.map((r) => [BigInt(r.id), toWorker(r)]));
+  return new Map(
+    rows.map((r) => {
+      const w = WORKERS.parse(r);
+      return [w.id, w];
+    }),
+  );
 }
 
 /** Workers (of one type, or all) in id order, a window at a time. */
@@ -57,11 +64,8 @@ export async function listWorkers(tx: Tx, filter: { type: WorkerType | null }, w
   const q = new Params();
   const where = [`tenant_id = ${q.bind(tenantOf(tx), 'bigint')}`];
   if (filter.type !== null) where.push(`type = ${q.bind(filter.type, 'text')}`);
-  const rows = await tx.many<WorkerRow>(
-    idPageQuery(q, `select ${WORKER_COLUMNS} from workers`, where, window),
-    q.values,
-  );
-  return rows.map(toWorker);
+  const rows = await tx.many<Row>(idPageQuery(q, `select ${WORKERS.row()} from workers`, where, window), q.values);
+  return rows.map(WORKERS.parse);
 }
 
 export async function deleteWorker(tx: Tx, id: bigint): Promise<boolean> {

@@ -13,27 +13,42 @@ describe('Params', () => {
 });
 
 describe('a table from a field map', () => {
-  it('selects every field by its snake_case column, optionally aliased and prefixed', () => {
+  it('selects every field by its snake_case column, plain or aliased', () => {
     expect(TASKS.columns()).toMatch(
       /^id, title, description, status, .*parent_task_id, .*lease_expires_at, lease_end$/,
     );
-    expect(TASKS.columns('t', 'before_')).toContain('t.assignee_id as before_assignee_id');
+    expect(TASKS.columns('t')).toContain('t.assignee_id, t.created_by_id');
   });
 
-  it('parses a row: int8 from text to bigint, nulls kept, other kinds as pg returns them', () => {
-    const row = Object.fromEntries(
-      TASKS.columns()
-        .split(', ')
-        .map((c) => [c, null]),
-    ) as Record<string, unknown>;
-    Object.assign(row, { id: '9007199254740993', version: '2', attempts: 3, tags: ['x'], title: 't' });
-    const task = TASKS.parse(row);
+  it('reads a row as one JSON array: ids as text, timestamps as whole epoch milliseconds', () => {
+    const row = TASKS.row('c', 'before');
+    expect(row).toMatch(/^json_build_array\(c\.id::text, c\.title, .*\) as before$/);
+    expect(row).toContain('floor(extract(epoch from c.due_date) * 1000)::int8');
+    expect(TASKS.row()).toMatch(/^json_build_array\(id::text, .* as row$/);
+  });
+
+  it('parses that array: int8 from text to bigint, epoch ms to Date, nulls kept', () => {
+    const values: unknown[] = TASKS.columns()
+      .split(', ')
+      .map(() => null);
+    const at = (column: string) => TASKS.columns().split(', ').indexOf(column);
+    values[at('id')] = '9007199254740993';
+    values[at('version')] = '2';
+    values[at('attempts')] = 3;
+    values[at('tags')] = ['x'];
+    values[at('title')] = 't';
+    values[at('due_date')] = -1;
+    const task = TASKS.parse({ row: values });
     expect(task.id).toBe(9007199254740993n);
     expect(task.version).toBe(2n);
     expect(task.assigneeId).toBeNull();
     expect(task.attempts).toBe(3);
     expect(task.tags).toEqual(['x']);
-    expect(TASKS.parsePrefixed({ before_id: '5' }, 'before_').id).toBe(5n);
+    expect(task.dueDate).toEqual(new Date(-1));
+    expect(TASKS.parseAs({ before: values }, 'before').id).toBe(9007199254740993n);
+    expect(TASKS.parseOptional({ before: values.map(() => null) }, 'before')).toBeNull();
+    expect(TASKS.parseOptional({ before: null }, 'before')).toBeNull();
+    expect(() => TASKS.parse({ id: '1' })).toThrow(/no row column/);
   });
 
   it('inserts and updates only the fields given; null clears, undefined keeps', () => {
