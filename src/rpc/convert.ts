@@ -3,25 +3,24 @@
  * every project and task field a client may write (message field → checked domain value). Only
  * the RPC layer builds messages; a new column is a line in a message here and, when clients may
  * write it, a line in PROJECT_INPUT / TASK_INPUT.
+ *
+ * Messages are built as init objects (the shape protobuf-es `create()` takes), not message
+ * objects: the unary paths encode them directly (src/rpc/binary.ts), connect-node's paths call
+ * `create()` on them, and a page does not pay for hundreds of message objects it only encodes.
  */
-import { create } from '@bufbuild/protobuf';
-import { type Timestamp, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import type { TimestampSchema } from '@bufbuild/protobuf/wkt';
 import type { z } from 'zod';
 import type * as d from '../domain.js';
 import {
-  type Project,
-  ProjectSchema,
+  type ProjectSchema,
   ProjectStatus,
-  type Task,
-  type TaskEvent,
-  TaskEventSchema,
+  type TaskEventSchema,
   TaskPriority,
-  TaskSchema,
+  type TaskSchema,
   TaskStatus,
-  type Tenant,
-  TenantSchema,
-  type Worker,
-  WorkerSchema,
+  type TenantSchema,
+  type WorkerSchema,
   WorkerType,
 } from '../gen/taskapi/v1/resources_pb.js';
 import * as v from './validate.js';
@@ -55,8 +54,20 @@ export const projectStatus = enumMap<d.ProjectStatus, ProjectStatus>([
   ['archived', ProjectStatus.ARCHIVED],
 ]);
 
-export const timestamp = (date: Date | null | undefined): Timestamp | undefined =>
-  date ? timestampFromDate(date) : undefined;
+type Timestamp = MessageInitShape<typeof TimestampSchema>;
+type Tenant = MessageInitShape<typeof TenantSchema>;
+type Worker = MessageInitShape<typeof WorkerSchema>;
+type Project = MessageInitShape<typeof ProjectSchema>;
+type Task = MessageInitShape<typeof TaskSchema>;
+type TaskEvent = MessageInitShape<typeof TaskEventSchema>;
+
+/** As protobuf-es `timestampFromDate` (whole seconds down, nanos never negative). */
+export function timestamp(date: Date | null | undefined): Timestamp | undefined {
+  if (!date) return undefined;
+  const ms = date.getTime();
+  const seconds = Math.floor(ms / 1000);
+  return { seconds: BigInt(seconds), nanos: (ms - seconds * 1000) * 1_000_000 };
+}
 const ts = timestamp;
 
 /**
@@ -86,34 +97,47 @@ export const TASK_INPUT = {
   notBefore: v.timestamp,
 } satisfies Record<keyof d.TaskChanges, z.ZodType>;
 
-export const tenantMessage = (t: d.Tenant): Tenant =>
-  create(TenantSchema, { id: t.id, name: t.name, subdomain: t.subdomain, createdAt: ts(t.createdAt) });
+export const tenantMessage = (t: d.Tenant): Tenant => ({
+  id: t.id,
+  name: t.name,
+  subdomain: t.subdomain,
+  createdAt: ts(t.createdAt),
+});
 
-export const workerMessage = (w: d.Worker): Worker =>
-  create(WorkerSchema, {
-    id: w.id,
-    handle: w.handle,
-    type: workerType.toProto(w.type),
-    email: w.email ?? '',
-    capabilities: w.capabilities,
-    createdAt: ts(w.createdAt),
-  });
+// A page shares one domain Worker among all its tasks that name it (src/repositories/tasks.ts);
+// its message is built once too, and the encoder sizes it once.
+const workerMessages = new WeakMap<d.Worker, Worker>();
 
-export const projectMessage = (p: d.Project): Project =>
-  create(ProjectSchema, {
-    id: p.id,
-    name: p.name,
-    description: p.description,
-    status: projectStatus.toProto(p.status),
-    metadata: p.metadata,
-    createdAt: ts(p.createdAt),
-    updatedAt: ts(p.updatedAt),
-    version: p.version,
-  });
+export function workerMessage(w: d.Worker): Worker {
+  let message = workerMessages.get(w);
+  if (!message) {
+    message = {
+      id: w.id,
+      handle: w.handle,
+      type: workerType.toProto(w.type),
+      email: w.email ?? '',
+      capabilities: w.capabilities,
+      createdAt: ts(w.createdAt),
+    };
+    workerMessages.set(w, message);
+  }
+  return message;
+}
+
+export const projectMessage = (p: d.Project): Project => ({
+  id: p.id,
+  name: p.name,
+  description: p.description,
+  status: projectStatus.toProto(p.status),
+  metadata: p.metadata,
+  createdAt: ts(p.createdAt),
+  updatedAt: ts(p.updatedAt),
+  version: p.version,
+});
 
 export function taskMessage(t: d.Task | d.TaskView): Task {
   const view = t as Partial<d.TaskView>;
-  return create(TaskSchema, {
+  return {
     id: t.id,
     title: t.title,
     description: t.description,
@@ -139,17 +163,16 @@ export function taskMessage(t: d.Task | d.TaskView): Task {
     project: view.project ? projectMessage(view.project) : undefined,
     parent: view.parent ? taskMessage(view.parent) : undefined,
     subtasks: view.subtasks?.map(taskMessage) ?? [],
-  });
+  };
 }
 
-export const taskEventMessage = (e: d.TaskEvent): TaskEvent =>
-  create(TaskEventSchema, {
-    id: e.id,
-    taskId: e.taskId,
-    projectId: e.projectId,
-    kind: e.kind,
-    actorId: e.actorId ?? undefined,
-    data: e.data,
-    createdAt: ts(e.createdAt),
-    taskVersion: e.taskVersion,
-  });
+export const taskEventMessage = (e: d.TaskEvent): TaskEvent => ({
+  id: e.id,
+  taskId: e.taskId,
+  projectId: e.projectId,
+  kind: e.kind,
+  actorId: e.actorId ?? undefined,
+  data: e.data,
+  createdAt: ts(e.createdAt),
+  taskVersion: e.taskVersion,
+});

@@ -24,26 +24,24 @@ import type http from 'node:http';
 import type http2 from 'node:http2';
 import type net from 'node:net';
 import {
-  create,
   type DescMessage,
   type DescMethod,
   type DescService,
   fromBinary,
   fromJson,
-  isMessage,
   type Message,
-  toBinary,
-  toJsonString,
 } from '@bufbuild/protobuf';
 import { Code, ConnectError, type ContextValues, createContextValues, type HandlerContext } from '@connectrpc/connect';
 import type { Logger } from '../logger.js';
 import { type CallStats, callStarted, withCallStats } from '../metrics.js';
 import type { AuthService } from '../services/auth.js';
+import { encodeMessage } from './binary.js';
 import { authorize, type HeaderGet, requestIdOf } from './call.js';
 import { codeName, logCall, traceIdOf } from './call-log.js';
 import { principalKey, requestIdKey } from './context.js';
 import { toConnectError } from './errors.js';
 import { encodeGrpcMessage } from './grpc-compat.js';
+import { encodeJson } from './json.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: a handler of any method, typed by its descriptor at registration
 type UnaryImpl = (request: any, context: HandlerContext) => Promise<any>;
@@ -501,9 +499,11 @@ function decode(schema: DescMessage, protocol: Protocol, bytes: Buffer): Message
   }
 }
 
+/** The handler's result (an init object or a message) as the response body. */
 function encode(schema: DescMessage, protocol: Protocol, result: unknown): Uint8Array {
-  const message = isMessage(result, schema) ? result : create(schema, result as never);
-  return protocol === 'connect-json' ? Buffer.from(toJsonString(schema, message)) : toBinary(schema, message);
+  return protocol === 'connect-json'
+    ? Buffer.from(encodeJson(schema, result as object))
+    : encodeMessage(schema, result as object);
 }
 
 /** What the handlers see of the call, plus the response headers they set (if they did). */
