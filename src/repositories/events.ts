@@ -1,5 +1,13 @@
 import type { Tx } from '../db/index.js';
-import type { JsonObject, NewTaskEvent, TaskEvent, TaskEventKind } from '../domain.js';
+import {
+  type FieldKind,
+  type JsonObject,
+  type NewTaskEvent,
+  snakeCase,
+  TASK_FIELDS,
+  type TaskEvent,
+  type TaskEventKind,
+} from '../domain.js';
 import { type IdWindow, idPageQuery, Params } from './sql.js';
 import { tenantOf } from './tenant-scope.js';
 
@@ -32,6 +40,27 @@ export async function appendTaskEvents(tx: Tx, events: readonly NewTaskEvent[]):
       ),
     ],
   );
+}
+
+/** A recorded task field as its history snapshot holds it: ids as text, instants as ISO-8601 UTC. */
+const historySql = (column: string, kind: FieldKind): string =>
+  kind === 'bigint'
+    ? `${column}::text`
+    : kind === 'timestamp'
+      ? `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+      : column;
+
+/**
+ * The data of a task's `created` event built by the database from the task row `alias`:
+ * `{"task": {...}}` with the fields the history records, exactly as `taskEvent.created` builds
+ * it in the service (test/integration/history-sql.test.ts compares the two). For writes that
+ * create many tasks in one statement and record their events in the same one.
+ */
+export function createdEventDataSql(alias: string): string {
+  const fields = Object.entries(TASK_FIELDS)
+    .filter(([key, f]) => f.history && key !== 'id')
+    .map(([key, f]) => `'${snakeCase(key)}', ${historySql(`${alias}.${snakeCase(key)}`, f.kind)}`);
+  return `jsonb_build_object('task', jsonb_build_object(${fields.join(', ')}, 'id', ${alias}.id::text))`;
 }
 
 /** A task_events row as `EVENT_COLUMNS` selects it. */

@@ -68,11 +68,8 @@ export class ProjectService {
         // Checked here, not left to the tasks' foreign key: with no titles there is no task to refuse it.
         if (!(await findWorker(tx, createdById))) throw failedPrecondition('worker not found', 'created_by_id');
         const project = await projects.insertProject(tx, { ...fields, status: 'active' });
-        const created = await insertTasksWithTitles(tx, project.id, input.taskTitles, createdById);
-        await appendTaskEvents(
-          tx,
-          created.map((t) => taskEvent.created(t, createdById)),
-        );
+        // Their `created` events are written by the same statement (as taskEvent.created would).
+        const created = await insertTasksWithTitles(tx, project.id, input.taskTitles, createdById, createdById);
         return { project, tasks: await loadTaskViews(tx, created, 'basic') };
       });
     });
