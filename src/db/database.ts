@@ -14,6 +14,7 @@ import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { countStatement } from '../metrics.js';
 import { classifyDbError, DbError } from './errors.js';
+import { type PipelineStatement, runPipeline } from './pipeline.js';
 import type { Release, TenantLimiter } from './tenant-limiter.js';
 
 export interface Tx {
@@ -31,14 +32,13 @@ export interface Tx {
 
 /**
  * A read-only statement sent in the same round trip as BEGIN and the transaction's settings
- * (the simple query protocol, which takes several statements but binds no parameters: its
- * values are inlined as escaped literals by pg's `escapeLiteral`). Its rows are handed to the
- * transaction's callback. Used for the API-key check every call starts with.
+ * (src/db/pipeline.ts). Its rows are handed to the transaction's callback. Used for the API-key
+ * check every call starts with.
  */
 export interface Prologue {
   /** One statement with `$1`, `$2`… placeholders, written by the service (never by a client). */
   readonly text: string;
-  /** Strings, or Buffers (sent as bytea hex literals). */
+  /** Strings, or Buffers (bytea). */
   readonly values: readonly (string | Buffer)[];
 }
 
@@ -92,16 +92,11 @@ export class TransactionCancelledError extends AppError {
   }
 }
 
-/** The prologue's text with each `$n` replaced by the n-th value as an escaped literal. */
-function inlineValues(prologue: Prologue, literal: (value: string) => string): string {
-  return prologue.text.replace(/\$(\d+)/g, (_, n: string) => {
-    const value = prologue.values[Number(n) - 1];
-    if (value === undefined) throw new Error(`prologue: no value for $${n}`);
-    return typeof value === 'string' ? literal(value) : `${literal(`\\x${value.toString('hex')}`)}::bytea`;
-  });
-}
-
 const noSlot: Release = () => {};
+
+/** The settings of every transaction: tenant, statement timeout, role, search path. */
+const SETTINGS = `select set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true),
+                        set_config('role', $3, true), set_config('search_path', $4, true)`;
 
 /**
  * Named statements live, with their plans, on every pooled connection until it closes. Most
@@ -358,9 +353,8 @@ export class Database {
   }
 
   /**
-   * BEGIN, the transaction's settings and the prologue, in ONE round trip (a multi-statement
-   * simple query). Every value in it is the service's own (a tenant id, a number, a role name,
-   * a schema name derived from the id, the prologue's values), quoted by pg's escapeLiteral.
+   * BEGIN, the transaction's settings and the prologue, in ONE round trip (src/db/pipeline.ts):
+   * named prepared statements with bound values, like every other statement.
    */
   private async begin(
     client: pg.PoolClient,
@@ -375,19 +369,28 @@ export class Database {
       1,
       Math.ceil(Math.min(options.timeoutMs ?? Infinity, this.statementTimeoutMs || Infinity)),
     );
-    const literal = (value: string) => client.escapeLiteral(value);
     // Everything here is transaction-local (is_local = true), so nothing survives into the next
     // transaction on this pooled connection, and the service stays PgBouncer-transaction-safe.
-    const settings = `select set_config('app.tenant_id', ${literal(tenantId === null ? '' : tenantId.toString())}, true),
-              set_config('statement_timeout', ${literal(Number.isFinite(timeout) ? String(timeout) : '0')}, true),
-              set_config('role', ${literal(options.asOwner || this.appRole === null ? 'none' : this.appRole)}, true),
-              set_config('search_path', ${literal(
-                tenantId !== null && this.tenantSearchPath ? this.tenantSearchPath(tenantId) : '"$user", public',
-              )}, true)`;
-    const statements = [modes.length ? `begin ${modes.join(' ')}` : 'begin', settings];
-    if (options.prologue) statements.push(inlineValues(options.prologue, literal));
-    const results = (await this.send(client, statements.join(';\n'))) as unknown as pg.QueryResult[];
+    const statements: PipelineStatement[] = [
+      this.statement(modes.length ? `begin ${modes.join(' ')}` : 'begin', []),
+      this.statement(SETTINGS, [
+        tenantId === null ? '' : tenantId.toString(),
+        Number.isFinite(timeout) ? String(timeout) : '0',
+        options.asOwner || this.appRole === null ? 'none' : this.appRole,
+        tenantId !== null && this.tenantSearchPath ? this.tenantSearchPath(tenantId) : '"$user", public',
+      ]),
+    ];
+    if (options.prologue) statements.push(this.statement(options.prologue.text, options.prologue.values));
+    this.statements++;
+    countStatement();
+    const results = await runPipeline(client, statements);
     return options.prologue ? (results[2]?.rows ?? []) : [];
+  }
+
+  /** A statement of a pipeline, named as `send` would name it. */
+  private statement(text: string, values: readonly (string | Buffer)[]): PipelineStatement {
+    const name = this.nameFor(text);
+    return name === undefined ? { text, values } : { text, values, name };
   }
 
   private async send(client: pg.PoolClient, text: string, values?: readonly unknown[]): Promise<pg.QueryResult> {
@@ -395,21 +398,32 @@ export class Database {
     countStatement();
     if (!this.prepare || values === undefined) return client.query(text, values as unknown[] | undefined);
     // A named statement is parsed and planned once per connection and then reused: for a
-    // GetTask that is most of PostgreSQL's work (bench/README.md). The name is a digest of the
-    // text, so the same name always means the same statement on any server connection.
+    // GetTask that is most of PostgreSQL's work (bench/README.md).
+    const name = this.nameFor(text);
+    return name === undefined
+      ? client.query(text, values as unknown[])
+      : client.query({ name, text, values: values as unknown[] });
+  }
+
+  /**
+   * The statement's name, or undefined to send it unnamed. The name is a digest of the text, so
+   * the same name always means the same statement on any server connection. Named from the
+   * second use, up to the cap (see MAX_NAMED_STATEMENTS).
+   */
+  private nameFor(text: string): string | undefined {
+    if (!this.prepare) return undefined;
     let name = this.statementNames.get(text);
     if (name === undefined) {
-      // Named from the second use, up to the cap (see MAX_NAMED_STATEMENTS); the rest go unnamed.
       if (this.statementNames.size >= MAX_NAMED_STATEMENTS || !this.seenOnce.has(text)) {
         if (this.seenOnce.size >= MAX_SEEN_ONCE) this.seenOnce.clear();
         this.seenOnce.add(text);
-        return client.query(text, values as unknown[]);
+        return undefined;
       }
       this.seenOnce.delete(text);
       name = `taskapi_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
       this.statementNames.set(text, name);
     }
-    return client.query({ name, text, values: values as unknown[] });
+    return name;
   }
 
   private stopPreparing(err: unknown): void {
