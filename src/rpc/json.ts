@@ -142,9 +142,15 @@ function scalarKind(type: ScalarType): ScalarKind | null {
 const TIMESTAMP_MS_MIN = -62135596800000;
 const TIMESTAMP_MS_MAX = 253402300799000;
 
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const UINT64_MAX = 2n ** 64n - 1n;
+
 /** int64 as create() stores it (a bigint; init objects may hold a number or a decimal string). */
 const int64Text = (v: unknown, unsigned: boolean): string => {
   const n = typeof v === 'bigint' ? v : BigInt(v as string);
+  // In range (every id): printed as is, without a wrapped copy.
+  if (unsigned ? n >= 0n && n <= UINT64_MAX : n >= INT64_MIN && n <= INT64_MAX) return `"${n}"`;
   return `"${unsigned ? BigInt.asUintN(64, n) : BigInt.asIntN(64, n)}"`;
 };
 
