@@ -92,6 +92,15 @@ export function runPipeline(
   client: pg.PoolClient,
   statements: readonly PipelineStatement[],
 ): Promise<pg.QueryResult[]> {
+  // pg-protocol's Bind throws on any other value; once some messages of the pipeline are
+  // written without their Sync the server would never answer, so values are checked first.
+  for (const s of statements) {
+    for (const v of s.values) {
+      if (v !== null && typeof v !== 'string' && !Buffer.isBuffer(v)) {
+        return Promise.reject(new TypeError(`pipeline: a value of "${s.text.slice(0, 40)}" is not a string or Buffer`));
+      }
+    }
+  }
   return new Promise((resolve, reject) => {
     const query = new PipelineQuery(statements, (err, results) => {
       if (err) reject(err);

@@ -277,7 +277,8 @@ export async function listTasksWithPeople(
     page.values,
   );
   const people = new Map<bigint, Worker>();
-  for (const values of (rows[0]?.people ?? []) as unknown[][]) {
+  // On the first row of the order; found by value, so that no order can lose it.
+  for (const values of (rows.find((r) => r.people !== null)?.people ?? []) as unknown[][]) {
     const worker = WORKERS.fromArray(values);
     people.set(worker.id, worker);
   }

@@ -1,7 +1,7 @@
 /**
  * Protobuf binary encoding of response messages given as init objects (the plain shape that
  * protobuf-es `create()` takes), without building message objects first: the bytes are exactly
- * those of `toBinary(schema, create(schema, init))` (test/unit/binary.test.ts checks that on
+ * those of `toBinary(schema, create(schema, init))` (test/unit/encoders.test.ts checks that on
  * every message of the API with random contents).
  *
  * Why: a ListTasks page is 50 Task messages with two Worker messages and up to five Timestamps
@@ -10,6 +10,9 @@
  * a size and a write function generated from its descriptor (as protobufjs does): every field is
  * read by its constant name, so V8 sees one object shape per site instead of a keyed lookup per
  * field. A message is sized in a first pass and written into one buffer in a second.
+ *
+ * Unknown fields (`$unknown` of a decoded message) are not written: handlers return fresh init
+ * objects. Values protobuf-es refuses (an int64 out of range, a fractional int32) are refused.
  *
  * Message types this encoder does not cover — maps, oneofs, google.protobuf.Struct fields
  * (JsonObject in init shapes), wrapper fields, groups, and the scalar types no response uses
@@ -52,6 +55,9 @@ export function encodeMessage(schema: DescMessage, init: object): Uint8Array {
   const out: Output = { buf: Buffer.allocUnsafe(codec.size(init as Init, ctx)), pos: 0 };
   codec.known(init as Init, ctx);
   codec.write(init as Init, out, ctx);
+  // The buffer is not zeroed: a size pass that disagreed with the write pass must not send
+  // whatever the pool memory held.
+  if (out.pos !== out.buf.byteLength) throw new Error(`encoder: wrote ${out.pos} of ${out.buf.byteLength} bytes`);
   return out.buf;
 }
 
@@ -242,11 +248,27 @@ function utf8Length(s: string): number {
   return s.length;
 }
 
-/** A safe non-negative integer as a number; anything else (negative, past 2^53) as a bigint. */
+/** A safe non-negative integer as a number; -1 for anything else (negative, past 2^53). */
 const smallInt = (v: unknown): number => {
   const n = typeof v === 'number' ? v : Number(v);
   return Number.isSafeInteger(n) && n >= 0 ? n : -1;
 };
+
+const INT64_MIN = -(2n ** 63n);
+const UINT64_MAX = 2n ** 64n - 1n;
+
+/** An int64 or uint64 past the safe integers, as its 64-bit two's complement; refused out of range. */
+function wide(v: unknown): bigint {
+  const n = BigInt(v as bigint);
+  if (n < INT64_MIN || n > UINT64_MAX) throw new Error(`invalid int64: ${n}`);
+  return BigInt.asUintN(64, n);
+}
+
+/** int32, uint32 and enum values must be integers (a fraction or Infinity would be mis-sized). */
+function int(v: number): number {
+  if (!Number.isInteger(v)) throw new Error(`invalid int32: ${v}`);
+  return v;
+}
 
 /** What the generated code calls (one monomorphic function per scalar kind and direction). */
 const HELPERS = {
@@ -254,24 +276,24 @@ const HELPERS = {
   writeVarint,
   // int32 and enums: negative values are sign-extended to ten bytes, as protobuf-es does.
   zero_int32: (v: number) => v === 0,
-  size_int32: (v: number) => (v < 0 ? 10 : varintSize(v)),
+  size_int32: (v: number) => (int(v) < 0 ? 10 : varintSize(v)),
   write_int32(v: number, out: Output) {
     if (v < 0) writeBigVarint(BigInt.asUintN(64, BigInt(v)), out);
     else writeVarint(v, out);
   },
   zero_uint32: (v: number) => v === 0,
-  size_uint32: (v: number) => varintSize(v >>> 0),
+  size_uint32: (v: number) => varintSize(int(v) >>> 0),
   write_uint32: (v: number, out: Output) => writeVarint(v >>> 0, out),
   // int64 and uint64: a bigint, or a number or a decimal string (create() takes those too).
   zero_int64: (v: unknown) => v === 0n || v === 0 || v === '0',
   size_int64(v: unknown) {
     const n = smallInt(v);
-    return n >= 0 ? varintSize(n) : bigVarintSize(BigInt.asUintN(64, BigInt(v as bigint)));
+    return n >= 0 ? varintSize(n) : bigVarintSize(wide(v));
   },
   write_int64(v: unknown, out: Output) {
     const n = smallInt(v);
     if (n >= 0) writeVarint(n, out);
-    else writeBigVarint(BigInt.asUintN(64, BigInt(v as bigint)), out);
+    else writeBigVarint(wide(v), out);
   },
   zero_bool: (v: boolean) => v === false,
   size_bool: () => 1,
@@ -302,8 +324,8 @@ const HELPERS = {
     out.buf.set(v, out.pos);
     out.pos += v.byteLength;
   },
-  // -0 counts as the zero value (not written), as in protobuf-es.
-  zero_double: (v: number) => v === 0,
+  // -0 is not the zero value (it is written), as in protobuf-es (Object.is).
+  zero_double: (v: number) => Object.is(v, 0),
   size_double: () => 8,
   write_double(v: number, out: Output) {
     out.pos = out.buf.writeDoubleLE(v, out.pos);

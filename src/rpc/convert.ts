@@ -105,7 +105,7 @@ export const tenantMessage = (t: d.Tenant): Tenant => ({
 });
 
 // A page shares one domain Worker among all its tasks that name it (src/repositories/tasks.ts);
-// its message is built once too, and the encoder sizes it once.
+// its message (an init object) is built once too.
 const workerMessages = new WeakMap<d.Worker, Worker>();
 
 export function workerMessage(w: d.Worker): Worker {

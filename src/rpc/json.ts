@@ -142,17 +142,8 @@ function scalarKind(type: ScalarType): ScalarKind | null {
 const TIMESTAMP_MS_MIN = -62135596800000;
 const TIMESTAMP_MS_MAX = 253402300799000;
 
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
-const UINT64_MAX = 2n ** 64n - 1n;
-
-/** int64 as create() stores it (a bigint; init objects may hold a number or a decimal string). */
-const int64Text = (v: unknown, unsigned: boolean): string => {
-  const n = typeof v === 'bigint' ? v : BigInt(v as string);
-  // In range (every id): printed as is, without a wrapped copy.
-  if (unsigned ? n >= 0n && n <= UINT64_MAX : n >= INT64_MIN && n <= INT64_MAX) return `"${n}"`;
-  return `"${unsigned ? BigInt.asUintN(64, n) : BigInt.asIntN(64, n)}"`;
-};
+/** int64 as protobuf-es prints it: the decimal value, quoted (init objects may hold a number or a string). */
+const int64Text = (v: unknown): string => `"${typeof v === 'bigint' ? v : BigInt(v as string)}"`;
 
 /** What the generated code calls; each value → its JSON text, as protobuf-es writes it. */
 const HELPERS = {
@@ -161,9 +152,9 @@ const HELPERS = {
   zero_uint32: (v: number) => v === 0,
   uint32: (v: number) => String(v >>> 0),
   zero_int64: (v: unknown) => v === 0n || v === 0 || v === '0',
-  int64: (v: unknown) => int64Text(v, false),
+  int64: (v: unknown) => int64Text(v),
   zero_uint64: (v: unknown) => v === 0n || v === 0 || v === '0',
-  uint64: (v: unknown) => int64Text(v, true),
+  uint64: (v: unknown) => int64Text(v),
   zero_bool: (v: boolean) => v === false,
   bool: (v: boolean) => (v ? 'true' : 'false'),
   zero_string: (v: string) => v === '',
@@ -176,8 +167,8 @@ const HELPERS = {
     Number.isNaN(v) ? '"NaN"' : v === Infinity ? '"Infinity"' : v === -Infinity ? '"-Infinity"' : JSON.stringify(v),
   enumName(names: Map<number, string>, v: number): string {
     const name = names.get(v);
-    if (name === undefined) throw new Error(`${v} is not a value of the enum`);
-    return `"${name}"`;
+    // A number the enum does not name is written as the number, as protobuf-es does.
+    return name === undefined ? String(v) : `"${name}"`;
   },
   /** RFC 3339 with 0, 3, 6 or 9 fraction digits, as protobuf-es' timestampToJson. */
   timestamp(t: Init): string {

@@ -7,7 +7,12 @@ import { create, type DescField, type DescMessage, ScalarType, toBinary, toJsonS
 import { isWrapperDesc, TimestampSchema } from '@bufbuild/protobuf/wkt';
 import { describe, expect, it } from 'vitest';
 import { file_taskapi_v1_project } from '../../src/gen/taskapi/v1/project_pb.js';
-import { file_taskapi_v1_resources, TaskSchema, WorkerSchema } from '../../src/gen/taskapi/v1/resources_pb.js';
+import {
+  file_taskapi_v1_resources,
+  TaskSchema,
+  type TaskStatus,
+  WorkerSchema,
+} from '../../src/gen/taskapi/v1/resources_pb.js';
 import { file_taskapi_v1_task, ListTasksResponseSchema } from '../../src/gen/taskapi/v1/task_pb.js';
 import { file_taskapi_v1_tenant } from '../../src/gen/taskapi/v1/tenant_pb.js';
 import { file_taskapi_v1_worker } from '../../src/gen/taskapi/v1/worker_pb.js';
@@ -186,13 +191,26 @@ describe('the response encoder', () => {
     expect(() => encodeJson(TimestampSchema, { seconds: 253402300800n })).toThrow(/must be from/);
   });
 
+  it('refuses what protobuf-es refuses, and writes an unnamed enum number as it does', () => {
+    expect(() => encodeMessage(TaskSchema, { id: 2n ** 64n })).toThrow(/invalid int64/);
+    expect(() => encodeMessage(TaskSchema, { maxAttempts: Number.POSITIVE_INFINITY })).toThrow(/invalid int32/);
+    expect(() => encodeMessage(TaskSchema, { maxAttempts: 1.5 })).toThrow(/invalid int32/);
+    const unnamed = { status: 99 as TaskStatus };
+    expect(encodeJson(TaskSchema, unnamed)).toBe(toJsonString(TaskSchema, create(TaskSchema, unnamed)));
+  });
+
   it('takes message objects as well as init objects', () => {
     const task = create(TaskSchema, { id: 5n, title: 't', tags: ['a'], createdAt: { seconds: 1n, nanos: 2 } });
     expect(Buffer.from(encodeMessage(TaskSchema, task))).toEqual(Buffer.from(toBinary(TaskSchema, task)));
   });
 
-  it('sizes a worker shared by many tasks once, and writes it every time', () => {
-    const worker = { id: 3n, handle: '@w', capabilities: ['x'] };
+  it('writes a worker shared by many tasks of a page every time it occurs', () => {
+    const worker = {
+      id: 3n,
+      handle: '@w',
+      capabilities: ['x'],
+      createdAt: { seconds: 1_764_510_608n, nanos: 5_000_000 },
+    };
     const page = {
       tasks: Array.from({ length: 50 }, (_, i) => ({ id: BigInt(i + 1), assignee: worker, createdBy: worker })),
     };
