@@ -208,27 +208,30 @@ function fieldCode(field: DescField, subs: MessageCodec[]): { size: string; writ
 
 // --- scalars ---
 
-type ScalarKind = 'int32' | 'uint32' | 'int64' | 'bool' | 'string' | 'bytes' | 'double';
+/** The scalar types both encoders cover (src/rpc/json.ts too); the rest fall back to protobuf-es. */
+export type ScalarKind = 'int32' | 'uint32' | 'int64' | 'uint64' | 'bool' | 'string' | 'bytes' | 'double';
 
 const WIRE_OF: Record<ScalarKind, number> = {
   int32: WIRE_VARINT,
   uint32: WIRE_VARINT,
   int64: WIRE_VARINT,
+  uint64: WIRE_VARINT,
   bool: WIRE_VARINT,
   string: WIRE_DELIMITED,
   bytes: WIRE_DELIMITED,
   double: WIRE_FIXED64,
 };
 
-function scalarKind(type: ScalarType): ScalarKind | null {
+export function scalarKind(type: ScalarType): ScalarKind | null {
   switch (type) {
     case ScalarType.INT32:
       return 'int32';
     case ScalarType.UINT32:
       return 'uint32';
     case ScalarType.INT64:
-    case ScalarType.UINT64:
       return 'int64';
+    case ScalarType.UINT64:
+      return 'uint64';
     case ScalarType.BOOL:
       return 'bool';
     case ScalarType.STRING:
@@ -295,6 +298,9 @@ const HELPERS = {
     if (n >= 0) writeVarint(n, out);
     else writeBigVarint(wide(v), out);
   },
+  zero_uint64: (v: unknown) => v === 0n || v === 0 || v === '0',
+  size_uint64: (v: unknown) => HELPERS.size_int64(v),
+  write_uint64: (v: unknown, out: Output) => HELPERS.write_int64(v, out),
   zero_bool: (v: boolean) => v === false,
   size_bool: () => 1,
   write_bool(v: boolean, out: Output) {

@@ -12,8 +12,8 @@
  * Messages with maps, oneofs or other well-known types (Struct, wrappers, Duration, …) are
  * written by protobuf-es and embedded.
  */
-import { create, type DescField, type DescMessage, ScalarType, toJsonString } from '@bufbuild/protobuf';
-import { unboxed } from './binary.js';
+import { create, type DescField, type DescMessage, toJsonString } from '@bufbuild/protobuf';
+import { scalarKind, unboxed } from './binary.js';
 
 type Init = Record<string, unknown>;
 type JsonWriter = (m: Init) => string;
@@ -109,31 +109,6 @@ function fieldCode(field: DescField, subs: JsonWriter[], enums: Map<number, stri
       }`;
     }
     case 'map':
-      return null;
-  }
-}
-
-type ScalarKind = 'int32' | 'uint32' | 'int64' | 'uint64' | 'bool' | 'string' | 'bytes' | 'double';
-
-function scalarKind(type: ScalarType): ScalarKind | null {
-  switch (type) {
-    case ScalarType.INT32:
-      return 'int32';
-    case ScalarType.UINT32:
-      return 'uint32';
-    case ScalarType.INT64:
-      return 'int64';
-    case ScalarType.UINT64:
-      return 'uint64';
-    case ScalarType.BOOL:
-      return 'bool';
-    case ScalarType.STRING:
-      return 'string';
-    case ScalarType.BYTES:
-      return 'bytes';
-    case ScalarType.DOUBLE:
-      return 'double';
-    default:
       return null;
   }
 }
