@@ -50,6 +50,13 @@ const historySql = (column: string, kind: FieldKind): string =>
       ? `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
       : column;
 
+/** The `'key', value` pairs of the snapshot's fields (`keys`), read from the task row `alias`. */
+const snapshotPairs = (alias: string, keys: (key: string) => boolean): string =>
+  Object.entries(TASK_FIELDS)
+    .filter(([key, f]) => f.history && keys(key))
+    .map(([key, f]) => `'${snakeCase(key)}', ${historySql(`${alias}.${snakeCase(key)}`, f.kind)}`)
+    .join(', ');
+
 /**
  * The data of a task's `created` event built by the database from the task row `alias`:
  * `{"task": {...}}` with the fields the history records, exactly as `taskEvent.created` builds
@@ -57,10 +64,24 @@ const historySql = (column: string, kind: FieldKind): string =>
  * create many tasks in one statement and record their events in the same one.
  */
 export function createdEventDataSql(alias: string): string {
-  const fields = Object.entries(TASK_FIELDS)
-    .filter(([key, f]) => f.history && key !== 'id')
-    .map(([key, f]) => `'${snakeCase(key)}', ${historySql(`${alias}.${snakeCase(key)}`, f.kind)}`);
-  return `jsonb_build_object('task', jsonb_build_object(${fields.join(', ')}, 'id', ${alias}.id::text))`;
+  return `jsonb_build_object('task', jsonb_build_object(${snapshotPairs(alias, () => true)}))`;
+}
+
+/**
+ * `createdEventDataSql` in two parts, for one statement whose new tasks differ only in the
+ * fields `perRow`: `common(alias)` is the snapshot of every other field, built once from any one
+ * of the tasks, and `data(common, alias)` a task's data from it and its own `perRow` fields. The
+ * database builds a jsonb object at ~0.5 µs per field and row; a 1000-task insert spent a fifth
+ * of its time building 21-field snapshots one by one. jsonb orders keys itself, so the result is
+ * equal to `createdEventDataSql`'s.
+ */
+export function createdEventDataSqlSplit(perRow: readonly (keyof typeof TASK_FIELDS)[]) {
+  const own = new Set<string>(perRow);
+  return {
+    common: (alias: string) => `jsonb_build_object(${snapshotPairs(alias, (key) => !own.has(key))})`,
+    data: (common: string, alias: string) =>
+      `jsonb_build_object('task', ${common} || jsonb_build_object(${snapshotPairs(alias, (key) => own.has(key))}))`,
+  };
 }
 
 /** A task_events row as `EVENT_COLUMNS` selects it. */

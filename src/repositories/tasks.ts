@@ -1,6 +1,6 @@
 import type { Tx } from '../db/index.js';
 import type { LeaseEnd, NewTask, Task, TaskChanges, TaskPriority, TaskStatus, Worker } from '../domain.js';
-import { createdEventDataSql } from './events.js';
+import { createdEventDataSqlSplit } from './events.js';
 import { idList, TASKS, WORKERS } from './rows.js';
 import { Params } from './sql.js';
 import { tenantOf } from './tenant-scope.js';
@@ -69,10 +69,22 @@ export async function insertTask(tx: Tx, t: NewTask): Promise<Task> {
   return TASKS.parse(row);
 }
 
+// Of the tasks one statement inserts from titles, only these fields differ from row to row.
+const PER_TITLE = ['id', 'title'] as const;
+const createdFromTitle = createdEventDataSqlSplit(PER_TITLE);
+
 /**
  * One task per title, in one statement, in the order of `titles`, each with its `created`
- * history event (actor `actorId`) written by the same statement: a thousand snapshots built by
- * the database from the rows it inserts, instead of built here and sent back as JSON.
+ * history event (actor `actorId`) written by the same statement: snapshots built by the
+ * database from the rows it inserts, instead of built here and sent back as JSON.
+ *
+ * The rows differ only in id and title: nothing else is bound per row, every other column is
+ * the statement's constant or its default, and no default of `tasks` is volatile (now() is the
+ * transaction's time). So the database builds one task's row and snapshot, and every other
+ * task and event is that one with its own id and title: 1000 rows and snapshots built field by
+ * field cost the statement a quarter of its time (docs/performance.md).
+ * test/integration/history-sql.test.ts checks every task and event against the stored rows,
+ * so a per-row default added to `tasks` fails it.
  */
 export async function insertTasksWithTitles(
   tx: Tx,
@@ -82,7 +94,7 @@ export async function insertTasksWithTitles(
   actorId: bigint | null,
 ): Promise<Task[]> {
   if (titles.length === 0) return [];
-  const rows = await tx.many<Row>(
+  const row = await tx.one<Row>(
     `with created as (
         insert into tasks (tenant_id, project_id, title, created_by_id)
         select $1::bigint, $2::bigint, u.title, $4::bigint
@@ -90,17 +102,21 @@ export async function insertTasksWithTitles(
          order by u.n
         returning *
      ),
+     one as (select * from created order by id limit 1),
+     common as (select ${createdFromTitle.common('o')} as task from one o),
      history as (
         insert into task_events (tenant_id, task_id, project_id, kind, actor_id, task_version, data)
-        select t.tenant_id, t.id, t.project_id, 'created', $5::bigint, t.version, ${createdEventDataSql('t')}
-          from created t
+        select t.tenant_id, t.id, t.project_id, 'created', $5::bigint, t.version, ${createdFromTitle.data('c.task', 't')}
+          from created t cross join common c
          order by t.id
      )
-     select ${TASKS.row('t')} from created t`,
+     select ${TASKS.row('o')}, (select json_agg(id::text order by id) from created) as ids from one o`,
     [tenantOf(tx), projectId.toString(), titles, createdById.toString(), actorId?.toString() ?? null],
   );
-  // Identity values follow the insert order, so id order is title order.
-  return rows.map(TASKS.parse).sort((a, b) => (a.id < b.id ? -1 : 1));
+  const first = TASKS.parse(row);
+  // Identity values follow the insert order, so id order is title order; the stored title is
+  // the bound text.
+  return (row.ids as string[]).map((id, i) => ({ ...first, id: BigInt(id), title: titles[i]! }));
 }
 
 export async function findTask(tx: Tx, id: bigint, options: { forUpdate?: boolean } = {}): Promise<Task | undefined> {

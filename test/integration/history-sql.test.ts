@@ -26,7 +26,7 @@ afterAll(async () => {
 
 describe('created events built by the database', () => {
   it('hold the snapshot the service would write, for every kind of field', async () => {
-    const { rows, events } = await open.db.withTenantTransaction(tenantId, async (tx) => {
+    const { created, stored, rows, events } = await open.db.withTenantTransaction(tenantId, async (tx) => {
       const tenant = tenantId.toString();
       const worker = await tx.one<{ id: string }>(
         `insert into workers (tenant_id, handle) values ($1::bigint, '@history') returning id::text`,
@@ -43,6 +43,13 @@ describe('created events built by the database', () => {
         BigInt(worker.id),
         BigInt(worker.id),
       );
+      // Before any change: what the insert returned is what it stored, task by task.
+      const stored = (
+        await tx.many<Record<string, unknown>>(
+          `select ${TASKS.row('t')} from tasks t where t.tenant_id = $1::bigint and t.project_id = $2::bigint order by t.id`,
+          [tenant, project.id],
+        )
+      ).map(TASKS.parse);
       // Every field set on the second task, timestamps with microseconds on both sides of a millisecond.
       await tx.exec(
         `update tasks set description = 'd', status = 'in_progress', priority = 'critical', tags = '["a","b"]',
@@ -69,9 +76,13 @@ describe('created events built by the database', () => {
           where tenant_id = $1::bigint and project_id = $2::bigint order by id`,
         [tenant, project.id],
       );
-      return { rows, events };
+      return { created, stored, rows, events };
     });
     expect(rows).toHaveLength(3);
+    // The statement builds one row and one snapshot and varies them by id and title only:
+    // a column whose value differed between the rows of one insert would fail here.
+    expect(created).toEqual(stored);
+    expect(created.map((c) => c.title)).toEqual(['plain', 'with every field', 'ünïcode "quoted" \\ title']);
     for (const row of rows) {
       const task = TASKS.parse(row);
       expect(row.data, task.title).toEqual(taskEvent.created(task, null).data);
@@ -81,7 +92,7 @@ describe('created events built by the database', () => {
     expect(events.map((e) => [e.task_id, e.kind, e.task_version])).toEqual(
       rows.map((r) => [TASKS.parse(r).id.toString(), 'created', '1']),
     );
-    expect(events[0]!.data).toEqual(taskEvent.created(first, null).data);
+    expect(events.map((e) => e.data)).toEqual(stored.map((task) => taskEvent.created(task, null).data));
     expect(events[0]!.actor_id).toBe(first.createdById.toString());
   });
 });
