@@ -21,6 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Health } from '../src/gen/grpc/health/v1/health_pb.js';
@@ -84,6 +85,7 @@ const { values: args } = parseArgs({
     pglite: { type: 'boolean', default: false },
     'no-postgres': { type: 'boolean', default: false },
     only: { type: 'string' },
+    profile: { type: 'string' },
     protocols: { type: 'string' },
     database: {
       type: 'string',
@@ -100,7 +102,7 @@ if (args.help) {
   process.stdout.write(
     `npm run bench -- [--quick] [--callers 8] [--runs 3] [--duration 2.5] [--warmup 0.5] [--complete-reps 2]
                   [--watch-rate 20] [--watch-duration 8]
-                  [--node /usr/bin/node] [--keep] [--pglite] [--no-postgres] [--only GetTask] [--protocols grpc,bare]
+                  [--node /usr/bin/node] [--keep] [--pglite] [--no-postgres] [--only GetTask,ListTasks] [--profile DIR] [--protocols grpc,bare]
                   [--database postgresql://postgres@127.0.0.1:5432/postgres] [--db-name taskapi_bench]
                   [--pool 10] [--unprepared]
 See bench/README.md.\n`,
@@ -125,7 +127,8 @@ const opts = {
   watchMs: num(args['watch-duration'], quick ? 3 : 8) * 1000,
   nodeBin: args.node ? resolve(args.node) : process.execPath,
   seed: quick ? QUICK_SEED : FULL_SEED,
-  only: args.only?.toLowerCase(),
+  profileDir: args.profile,
+  only: args.only?.toLowerCase().split(',').map((o) => o.trim()),
   protocols: args.protocols?.split(',').map((p) => p.trim()) as Protocol[] | undefined,
 };
 const ADMIN_TOKEN = randomBytes(24).toString('base64url');
@@ -155,6 +158,8 @@ async function startService(env: Record<string, string>): Promise<{ proc: NodePr
       SHUTDOWN_GRACE_MS: '2000',
     },
     {
+      // A CPU profile of the service, written when it stops (`--profile DIR`).
+      nodeArgs: opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opts.profileDir)}`] : [],
       onLine: (line) => {
         // The service's warnings and errors are worth seeing; a flood of them is not.
         if (/"level":"(warn|error)"/.test(line) && shown++ < 10) log(`  service: ${line}`);
@@ -285,7 +290,7 @@ interface Bench {
 }
 
 const wanted = (s: { id: string }, p: Protocol) =>
-  (!opts.only || s.id.toLowerCase().includes(opts.only)) && (!opts.protocols || opts.protocols.includes(p));
+  (!opts.only || opts.only.some((o) => s.id.toLowerCase().includes(o))) && (!opts.protocols || opts.protocols.includes(p));
 const wantedAtAll = (s: { id: string; protocols: readonly Protocol[] }) => s.protocols.some((p) => wanted(s, p));
 
 /**
@@ -379,6 +384,47 @@ async function timedRun(bench: Bench, scenario: Scenario, protocol: Protocol, ro
 }
 
 /**
+ * The plan with each scenario's protocols rotated by the round: what drifts within a scenario's
+ * few seconds (a checkpoint, the host) does not always fall on the same protocol.
+ */
+function rotated<T extends readonly [Scenario, Protocol]>(plan: readonly T[], round: number): T[] {
+  const out: T[] = [];
+  for (let i = 0; i < plan.length; ) {
+    let j = i;
+    while (j < plan.length && plan[j]![0] === plan[i]![0]) j++;
+    const group = plan.slice(i, j);
+    const k = (round - 1) % group.length;
+    out.push(...group.slice(k), ...group.slice(0, k));
+    i = j;
+  }
+  return out;
+}
+
+/**
+ * Untimed, before each round: VACUUM ANALYZE of the tables the writes touch, then a wait (up to
+ * 60 s) until no autovacuum worker is busy on the database. One round's writes
+ * (CompleteProjectTasks alone updates 40,000 rows) start autovacuum on tasks and task_events, and
+ * a worker running during a timed run takes CPU from its calls and is counted in their DB CPU.
+ * Since a call's protocols ran in a fixed order, it hit the service's rows and missed the bare
+ * server's, which came last: ListTasks DB CPU per call 1,195 (service) vs 575 µs (bare) in the
+ * round after the writes, 659 vs 545 µs before them.
+ */
+async function settle(bench: Bench): Promise<void> {
+  if (!bench.sql) return;
+  const started = Date.now();
+  await bench.sql.query('vacuum (analyze) tasks, task_events, projects');
+  const busy = async () =>
+    (
+      await bench.sql!.query<{ n: number }>(
+        `select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and backend_type = 'autovacuum worker'`,
+      )
+    ).rows[0]!.n > 0;
+  while ((await busy()) && Date.now() - started < 60_000) await sleep(250);
+  log(`  settled in ${((Date.now() - started) / 1000).toFixed(1)} s (vacuum, no autovacuum worker busy)`);
+}
+
+/**
  * Every scenario on every protocol, round after round (so that drift on a shared machine hits
  * every figure alike); the rows hold the medians over the rounds.
  */
@@ -400,7 +446,8 @@ async function measureAll(bench: Bench, protocolsAvailable: readonly Protocol[])
   log(`  ${plan.length} figures × ${opts.runs} run(s): about ${Math.round(estimate / 60)} min of measuring`);
   const runs = new Map<string, RunFigures[]>();
   for (let round = 1; round <= opts.runs; round++) {
-    for (const [scenario, protocol] of plan) {
+    await settle(bench);
+    for (const [scenario, protocol] of rotated(plan, round)) {
       const f = await timedRun(bench, scenario, protocol, round);
       const key = `${scenario.id}\u0000${protocol}`;
       runs.set(key, [...(runs.get(key) ?? []), f]);

@@ -86,18 +86,19 @@ export function startNode(
   nodeBin: string,
   script: string,
   env: Record<string, string>,
-  options: { ipc?: boolean; onLine?: (line: string) => void } = {},
+  options: { ipc?: boolean; onLine?: (line: string) => void; nodeArgs?: readonly string[] } = {},
 ): NodeProcess {
   const fullEnv = { ...process.env, ...env };
+  const nodeArgs = [...(options.nodeArgs ?? []), '--import', 'tsx'];
   const child = track(
     options.ipc
       ? fork(script, [], {
           execPath: nodeBin,
-          execArgv: ['--import', 'tsx'],
+          execArgv: nodeArgs,
           env: fullEnv,
           stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
         })
-      : spawn(nodeBin, ['--import', 'tsx', script], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] }),
+      : spawn(nodeBin, [...nodeArgs, script], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] }),
   );
   const lines: string[] = [];
   const listeners = new Set<(line: string) => void>();
