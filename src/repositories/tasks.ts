@@ -103,7 +103,7 @@ export async function insertTasksWithTitles(
         returning *
      ),
      one as (select * from created order by id limit 1),
-     common as (select ${createdFromTitle.common('o')} as task from one o),
+     common as materialized (select ${createdFromTitle.common('o')} as task from one o),
      history as (
         insert into task_events (tenant_id, task_id, project_id, kind, actor_id, task_version, data)
         select t.tenant_id, t.id, t.project_id, 'created', $5::bigint, t.version, ${createdFromTitle.data('c.task', 't')}

@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OpenDatabase } from '../../src/db/index.js';
-import { createdEventDataSql } from '../../src/repositories/events.js';
+import type { JsonObject } from '../../src/domain.js';
+import { createdEventDataSql, readCreatedData, storedCreatedData } from '../../src/repositories/events.js';
 import { TASKS } from '../../src/repositories/rows.js';
 import { insertTasksWithTitles } from '../../src/repositories/tasks.js';
 import { taskEvent } from '../../src/services/task-events.js';
@@ -92,7 +93,19 @@ describe('created events built by the database', () => {
     expect(events.map((e) => [e.task_id, e.kind, e.task_version])).toEqual(
       rows.map((r) => [TASKS.parse(r).id.toString(), 'created', '1']),
     );
-    expect(events.map((e) => e.data)).toEqual(stored.map((task) => taskEvent.created(task, null).data));
+    // Stored compactly (the fields off their defaults), read back whole.
+    const whole = stored.map((task) => taskEvent.created(task, null).data);
+    expect(events.map((e) => e.data)).toEqual(whole.map(storedCreatedData));
+    expect(events.map((e) => readCreatedData(e.data as JsonObject))).toEqual(whole);
+    // A task given only what an insert needs holds every default the compact form leaves out: a
+    // migration that changes a column default fails here (and needs a new defaults version).
+    expect(Object.keys(storedCreatedData(whole[0]!).task as JsonObject).sort()).toEqual([
+      'created_at',
+      'created_by_id',
+      'id',
+      'project_id',
+      'title',
+    ]);
     expect(events[0]!.actor_id).toBe(first.createdById.toString());
   });
 });
