@@ -128,7 +128,10 @@ const opts = {
   nodeBin: args.node ? resolve(args.node) : process.execPath,
   seed: quick ? QUICK_SEED : FULL_SEED,
   profileDir: args.profile,
-  only: args.only?.toLowerCase().split(',').map((o) => o.trim()),
+  only: args.only
+    ?.toLowerCase()
+    .split(',')
+    .map((o) => o.trim()),
   protocols: args.protocols?.split(',').map((p) => p.trim()) as Protocol[] | undefined,
 };
 const ADMIN_TOKEN = randomBytes(24).toString('base64url');
@@ -290,7 +293,8 @@ interface Bench {
 }
 
 const wanted = (s: { id: string }, p: Protocol) =>
-  (!opts.only || opts.only.some((o) => s.id.toLowerCase().includes(o))) && (!opts.protocols || opts.protocols.includes(p));
+  (!opts.only || opts.only.some((o) => s.id.toLowerCase().includes(o))) &&
+  (!opts.protocols || opts.protocols.includes(p));
 const wantedAtAll = (s: { id: string; protocols: readonly Protocol[] }) => s.protocols.some((p) => wanted(s, p));
 
 /**
