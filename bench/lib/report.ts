@@ -30,6 +30,8 @@ export interface Row {
   readonly errors: number;
   readonly cpuUs: number;
   readonly dbCpuUs: number;
+  /** The load generator's CPU per call (NaN for per-call-setup rows and the floor's own process). */
+  readonly clientCpuUs: number;
   readonly firstError?: string;
   vsFloor?: Ratio;
   vsBare?: Ratio;
@@ -130,6 +132,7 @@ export function summarize(scenario: string, protocol: Protocol, callers: number,
     errors: runs.reduce((a, r) => a + r.errors, 0),
     cpuUs: median(runs.map((r) => r.cpuUs)),
     dbCpuUs: median(runs.map((r) => r.dbCpuUs)),
+    clientCpuUs: median(runs.map((r) => r.clientCpuUs ?? Number.NaN)),
     firstError: runs.find((r) => r.firstError)?.firstError,
   };
 }
@@ -227,15 +230,16 @@ export function markdown(report: Report): string {
       const withBaselines = section.rows.some((r) => r.protocol === 'floor' || r.protocol === 'bare');
       out.push(
         withBaselines
-          ? '| call | protocol | callers | ops/s | p50 ms | p99 ms | errors | server CPU µs/call | DB CPU µs/call | ops × floor | CPU × floor | ops × bare | CPU × bare |'
+          ? '| call | protocol | callers | ops/s | p50 ms | p99 ms | errors | server CPU µs/call | DB CPU µs/call | client CPU µs/call | ops × floor | CPU × floor | ops × bare | CPU × bare |'
           : '| call | protocol | callers | ops/s | p50 ms | p99 ms | errors | server CPU µs/call |',
-        withBaselines ? '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|' : '|---|---|--:|--:|--:|--:|--:|--:|',
+        withBaselines ? '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|' : '|---|---|--:|--:|--:|--:|--:|--:|',
       );
       for (const r of section.rows) {
         const cells = measured(r);
         if (withBaselines)
           cells.push(
             fmt(r.dbCpuUs),
+            r.protocol === 'floor' ? '–' : fmt(r.clientCpuUs),
             fmt(r.vsFloor?.ops, 2),
             fmt(r.vsFloor?.cpu, 2),
             fmt(r.vsBare?.ops, 2),
