@@ -40,7 +40,7 @@ afterAll(async () => {
 });
 
 describe('tenant-owned tables', () => {
-  it('are the expected ones, with tenant_id not null and referencing tenants', async () => {
+  it('are the expected ones, with tenant_id not null and referencing tenants (history aside)', async () => {
     expect(tenantTables).toEqual(EXPECTED_TENANT_TABLES);
     const nullable = await catalog((tx) =>
       tx.many<{ name: string }>(
@@ -59,7 +59,10 @@ describe('tenant-owned tables', () => {
         [tenantTables],
       ),
     );
-    expect(toTenants.map((r) => r.name)).toEqual(tenantTables);
+    // task_events alone has no foreign key to tenants: the append-only history is the hottest
+    // insert, checked row by row (migration 1764300000000 says what holds its tenant_id instead:
+    // row-level security, asserted for every tenant table below).
+    expect(toTenants.map((r) => r.name)).toEqual(tenantTables.filter((name) => name !== 'task_events'));
   });
 
   it('have tenant_id first in their primary key', async () => {
