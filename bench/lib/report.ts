@@ -232,7 +232,9 @@ export function markdown(report: Report): string {
         withBaselines
           ? '| call | protocol | callers | ops/s | p50 ms | p99 ms | errors | server CPU µs/call | DB CPU µs/call | client CPU µs/call | ops × floor | CPU × floor | ops × bare | CPU × bare |'
           : '| call | protocol | callers | ops/s | p50 ms | p99 ms | errors | server CPU µs/call |',
-        withBaselines ? '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|' : '|---|---|--:|--:|--:|--:|--:|--:|',
+        withBaselines
+          ? '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|'
+          : '|---|---|--:|--:|--:|--:|--:|--:|',
       );
       for (const r of section.rows) {
         const cells = measured(r);
