@@ -60,11 +60,24 @@ export function storedCreatedData(data: JsonObject): JsonObject {
   return { task: kept, defaults: CREATED_VERSION };
 }
 
+/** The snapshot's keys in the field map's order (id, title, …): the order a whole task is read back in. */
+const SNAPSHOT_KEYS = Object.entries(TASK_FIELDS)
+  .filter(([, f]) => f.history)
+  .map(([key]) => snakeCase(key));
+
 /** The whole `created` data again from what `storedCreatedData` (or the SQL below) stored. */
 export function readCreatedData(data: JsonObject): JsonObject {
   const defaults = typeof data.defaults === 'number' ? CREATED_DEFAULTS[data.defaults] : undefined;
   if (!defaults) return data;
-  return { task: { ...defaults, ...(data.task as JsonObject) } };
+  const stored = data.task as JsonObject;
+  const task: JsonObject = {};
+  for (const key of SNAPSHOT_KEYS) {
+    const value = key in stored ? stored[key] : defaults[key];
+    if (value !== undefined) task[key] = value;
+  }
+  // A field recorded later than these defaults, stored because it was set.
+  for (const [key, value] of Object.entries(stored)) if (!(key in task)) task[key] = value;
+  return { task };
 }
 
 /**
