@@ -68,8 +68,8 @@ const SNAPSHOT_KEYS = Object.entries(TASK_FIELDS)
 /** The whole `created` data again from what `storedCreatedData` (or the SQL below) stored. */
 export function readCreatedData(data: JsonObject): JsonObject {
   const defaults = typeof data.defaults === 'number' ? CREATED_DEFAULTS[data.defaults] : undefined;
-  if (!defaults) return data;
-  const stored = data.task as JsonObject;
+  const stored = data.task;
+  if (!defaults || stored === null || typeof stored !== 'object' || Array.isArray(stored)) return data;
   const task: JsonObject = {};
   for (const key of SNAPSHOT_KEYS) {
     const value = key in stored ? stored[key] : defaults[key];
