@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import { type Config, loadConfig } from '../../src/config/index.js';
 import { type OpenDatabase, openDatabase } from '../../src/db/index.js';
 import { silentLogger } from '../../src/logger.js';
@@ -122,5 +123,37 @@ export async function openTenantDatabase(): Promise<TenantDatabase> {
       await open.close();
       await tdb.drop();
     },
+  };
+}
+
+/**
+ * The test file's tenant database (`openTenantDatabase`), opened before its tests and dropped
+ * after them. Read its fields inside hooks and tests; a file's own `beforeAll` registered after
+ * this call runs once the database is open.
+ */
+export function useTenantDatabase(): TenantDatabase {
+  let t: TenantDatabase | undefined;
+  beforeAll(async () => {
+    t = await openTenantDatabase();
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+  const opened = () => {
+    if (!t) throw new Error('the tenant database opens in beforeAll');
+    return t;
+  };
+  return {
+    get tdb() {
+      return opened().tdb;
+    },
+    get open() {
+      return opened().open;
+    },
+    get tenantId() {
+      return opened().tenantId;
+    },
+    countWorkers: () => opened().countWorkers(),
+    close: () => opened().close(),
   };
 }

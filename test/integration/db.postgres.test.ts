@@ -3,23 +3,11 @@
  * enforced by statement_timeout, and recovery after the server drops the pool's connections.
  */
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OpenDatabase } from '../../src/db/index.js';
-import { openTenantDatabase, type TenantDatabase } from '../helpers/database.js';
+import { describe, expect, it } from 'vitest';
+import { useTenantDatabase } from '../helpers/database.js';
 import { TEST_DATABASE_URL } from '../helpers/env.js';
 
-let t: TenantDatabase;
-let open: OpenDatabase;
-let tenantId: bigint;
-
-beforeAll(async () => {
-  t = await openTenantDatabase();
-  ({ open, tenantId } = t);
-});
-
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTenantDatabase();
 
 const countWorkers = () => t.countWorkers();
 
@@ -28,13 +16,13 @@ describe('deadlines', () => {
   // "Embedded mode"); the deadline is enforced on PostgreSQL.
   it('bounds statements by the deadline (statement_timeout, set locally)', async () => {
     const started = Date.now();
-    const err = await open.db
-      .withTenantTransaction(tenantId, (tx) => tx.many('select pg_sleep(5)'), { timeoutMs: 200 })
+    const err = await t.open.db
+      .withTenantTransaction(t.tenantId, (tx) => tx.many('select pg_sleep(5)'), { timeoutMs: 200 })
       .catch((e) => e);
     expect(err).toMatchObject({ kind: 'timeout' });
     expect(Date.now() - started).toBeLessThan(4_000);
     // The timeout was transaction-local: the next transaction runs with the default.
-    const setting = await open.db.withTransaction((tx) =>
+    const setting = await t.open.db.withTransaction((tx) =>
       tx.one<{ v: string }>(`select current_setting('statement_timeout') as v`),
     );
     expect(setting.v).not.toBe('200ms');
@@ -46,7 +34,7 @@ describe('connections dropped by PostgreSQL', () => {
     const workers = await countWorkers();
     // Fill the pool with idle connections.
     await Promise.all(
-      Array.from({ length: 4 }, () => open.db.withTransaction((tx) => tx.many('select pg_sleep(0.05)'))),
+      Array.from({ length: 4 }, () => t.open.db.withTransaction((tx) => tx.many('select pg_sleep(0.05)'))),
     );
     const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
     await admin.connect();
@@ -69,10 +57,10 @@ describe('connections dropped by PostgreSQL', () => {
 describe('named prepared statements', () => {
   it('names a text from its second use, and never more than 256 texts per process', async () => {
     const named = () =>
-      open.db.withTransaction((tx) => tx.one<{ n: number }>('select count(*)::int as n from pg_prepared_statements'));
+      t.open.db.withTransaction((tx) => tx.one<{ n: number }>('select count(*)::int as n from pg_prepared_statements'));
     // Used once: not named.
-    await open.db.withTransaction((tx) => tx.many('select $1::int as once', [1]));
-    const once = await open.db.withTransaction((tx) =>
+    await t.open.db.withTransaction((tx) => tx.many('select $1::int as once', [1]));
+    const once = await t.open.db.withTransaction((tx) =>
       tx.one<{ n: number }>(`select count(*)::int as n from pg_prepared_statements where statement like '%as once%'`),
     );
     expect(once.n).toBe(0);
@@ -80,7 +68,7 @@ describe('named prepared statements', () => {
     // the cap names 256 of them at most, whatever came before.
     for (let i = 0; i < 300; i++) {
       for (let use = 0; use < 2; use++)
-        await open.db.withTransaction((tx) => tx.many(`select $1::int + ${i} as x`, [use]));
+        await t.open.db.withTransaction((tx) => tx.many(`select $1::int + ${i} as x`, [use]));
     }
     const { n } = await named();
     expect(n).toBeGreaterThan(200);
@@ -95,12 +83,12 @@ describe('a call that gives up', () => {
       const giveUp = new AbortController();
       // The statement may end just before the cancel request reaches the server process.
       setTimeout(() => giveUp.abort(new Error('gave up')), 2 + (i % 5));
-      await open.db
-        .withTenantTransaction(tenantId, (tx) => tx.many('select pg_sleep(0.003)'), { signal: giveUp.signal })
+      await t.open.db
+        .withTenantTransaction(t.tenantId, (tx) => tx.many('select pg_sleep(0.003)'), { signal: giveUp.signal })
         .catch(() => {});
       // The next transaction, most likely on the same pooled connection, must not be cancelled.
-      await open.db
-        .withTenantTransaction(tenantId, (tx) => tx.many('select pg_sleep(0.02)'))
+      await t.open.db
+        .withTenantTransaction(t.tenantId, (tx) => tx.many('select pg_sleep(0.02)'))
         .catch((err) => {
           if ((err as { kind?: string }).kind === 'timeout') innocentFailures++;
           else throw err;

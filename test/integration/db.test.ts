@@ -3,40 +3,29 @@
  * serialization failures and deadlocks, deadlines, cancellation, error classification, and
  * recovery after PostgreSQL drops the pool's connections.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Tx } from '../../src/db/index.js';
-import { DbError, type OpenDatabase, TransactionCancelledError } from '../../src/db/index.js';
-import { openTenantDatabase, type TenantDatabase } from '../helpers/database.js';
+import { DbError, TransactionCancelledError } from '../../src/db/index.js';
+import { useTenantDatabase } from '../helpers/database.js';
 
-let t: TenantDatabase;
-let open: OpenDatabase;
-let tenantId: bigint;
-
-beforeAll(async () => {
-  t = await openTenantDatabase();
-  ({ open, tenantId } = t);
-});
-
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTenantDatabase();
 
 const countWorkers = () => t.countWorkers();
 
 const insertWorker = (tx: Tx, handle: string) =>
-  tx.exec(`insert into workers (tenant_id, handle) values ($1::bigint, $2)`, [tenantId.toString(), handle]);
+  tx.exec(`insert into workers (tenant_id, handle) values ($1::bigint, $2)`, [t.tenantId.toString(), handle]);
 
 describe('transactions', () => {
   it('commits what the callback wrote', async () => {
     const before = await countWorkers();
-    await open.db.withTenantTransaction(tenantId, (tx) => insertWorker(tx, '@commit'));
+    await t.open.db.withTenantTransaction(t.tenantId, (tx) => insertWorker(tx, '@commit'));
     expect(await countWorkers()).toBe(before + 1);
   });
 
   it('rolls back everything when the callback throws', async () => {
     const before = await countWorkers();
     await expect(
-      open.db.withTenantTransaction(tenantId, async (tx) => {
+      t.open.db.withTenantTransaction(t.tenantId, async (tx) => {
         await insertWorker(tx, '@rolledback1');
         await insertWorker(tx, '@rolledback2');
         throw new Error('fault after two writes');
@@ -46,18 +35,20 @@ describe('transactions', () => {
   });
 
   it('classifies a unique violation and names the constraint', async () => {
-    await open.db.withTenantTransaction(tenantId, (tx) => insertWorker(tx, '@unique'));
-    const err = await open.db.withTenantTransaction(tenantId, (tx) => insertWorker(tx, '@UNIQUE')).catch((e) => e);
+    await t.open.db.withTenantTransaction(t.tenantId, (tx) => insertWorker(tx, '@unique'));
+    const err = await t.open.db.withTenantTransaction(t.tenantId, (tx) => insertWorker(tx, '@UNIQUE')).catch((e) => e);
     expect(err).toBeInstanceOf(DbError);
     expect(err).toMatchObject({ kind: 'unique', code: '23505', constraint: 'workers_handle_key' });
   });
 
   it('classifies check and foreign key violations', async () => {
-    const check = await open.db.withTenantTransaction(tenantId, (tx) => insertWorker(tx, 'no-at-sign')).catch((e) => e);
+    const check = await t.open.db
+      .withTenantTransaction(t.tenantId, (tx) => insertWorker(tx, 'no-at-sign'))
+      .catch((e) => e);
     expect(check).toMatchObject({ kind: 'check', constraint: 'workers_handle_format' });
-    const fk = await open.db
-      .withTenantTransaction(tenantId, (tx) =>
-        tx.exec(`insert into projects (tenant_id, name) values ($1::bigint + 1000, 'x')`, [tenantId.toString()]),
+    const fk = await t.open.db
+      .withTenantTransaction(t.tenantId, (tx) =>
+        tx.exec(`insert into projects (tenant_id, name) values ($1::bigint + 1000, 'x')`, [t.tenantId.toString()]),
       )
       .catch((e) => e);
     // Row-level security rejects the foreign tenant before the foreign key is checked.
@@ -71,7 +62,7 @@ describe('transactions', () => {
   ])('retries the whole callback after SQLSTATE %s (%s)', async (sqlstate) => {
     const before = await countWorkers();
     let attempts = 0;
-    await open.db.withTenantTransaction(tenantId, async (tx) => {
+    await t.open.db.withTenantTransaction(t.tenantId, async (tx) => {
       attempts++;
       await insertWorker(tx, `@retry${sqlstate}`);
       if (attempts < 3) {
@@ -85,8 +76,8 @@ describe('transactions', () => {
 
   it('gives up after the bounded number of attempts', async () => {
     let attempts = 0;
-    const err = await open.db
-      .withTenantTransaction(tenantId, async (tx) => {
+    const err = await t.open.db
+      .withTenantTransaction(t.tenantId, async (tx) => {
         attempts++;
         await tx.exec(`do $$ begin raise exception 'conflict' using errcode = '40001'; end $$`);
       })
@@ -98,9 +89,9 @@ describe('transactions', () => {
   it('rolls back and reports cancellation when the signal fires', async () => {
     const before = await countWorkers();
     const controller = new AbortController();
-    const err = await open.db
+    const err = await t.open.db
       .withTenantTransaction(
-        tenantId,
+        t.tenantId,
         async (tx) => {
           await insertWorker(tx, '@cancelled');
           controller.abort();

@@ -3,25 +3,17 @@
  * database, where PL/pgSQL plans its lookup of a task's previous event while the table is
  * empty: that lookup must use the index, not read the table once per inserted event.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OpenDatabase, Tx } from '../../src/db/index.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Tx } from '../../src/db/index.js';
 import { appendTaskEvents } from '../../src/repositories/events.js';
-import { openTenantDatabase, type TenantDatabase } from '../helpers/database.js';
+import { useTenantDatabase } from '../helpers/database.js';
 
-let t: TenantDatabase;
-let open: OpenDatabase;
-let tenantId: bigint;
+const t = useTenantDatabase();
 
 beforeAll(async () => {
-  t = await openTenantDatabase();
-  ({ open, tenantId } = t);
   // Statistics that say "empty", as after a bulk load that wrote no events (the benchmark's seed)
   // or on a quiet new tenant: the planner then prefers reading the table to the index.
-  await open.db.withTransaction((tx) => tx.exec('analyze task_events'), { asOwner: true });
-});
-
-afterAll(async () => {
-  await t?.close();
+  await t.open.db.withTransaction((tx) => tx.exec('analyze task_events'), { asOwner: true });
 });
 
 const TASKS = 300;
@@ -29,7 +21,7 @@ let seeds = 0;
 
 /** Tasks inserted set-based (no events), as a bulk load leaves them. */
 async function seedTasks(tx: Tx): Promise<{ id: string; project_id: string }[]> {
-  const tenant = tenantId.toString();
+  const tenant = t.tenantId.toString();
   const worker = await tx.one<{ id: string }>(
     `insert into workers (tenant_id, handle) values ($1::bigint, $2) returning id::text`,
     [tenant, `@feed${++seeds}`],
@@ -58,7 +50,7 @@ const seqScans = async (tx: Tx) =>
 
 describe('the feed trigger', () => {
   it('looks up each event’s predecessor by index, also when planned on an empty table', async () => {
-    const { scans, feed } = await open.db.withTenantTransaction(tenantId, async (tx) => {
+    const { scans, feed } = await t.open.db.withTenantTransaction(t.tenantId, async (tx) => {
       const tasks = await seedTasks(tx);
       const before = await seqScans(tx);
       for (const kind of ['completed', 'updated'] as const) {
@@ -87,7 +79,7 @@ describe('the feed trigger', () => {
   });
 
   it('stamps a created event with its transaction without running for it', async () => {
-    const rows = await open.db.withTenantTransaction(tenantId, async (tx) => {
+    const rows = await t.open.db.withTenantTransaction(t.tenantId, async (tx) => {
       const [task] = await seedTasks(tx);
       await appendTaskEvents(tx, [
         {

@@ -3,32 +3,20 @@
  * inserts many tasks) must equal what the service builds for the same task (taskEvent.created):
  * clients read both from the same history.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OpenDatabase } from '../../src/db/index.js';
+import { describe, expect, it } from 'vitest';
 import type { JsonObject } from '../../src/domain.js';
 import { createdEventDataSql, readCreatedData, storedCreatedData } from '../../src/repositories/events.js';
 import { TASKS } from '../../src/repositories/rows.js';
 import { insertTasksWithTitles } from '../../src/repositories/tasks.js';
 import { taskEvent } from '../../src/services/task-events.js';
-import { openTenantDatabase, type TenantDatabase } from '../helpers/database.js';
+import { useTenantDatabase } from '../helpers/database.js';
 
-let t: TenantDatabase;
-let open: OpenDatabase;
-let tenantId: bigint;
-
-beforeAll(async () => {
-  t = await openTenantDatabase();
-  ({ open, tenantId } = t);
-});
-
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTenantDatabase();
 
 describe('created events built by the database', () => {
   it('hold the snapshot the service would write, for every kind of field', async () => {
-    const { created, stored, rows, events } = await open.db.withTenantTransaction(tenantId, async (tx) => {
-      const tenant = tenantId.toString();
+    const { created, stored, rows, events } = await t.open.db.withTenantTransaction(t.tenantId, async (tx) => {
+      const tenant = t.tenantId.toString();
       const worker = await tx.one<{ id: string }>(
         `insert into workers (tenant_id, handle) values ($1::bigint, '@history') returning id::text`,
         [tenant],

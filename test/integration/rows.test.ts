@@ -3,28 +3,16 @@
  * every kind of field comes back exactly as stored, timestamps included at the edges where a
  * float conversion would slip by a millisecond.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OpenDatabase } from '../../src/db/index.js';
+import { describe, expect, it } from 'vitest';
 import { TASKS, WORKERS } from '../../src/repositories/rows.js';
-import { openTenantDatabase, type TenantDatabase } from '../helpers/database.js';
+import { useTenantDatabase } from '../helpers/database.js';
 
-let t: TenantDatabase;
-let open: OpenDatabase;
-let tenantId: bigint;
-
-beforeAll(async () => {
-  t = await openTenantDatabase();
-  ({ open, tenantId } = t);
-});
-
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTenantDatabase();
 
 /** Each timestamptz literal stored as a task's due_date, read back through the row and as text. */
 function roundTrip(literals: string[]): Promise<{ viaRow: Date | null; viaText: Date }[]> {
-  return open.db.withTenantTransaction(tenantId, async (tx) => {
-    const tenant = tenantId.toString();
+  return t.open.db.withTenantTransaction(t.tenantId, async (tx) => {
+    const tenant = t.tenantId.toString();
     const worker = await tx.one<{ id: string }>(
       `insert into workers (tenant_id, handle) values ($1::bigint, '@rows') returning id::text`,
       [tenant],
@@ -70,7 +58,7 @@ describe('rows as JSON arrays', () => {
   });
 
   it('keep ids past 2^53, nulls, text, jsonb and ints exactly', async () => {
-    const row = await open.db.withTransaction((tx) =>
+    const row = await t.open.db.withTransaction((tx) =>
       tx.one<Record<string, unknown>>(
         `select ${WORKERS.row('w', 'assignee')}
            from (select 9007199254740993::bigint as id, $1::text as handle, 'agent' as type, null::text as email,
