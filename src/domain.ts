@@ -129,6 +129,11 @@ export const TASK_FIELDS = {
 };
 
 export type Project = Entity<typeof PROJECT_FIELDS>;
+/** The task fields history records, in the field map's order, with their names in history (the columns'). */
+export const TASK_HISTORY_FIELDS = (Object.keys(TASK_FIELDS) as (keyof typeof TASK_FIELDS)[])
+  .filter((key) => TASK_FIELDS[key].history)
+  .map((key) => ({ key, name: snakeCase(key), kind: TASK_FIELDS[key].kind }));
+
 export type Task = Entity<typeof TASK_FIELDS>;
 export type NewProject = Insertable<typeof PROJECT_FIELDS>;
 export type NewTask = Insertable<typeof TASK_FIELDS>;

@@ -2,9 +2,10 @@ import type { Tx } from '../db/index.js';
 import {
   type FieldKind,
   type JsonObject,
+  type JsonValue,
   type NewTaskEvent,
-  snakeCase,
-  TASK_FIELDS,
+  type TASK_FIELDS,
+  TASK_HISTORY_FIELDS,
   type TaskEvent,
   type TaskEventKind,
 } from '../domain.js';
@@ -49,10 +50,13 @@ const CREATED_VERSION = 1;
 const DEFAULTS = CREATED_DEFAULTS[CREATED_VERSION]!;
 const DEFAULTS_JSON = Object.fromEntries(Object.entries(DEFAULTS).map(([k, v]) => [k, JSON.stringify(v)]));
 
+const isObject = (v: JsonValue | undefined): v is JsonObject =>
+  v !== null && v !== undefined && typeof v === 'object' && !Array.isArray(v);
+
 /** A `created` event's data as stored: the task's fields that differ from a new task's defaults. */
 export function storedCreatedData(data: JsonObject): JsonObject {
   const task = data.task;
-  if (task === null || typeof task !== 'object' || Array.isArray(task) || Object.keys(data).length !== 1) return data;
+  if (!isObject(task) || Object.keys(data).length !== 1) return data;
   const kept: JsonObject = {};
   for (const [key, value] of Object.entries(task)) {
     if (DEFAULTS_JSON[key] !== JSON.stringify(value)) kept[key] = value;
@@ -61,15 +65,13 @@ export function storedCreatedData(data: JsonObject): JsonObject {
 }
 
 /** The snapshot's keys in the field map's order (id, title, …): the order a whole task is read back in. */
-const SNAPSHOT_KEYS = Object.entries(TASK_FIELDS)
-  .filter(([, f]) => f.history)
-  .map(([key]) => snakeCase(key));
+const SNAPSHOT_KEYS = TASK_HISTORY_FIELDS.map((f) => f.name);
 
 /** The whole `created` data again from what `storedCreatedData` (or the SQL below) stored. */
 export function readCreatedData(data: JsonObject): JsonObject {
   const defaults = typeof data.defaults === 'number' ? CREATED_DEFAULTS[data.defaults] : undefined;
   const stored = data.task;
-  if (!defaults || stored === null || typeof stored !== 'object' || Array.isArray(stored)) return data;
+  if (!defaults || !isObject(stored)) return data;
   const task: JsonObject = {};
   for (const key of SNAPSHOT_KEYS) {
     const value = key in stored ? stored[key] : defaults[key];
@@ -119,9 +121,8 @@ const historySql = (column: string, kind: FieldKind): string =>
 
 /** The `'key', value` pairs of the snapshot's fields (`keys`), read from the task row `alias`. */
 const snapshotPairs = (alias: string, keys: (key: string) => boolean): string =>
-  Object.entries(TASK_FIELDS)
-    .filter(([key, f]) => f.history && keys(key))
-    .map(([key, f]) => `'${snakeCase(key)}', ${historySql(`${alias}.${snakeCase(key)}`, f.kind)}`)
+  TASK_HISTORY_FIELDS.filter((f) => keys(f.key))
+    .map((f) => `'${f.name}', ${historySql(`${alias}.${f.name}`, f.kind)}`)
     .join(', ');
 
 /**

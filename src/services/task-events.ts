@@ -3,15 +3,12 @@
  * it records. `changes` maps each field that moved (by its column name, as the API names it) to
  * its `before` and `after`; values are JSON (ids and versions as strings, times as ISO text).
  */
-import { type JsonObject, type JsonValue, snakeCase, TASK_FIELDS, type Task } from '../domain.js';
+import { type JsonObject, type JsonValue, TASK_HISTORY_FIELDS, type Task } from '../domain.js';
 import type { NewTaskEvent, TaskEventKind } from '../repositories/events.js';
 import type { TaskRef } from '../repositories/tasks.js';
 
-type FieldKey = keyof typeof TASK_FIELDS;
-/** Recorded fields with their names in history, worked out once (a bulk create records thousands). */
-const RECORDED = (Object.keys(TASK_FIELDS) as FieldKey[])
-  .filter((k) => TASK_FIELDS[k].history && k !== 'id')
-  .map((key) => ({ key, name: snakeCase(key) }));
+/** Recorded fields with their names in history (a bulk create records thousands); id goes last. */
+const RECORDED = TASK_HISTORY_FIELDS.filter((f) => f.key !== 'id');
 
 /** A field value as history records it. */
 function historyValue(v: unknown): JsonValue {
