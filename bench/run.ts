@@ -410,8 +410,8 @@ function rotated<T extends readonly [Scenario, Protocol]>(plan: readonly T[], ro
  * (CompleteProjectTasks alone updates 40,000 rows) start autovacuum on tasks and task_events, and
  * a worker running during a timed run takes CPU from its calls and is counted in their DB CPU.
  * Since a call's protocols ran in a fixed order, it hit the service's rows and missed the bare
- * server's, which came last: ListTasks DB CPU per call 1,195 (service) vs 575 µs (bare) in the
- * round after the writes, 659 vs 545 µs before them.
+ * server's, which came last (one of the two causes of a ListTasks DB CPU per call 1.7× the bare
+ * server's after the first round; docs/performance.md has both).
  */
 async function settle(bench: Bench): Promise<void> {
   if (!bench.sql) return;
