@@ -162,7 +162,7 @@ async function startService(env: Record<string, string>): Promise<{ proc: NodePr
     },
     {
       // A CPU profile of the service, written when it stops (`--profile DIR`).
-      nodeArgs: opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opts.profileDir)}`] : [],
+      nodeArgs: profileArgs(opts.profileDir, 'service'),
       onLine: (line) => {
         // The service's warnings and errors are worth seeing; a flood of them is not.
         if (/"level":"(warn|error)"/.test(line) && shown++ < 10) log(`  service: ${line}`);
@@ -208,7 +208,12 @@ async function waitServing(port: number, proc: NodeProcess): Promise<void> {
 }
 
 async function startBare(env: Record<string, string>): Promise<{ proc: NodeProcess; port: number }> {
-  const proc = startNode(opts.nodeBin, join(ROOT, 'bench/baselines/bare-grpc-server.ts'), { ...env, PORT: '0' });
+  const proc = startNode(
+    opts.nodeBin,
+    join(ROOT, 'bench/baselines/bare-grpc-server.ts'),
+    { ...env, PORT: '0' },
+    { nodeArgs: profileArgs(opts.profileDir, 'bare') },
+  );
   const port = await waitForLine(
     proc,
     (line) => (line.startsWith('{"listening"') ? (JSON.parse(line) as { listening: number }).listening : undefined),
@@ -218,13 +223,18 @@ async function startBare(env: Record<string, string>): Promise<{ proc: NodeProce
   return { proc, port };
 }
 
+/** `node --cpu-prof` into DIR/<who> (`--profile DIR`): written when the process stops. */
+function profileArgs(dir: string | undefined, who: 'service' | 'bare' | 'load'): string[] {
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${join(resolve(dir), who)}`] : [];
+}
+
 /** A load generator process and its one outstanding request. */
 class LoadProcess {
   readonly proc: NodeProcess;
   private waiting: { resolve: (m: FromWorker) => void; reject: (e: Error) => void } | undefined;
 
-  constructor(nodeBin: string) {
-    this.proc = startNode(nodeBin, join(ROOT, 'bench/load/worker.ts'), {}, { ipc: true });
+  constructor(nodeBin: string, nodeArgs: readonly string[] = []) {
+    this.proc = startNode(nodeBin, join(ROOT, 'bench/load/worker.ts'), {}, { ipc: true, nodeArgs });
     this.proc.child.on('message', (m: FromWorker) => {
       const w = this.waiting;
       this.waiting = undefined;
@@ -626,7 +636,7 @@ async function postgresSection(report: { postgres?: string; seed: Record<string,
         ).rows.map((r) => r.pid)
     : null;
   const bare = await startBare(env);
-  const load = new LoadProcess(process.execPath);
+  const load = new LoadProcess(process.execPath, profileArgs(opts.profileDir, 'load'));
   const floor = new LoadProcess(opts.nodeBin);
   await load.setup(data, { service: service.port, bare: bare.port });
   await floor.setup(data, { floorEnv: env });

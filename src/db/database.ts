@@ -55,6 +55,15 @@ export interface TransactionOptions {
   readonly asOwner?: boolean;
   /** Sent with BEGIN (no extra round trip); its rows are the callback's second argument. */
   readonly prologue?: Prologue;
+  /**
+   * The callback runs ONE statement (a read): it is written together with BEGIN, the settings,
+   * the prologue and COMMIT, and the whole transaction is one round trip. The prologue's rows
+   * cannot be read before that statement runs (the callback's second argument is empty), so a
+   * prologue that guards the transaction must refuse by raising an error: PostgreSQL then skips
+   * the statement and COMMIT. A second statement throws; a callback that runs none still has
+   * its prologue checked.
+   */
+  readonly oneStatement?: boolean;
 }
 
 export interface DatabaseOptions {
@@ -93,6 +102,11 @@ export class TransactionCancelledError extends AppError {
 }
 
 const noSlot: Release = () => {};
+
+/** Where a one-statement transaction is (`oneStatement`); a rollback is needed only when 'sent'. */
+interface OneShot {
+  state: 'idle' | 'sent' | 'committed';
+}
 
 /**
  * The settings of every transaction: tenant, statement timeout, role, search path, and generic
@@ -302,7 +316,21 @@ export class Database {
     // statement ended cancels whatever that connection runs next — another call's statement,
     // maybe another tenant's. A connection a cancel was sent on is therefore never reused.
     const cancel = { sent: false };
+    // A one-statement transaction: nothing written yet, written (BEGIN … COMMIT), or committed.
+    const oneShot: OneShot | null = options.oneStatement ? { state: 'idle' } : null;
     try {
+      if (oneShot) {
+        const result = await fn(this.oneShotTx(client, tenantId, options, cancel, oneShot), []);
+        if (oneShot.state === 'idle') {
+          // No statement ran: the prologue still decides whether the call stands.
+          oneShot.state = 'sent';
+          await this.begin(client, tenantId, options);
+          await this.send(client, 'commit');
+          oneShot.state = 'committed';
+        }
+        if (options.signal?.aborted) throw new TransactionCancelledError(options.signal.reason);
+        return result;
+      }
       const prologue = await this.begin(client, tenantId, options);
       reached('work');
       const result = await fn(this.txFor(client, tenantId, options.signal, cancel), prologue);
@@ -319,7 +347,7 @@ export class Database {
       const classified = classifyDbError(err);
       if (classified instanceof DbError && classified.kind === 'connection') {
         discard = classified;
-      } else if (!cancel.sent) {
+      } else if (!cancel.sent && (oneShot === null || oneShot.state === 'sent')) {
         // (A connection a cancel was sent on is closed below, which rolls back: a ROLLBACK sent
         // on it could meet the late cancel.)
         try {
@@ -369,9 +397,19 @@ export class Database {
     tenantId: bigint | null,
     options: TransactionOptions,
   ): Promise<PrologueRows> {
+    const statements = this.beginStatements(tenantId, options);
+    this.statements++;
+    countStatement();
+    const results = await runPipeline(client, statements);
+    return options.prologue ? (results[2]?.rows ?? []) : [];
+  }
+
+  /** BEGIN, the settings and the prologue, as statements of a pipeline. */
+  private beginStatements(tenantId: bigint | null, options: TransactionOptions): PipelineStatement[] {
     const modes = [
       options.isolation ? `isolation level ${options.isolation}` : '',
-      options.readOnly ? 'read only' : '',
+      // A one-statement transaction may be run again after a lost connection: reads only.
+      options.readOnly || options.oneStatement ? 'read only' : '',
     ].filter(Boolean);
     const timeout = Math.max(
       1,
@@ -389,14 +427,11 @@ export class Database {
       ]),
     ];
     if (options.prologue) statements.push(this.statement(options.prologue.text, options.prologue.values));
-    this.statements++;
-    countStatement();
-    const results = await runPipeline(client, statements);
-    return options.prologue ? (results[2]?.rows ?? []) : [];
+    return statements;
   }
 
   /** A statement of a pipeline, named as `send` would name it. */
-  private statement(text: string, values: readonly (string | Buffer)[]): PipelineStatement {
+  private statement(text: string, values: readonly unknown[]): PipelineStatement {
     const name = this.nameFor(text);
     return name === undefined ? { text, values } : { text, values, name };
   }
@@ -450,21 +485,69 @@ export class Database {
     signal: AbortSignal | undefined,
     cancelState: { sent: boolean },
   ): Tx {
+    return this.txOver(tenantId, (text, values) =>
+      this.cancellable(client, signal, cancelState, () => this.send(client, text, values)),
+    );
+  }
+
+  /**
+   * The Tx of a one-statement transaction (`oneStatement`): its statement goes out with BEGIN,
+   * the settings, the prologue and COMMIT, in one pipeline.
+   */
+  private oneShotTx(
+    client: pg.PoolClient,
+    tenantId: bigint | null,
+    options: TransactionOptions,
+    cancelState: { sent: boolean },
+    oneShot: OneShot,
+  ): Tx {
+    return this.txOver(tenantId, async (text, values) => {
+      if (oneShot.state !== 'idle') throw new Error('a oneStatement transaction ran a second statement');
+      return this.cancellable(client, options.signal, cancelState, async () => {
+        const statements = [
+          ...this.beginStatements(tenantId, options),
+          this.statement(text, values ?? []),
+          this.statement('commit', []),
+        ];
+        this.statements++;
+        countStatement();
+        oneShot.state = 'sent';
+        const results = await runPipeline(client, statements);
+        oneShot.state = 'committed';
+        return results[statements.length - 2]!;
+      });
+    });
+  }
+
+  /**
+   * Runs one round trip; should the transaction's signal fire meanwhile, the statement is
+   * cancelled on the server (see `cancelStatement`).
+   */
+  private async cancellable(
+    client: pg.PoolClient,
+    signal: AbortSignal | undefined,
+    cancelState: { sent: boolean },
+    run: () => Promise<pg.QueryResult>,
+  ): Promise<pg.QueryResult> {
+    if (signal?.aborted) throw new TransactionCancelledError(signal.reason);
     const cancel = this.cancelStatement;
-    const query = async (text: string, values?: readonly unknown[]) => {
-      if (signal?.aborted) throw new TransactionCancelledError(signal.reason);
-      if (!signal || !cancel) return this.send(client, text, values);
-      const onAbort = () => {
-        cancelState.sent = true;
-        cancel(client);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      try {
-        return await this.send(client, text, values);
-      } finally {
-        signal.removeEventListener('abort', onAbort);
-      }
+    if (!signal || !cancel) return run();
+    const onAbort = () => {
+      cancelState.sent = true;
+      cancel(client);
     };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await run();
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private txOver(
+    tenantId: bigint | null,
+    query: (text: string, values?: readonly unknown[]) => Promise<pg.QueryResult>,
+  ): Tx {
     return {
       tenantId,
       many: async <R>(text: string, values?: readonly unknown[]) => (await query(text, values)).rows as R[],

@@ -16,6 +16,7 @@ export type DbErrorKind =
   | 'pool_busy'
   | 'invalid_input'
   | 'permission'
+  | 'refused'
   | 'other';
 
 export class DbError extends Error {
@@ -53,6 +54,11 @@ const BY_SQLSTATE: Readonly<Record<string, DbErrorKind>> = {
   '57P03': 'connection', // cannot_connect_now
   '53300': 'connection', // too_many_connections
   '42501': 'permission', // insufficient_privilege, including row-level security violations
+  // invalid_authorization_specification, raised by the service's own API-key check
+  // (api_key_check, migrations/tenant/1764400000000): its message is the service's, for the client.
+  // (The same code from a failed login comes from connect(), which reports the database as
+  // unavailable instead.)
+  '28000': 'refused',
 };
 
 /** Socket-level and pool-level failures that carry no SQLSTATE. */
@@ -108,6 +114,7 @@ const MESSAGES: Readonly<Record<DbErrorKind, string>> = {
   pool_busy: 'every database connection stayed busy',
   invalid_input: 'a value is malformed',
   permission: 'the database refused the operation',
+  refused: 'the credentials were refused',
   other: 'unexpected database error',
 };
 
@@ -126,7 +133,9 @@ export function classifyDbError(err: unknown): unknown {
   if (!isDriverError(err)) return err;
   const kind = kindOf(err);
   countDbError(kind);
-  return new DbError(kind, err.code, err.constraint, MESSAGES[kind], { cause: err });
+  // A refusal's message is written by the service's own SQL (api_key_check), never SQL text.
+  const message = kind === 'refused' && err.message ? err.message : MESSAGES[kind];
+  return new DbError(kind, err.code, err.constraint, message, { cause: err });
 }
 
 export function isConnectionError(err: unknown): boolean {

@@ -23,8 +23,8 @@ import pg from 'pg';
 
 export interface PipelineStatement {
   readonly text: string;
-  /** Strings, Buffers (bytea) or null; bound, never inlined. */
-  readonly values: readonly (string | Buffer | null)[];
+  /** Bound, never inlined; converted as `client.query` converts them (pg's prepareValue). */
+  readonly values: readonly unknown[];
   /** Named statements are parsed once per connection; unnamed ones on every use. */
   readonly name?: string;
 }
@@ -44,19 +44,28 @@ interface Connection {
 
 type Callback = (err: Error | null, results?: pg.QueryResult | pg.QueryResult[]) => void;
 
-// pg.Query is exported at run time (the class behind client.query); its typings leave it out.
+// pg.Query is exported at run time (the class behind client.query); its typings leave it out,
+// as they leave out pg.utils.prepareValue, which turns a value into its text (or a Buffer).
 const Query = (pg as unknown as { Query: new (config: object, values?: unknown, cb?: Callback) => object }).Query;
+const prepareValue = (pg as unknown as { utils: { prepareValue(v: unknown): string | Buffer | null } }).utils
+  .prepareValue;
+
+interface PreparedStatement {
+  readonly text: string;
+  readonly values: readonly (string | Buffer | null)[];
+  readonly name?: string;
+}
 
 class PipelineQuery extends Query {
   private connection: Connection | null = null;
-  private readonly parsing: PipelineStatement[] = [];
+  private readonly parsing: PreparedStatement[] = [];
   private readonly onParseComplete = () => {
     const statement = this.parsing.shift();
     if (statement?.name && this.connection) this.connection.parsedStatements[statement.name] = statement.text;
   };
 
   constructor(
-    private readonly statements: readonly PipelineStatement[],
+    private readonly statements: readonly PreparedStatement[],
     callback: Callback,
   ) {
     super({ text: statements.map((s) => s.text).join(';\n') }, undefined, (err, results) => {
@@ -92,17 +101,16 @@ export function runPipeline(
   client: pg.PoolClient,
   statements: readonly PipelineStatement[],
 ): Promise<pg.QueryResult[]> {
-  // pg-protocol's Bind throws on any other value; once some messages of the pipeline are
-  // written without their Sync the server would never answer, so values are checked first.
-  for (const s of statements) {
-    for (const v of s.values) {
-      if (v !== null && typeof v !== 'string' && !Buffer.isBuffer(v)) {
-        return Promise.reject(new TypeError(`pipeline: a value of "${s.text.slice(0, 40)}" is not a string or Buffer`));
-      }
-    }
+  // Converted before anything is written: once some messages of the pipeline are written
+  // without their Sync the server would never answer, and a conversion can throw (a cycle).
+  let prepared: PreparedStatement[];
+  try {
+    prepared = statements.map((s) => ({ ...s, values: s.values.map(prepareValue) }));
+  } catch (err) {
+    return Promise.reject(err);
   }
   return new Promise((resolve, reject) => {
-    const query = new PipelineQuery(statements, (err, results) => {
+    const query = new PipelineQuery(prepared, (err, results) => {
       if (err) reject(err);
       else resolve(Array.isArray(results) ? results : [results!]);
     });

@@ -40,15 +40,20 @@ export async function findApiKeyByHash(tx: Tx, secretHash: Buffer): Promise<ApiK
 }
 
 /**
- * The same lookup as a transaction prologue: it travels with BEGIN, so checking the caller's
- * key costs no round trip of its own. Read its answer with `apiKeyFromPrologue`.
+ * The caller's key checked as a transaction prologue: it travels with BEGIN, so checking the
+ * key costs no round trip of its own. It REFUSES (api_key_check raises 28000, a DbError of kind
+ * 'refused' with the reason as its message) when no key of the tenant has the hash or the key
+ * was revoked, and PostgreSQL then runs nothing after it: a one-statement read can travel in the
+ * same round trip (TransactionOptions.oneStatement). Read its answer with `apiKeyFromPrologue`.
  */
 export function apiKeyPrologue(tenantId: bigint, secretHash: Buffer): Prologue {
-  return { text: FIND_BY_HASH, values: [tenantId.toString(), secretHash] };
+  return { text: 'select api_key_check($1::bigint, $2) as worker_id', values: [tenantId.toString(), secretHash] };
 }
 
-export function apiKeyFromPrologue(rows: PrologueRows): ApiKeyRecord | undefined {
-  return rows.length === 1 ? toApiKey(rows[0] as unknown as ApiKeyRow) : undefined;
+/** The worker the accepted key is bound to (null: none); undefined without the prologue's row. */
+export function apiKeyFromPrologue(rows: PrologueRows): { workerId: bigint | null } | undefined {
+  const row = rows.length === 1 ? (rows[0] as { worker_id: string | null }) : undefined;
+  return row && { workerId: row.worker_id === null ? null : BigInt(row.worker_id) };
 }
 
 /** Revokes the key; true when it exists (revoking twice is not an error). */

@@ -36,6 +36,7 @@ const DB_CODES: Readonly<Record<DbErrorKind, [Code, string]>> = {
   // Transient and the server's condition, not the caller's: UNAVAILABLE is what clients retry.
   pool_busy: [Code.Unavailable, 'the service is busy: no database connection came free in time; retry later'],
   permission: [Code.PermissionDenied, 'not permitted'],
+  refused: [Code.Unauthenticated, 'the credentials were refused'],
   other: [Code.Internal, 'internal error'],
 };
 

@@ -70,8 +70,12 @@ const CONSTRAINTS: Readonly<Record<string, { code: AppError['code']; field: stri
   tenants_subdomain_format: { code: 'invalid_argument', field: 'subdomain', message: 'must be a DNS label' },
 };
 
-/** Turns a constraint violation into the client's error; anything else passes unchanged. */
+/**
+ * Turns a constraint violation, or the API-key check's refusal, into the client's error;
+ * anything else passes unchanged.
+ */
 export function explainDbError(err: unknown): unknown {
+  if (err instanceof DbError && err.kind === 'refused') return new AppError('unauthenticated', err.message);
   if (err instanceof DbError && err.constraint) {
     const known = CONSTRAINTS[err.constraint];
     if (known) return new AppError(known.code, `${known.field}: ${known.message}`, known.field);

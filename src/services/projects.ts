@@ -10,7 +10,7 @@ import { idempotent } from './idempotency.js';
 import type { Page, PageTokens } from './page-token.js';
 import { setWriteEvent, taskEvent } from './task-events.js';
 import { loadTaskViews } from './task-views.js';
-import { inTenant } from './tenant-transaction.js';
+import { inTenant, readInTenant } from './tenant-transaction.js';
 import { checkVersion } from './versions.js';
 
 export type { ProjectChanges };
@@ -77,7 +77,7 @@ export class ProjectService {
 
   /** @throws AppError not_found. */
   async get(caller: Caller, id: bigint): Promise<Project> {
-    const project = await inTenant(this.db, caller, (tx) => projects.findProject(tx, id), { readOnly: true });
+    const project = await readInTenant(this.db, caller, (tx) => projects.findProject(tx, id));
     if (!project) throw notFound('project');
     return project;
   }
@@ -85,11 +85,8 @@ export class ProjectService {
   /** @throws AppError invalid_argument (page_token). */
   list(caller: Caller, input: ListProjectsInput): Promise<Page<Project>> {
     const paging = this.pageTokens.byId({ tenant: caller.tenantId, list: 'projects', status: input.status }, input);
-    return inTenant(
-      this.db,
-      caller,
-      async (tx) => paging.page(await projects.listProjects(tx, { status: input.status }, paging)),
-      { readOnly: true },
+    return readInTenant(this.db, caller, async (tx) =>
+      paging.page(await projects.listProjects(tx, { status: input.status }, paging)),
     );
   }
 

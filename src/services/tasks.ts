@@ -23,7 +23,7 @@ import { type Page, type PageTokens, tokenId } from './page-token.js';
 import { taskEvent } from './task-events.js';
 import { checkLease, claimOnce, heartbeat, type ReleaseInput, release } from './task-leases.js';
 import { loadTaskViews } from './task-views.js';
-import { inTenant } from './tenant-transaction.js';
+import { inTenant, readInTenant } from './tenant-transaction.js';
 import { checkVersion } from './versions.js';
 
 export type { TaskChanges };
@@ -118,16 +118,18 @@ export class TaskService {
 
   /** @throws AppError not_found. */
   get(caller: Caller, id: bigint, view: TaskViewKind): Promise<TaskView> {
+    if (view === 'basic') {
+      // The task and its two workers in one statement: the whole call is one round trip.
+      return readInTenant(this.db, caller, async (tx) => {
+        const found = await tasks.findTaskWithPeople(tx, id);
+        if (!found) throw notFound('task');
+        return basicView(found);
+      });
+    }
     return inTenant(
       this.db,
       caller,
       async (tx) => {
-        if (view === 'basic') {
-          // The task and its two workers in one statement.
-          const found = await tasks.findTaskWithPeople(tx, id);
-          if (!found) throw notFound('task');
-          return basicView(found);
-        }
         const task = await tasks.findTask(tx, id);
         if (!task) throw notFound('task');
         const [loaded] = await loadTaskViews(tx, [task], view);
@@ -146,17 +148,20 @@ export class TaskService {
       order: input.order,
     });
     const position = this.pageTokens.decode(input.pageToken, fingerprint, TASK_CURSOR);
+    const cut = <T extends Task>(rows: T[]) =>
+      this.pageTokens.page(rows, input.pageSize, fingerprint, (last) => cursorAfter(input.order, last));
+    const limit = input.pageSize + 1;
+    if (input.view === 'basic') {
+      // The page and its workers in one statement: the whole call is one round trip.
+      return readInTenant(this.db, caller, async (tx) =>
+        cut((await tasks.listTasksWithPeople(tx, input.filter, input.order, position, limit)).map(basicView)),
+      );
+    }
+    // FULL: the relations in batch after the page.
     return inTenant(
       this.db,
       caller,
       async (tx) => {
-        const cut = <T extends Task>(rows: T[]) =>
-          this.pageTokens.page(rows, input.pageSize, fingerprint, (last) => cursorAfter(input.order, last));
-        const limit = input.pageSize + 1;
-        // BASIC: the page and its workers in one statement; FULL: the relations in batch after it.
-        if (input.view === 'basic') {
-          return cut((await tasks.listTasksWithPeople(tx, input.filter, input.order, position, limit)).map(basicView));
-        }
         const page = cut(await tasks.listTasks(tx, input.filter, input.order, position, limit));
         return { items: await loadTaskViews(tx, page.items, input.view), nextPageToken: page.nextPageToken };
       },

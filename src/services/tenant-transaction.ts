@@ -32,9 +32,9 @@ export async function inTenant<T>(
       async (tx, prologue) => {
         let actor: Actor = { workerId: caller.actorWorkerId ?? null };
         if (caller.apiKeyHash) {
+          // (A missing or revoked key has already failed the prologue: api_key_check refuses.)
           const key = apiKeyFromPrologue(prologue);
           if (!key) throw new AppError('unauthenticated', 'invalid API key');
-          if (key.revoked) throw new AppError('unauthenticated', 'the API key was revoked');
           actor = { workerId: key.workerId };
         }
         return fn(observed(db, tx), actor);
@@ -44,6 +44,24 @@ export async function inTenant<T>(
         prologue: caller.apiKeyHash ? apiKeyPrologue(caller.tenantId, caller.apiKeyHash) : undefined,
       },
     );
+  } catch (err) {
+    throw explainDbError(err);
+  }
+}
+
+/**
+ * Runs `fn`, which runs exactly ONE statement, a read, in a transaction of the caller's tenant
+ * like `inTenant`, in a single round trip: BEGIN, the settings, the API-key check, the statement
+ * and COMMIT are written together (TransactionOptions.oneStatement). The key check refuses in
+ * SQL, so the statement never runs for a key that does not hold; the actor is not known to `fn`.
+ * @throws AppError unauthenticated when the key is unknown or revoked.
+ */
+export async function readInTenant<T>(db: Database, caller: Caller, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  try {
+    return await db.withTenantTransaction(caller.tenantId, (tx) => fn(observed(db, tx)), {
+      ...txOptions(caller, { readOnly: true, oneStatement: true }),
+      prologue: caller.apiKeyHash ? apiKeyPrologue(caller.tenantId, caller.apiKeyHash) : undefined,
+    });
   } catch (err) {
     throw explainDbError(err);
   }

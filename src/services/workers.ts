@@ -8,7 +8,7 @@ import type { Caller } from './caller.js';
 import { idempotent } from './idempotency.js';
 import type { Page, PageTokens } from './page-token.js';
 import { setWriteEvent } from './task-events.js';
-import { inTenant } from './tenant-transaction.js';
+import { inTenant, readInTenant } from './tenant-transaction.js';
 
 export interface CreateWorkerInput {
   readonly handle: string;
@@ -40,7 +40,7 @@ export class WorkerService {
 
   /** @throws AppError not_found. */
   async get(caller: Caller, key: { id: bigint } | { handle: string }): Promise<Worker> {
-    const worker = await inTenant(this.db, caller, (tx) =>
+    const worker = await readInTenant(this.db, caller, (tx) =>
       'id' in key ? workers.findWorker(tx, key.id) : workers.findWorkerByHandle(tx, key.handle),
     );
     if (!worker) throw notFound('worker');
@@ -50,11 +50,8 @@ export class WorkerService {
   /** @throws AppError invalid_argument (page_token). */
   list(caller: Caller, input: ListWorkersInput): Promise<Page<Worker>> {
     const paging = this.pageTokens.byId({ tenant: caller.tenantId, list: 'workers', type: input.type }, input);
-    return inTenant(
-      this.db,
-      caller,
-      async (tx) => paging.page(await workers.listWorkers(tx, { type: input.type }, paging)),
-      { readOnly: true },
+    return readInTenant(this.db, caller, async (tx) =>
+      paging.page(await workers.listWorkers(tx, { type: input.type }, paging)),
     );
   }
 

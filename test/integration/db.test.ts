@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Tx } from '../../src/db/index.js';
 import { DbError, TransactionCancelledError } from '../../src/db/index.js';
+import { apiKeyPrologue, insertApiKey, revokeApiKey } from '../../src/repositories/api-keys.js';
 import { useTenantDatabase } from '../helpers/database.js';
 
 const t = useTenantDatabase();
@@ -101,5 +102,63 @@ describe('transactions', () => {
       .catch((e) => e);
     expect(err).toBeInstanceOf(TransactionCancelledError);
     expect(await countWorkers()).toBe(before);
+  });
+});
+
+describe('one-statement transactions (oneStatement: BEGIN … COMMIT in one round trip)', () => {
+  const hash = (n: number) => Buffer.alloc(32, n);
+  const key = (n: number) => apiKeyPrologue(t.tenantId, hash(n));
+  const addKey = async (n: number, revoked: boolean) => {
+    await t.open.db.withTenantTransaction(t.tenantId, async (tx) => {
+      const id = await insertApiKey(tx, { name: `one-statement ${n}`, workerId: null, secretHash: hash(n) });
+      if (revoked) await revokeApiKey(tx, id);
+    });
+  };
+  const read = (n: number, fn: (tx: Tx) => Promise<unknown>) =>
+    t.open.db.withTenantTransaction(t.tenantId, fn, { oneStatement: true, prologue: key(n) });
+
+  it('runs the statement in the tenant transaction the prologue opened, in one round trip', async () => {
+    await addKey(1, false);
+    const before = t.open.db.statements;
+    const row = await read(1, (tx) =>
+      tx.one<{ tenant: string; ro: string }>(
+        `select current_setting('app.tenant_id') as tenant, current_setting('transaction_read_only') as ro`,
+      ),
+    );
+    expect(row).toEqual({ tenant: t.tenantId.toString(), ro: 'on' });
+    expect(t.open.db.statements - before).toBe(1);
+  });
+
+  it('runs nothing after a prologue that refuses: the refusal is the error', async () => {
+    await addKey(2, true);
+    // Were the statement run, its division by zero would be the error.
+    const boom = (tx: Tx) => tx.many('select 1 / (select count(*) - count(*) from workers) as x');
+    expect(await read(99, boom).catch((e) => e)).toMatchObject({ kind: 'refused', message: 'invalid API key' });
+    expect(await read(2, boom).catch((e) => e)).toMatchObject({ kind: 'refused', message: 'the API key was revoked' });
+    // The connection is clean afterwards (the aborted transaction was rolled back).
+    expect(await read(1, (tx) => tx.one('select 1 as one'))).toEqual({ one: 1 });
+  });
+
+  it('checks the prologue even when the callback runs no statement', async () => {
+    expect(await read(99, async () => 'no statement').catch((e) => e)).toMatchObject({ kind: 'refused' });
+    expect(await read(1, async () => 'no statement')).toBe('no statement');
+  });
+
+  it('refuses a second statement, and writes (the transaction is read only)', async () => {
+    const second = await read(1, async (tx) => {
+      await tx.many('select 1');
+      await tx.many('select 2');
+    }).catch((e) => e);
+    expect(String(second)).toContain('second statement');
+    const before = await countWorkers();
+    const write = await read(1, (tx) => insertWorker(tx, '@one-statement-write')).catch((e) => e);
+    expect(write).toBeInstanceOf(DbError);
+    expect(await countWorkers()).toBe(before);
+  });
+
+  it('a statement error after the prologue rolls the whole transaction back', async () => {
+    const err = await read(1, (tx) => tx.many(`select 'x'::int`)).catch((e) => e);
+    expect(err).toMatchObject({ kind: 'invalid_input' });
+    expect(await read(1, (tx) => tx.one('select 2 as two'))).toEqual({ two: 2 });
   });
 });
