@@ -27,6 +27,17 @@ describe('deadlines', () => {
     );
     expect(setting.v).not.toBe('200ms');
   });
+
+  it('bounds the statement of a one-statement transaction too (its setting travels in the same pipeline)', async () => {
+    // PostgreSQL arms statement_timeout per protocol message (13+), so the statement after the
+    // settings in one pipeline runs under the new value.
+    const started = Date.now();
+    const err = await t.open.db
+      .withTenantTransaction(t.tenantId, (tx) => tx.many('select pg_sleep(5)'), { timeoutMs: 200, oneStatement: true })
+      .catch((e) => e);
+    expect(err).toMatchObject({ kind: 'timeout' });
+    expect(Date.now() - started).toBeLessThan(4_000);
+  });
 });
 
 describe('connections dropped by PostgreSQL', () => {
