@@ -60,8 +60,9 @@ export interface TransactionOptions {
    * the prologue and COMMIT, and the whole transaction is one round trip. The prologue's rows
    * cannot be read before that statement runs (the callback's second argument is empty), so a
    * prologue that guards the transaction must refuse by raising an error: PostgreSQL then skips
-   * the statement and COMMIT. A second statement throws; a callback that runs none still has
-   * its prologue checked.
+   * the statement and COMMIT. A second statement throws; a callback that runs none, or throws
+   * before its statement, still has its prologue checked (a refusal is then the error). Read
+   * only; a connection lost in it is retried once.
    */
   readonly oneStatement?: boolean;
 }
@@ -103,9 +104,12 @@ export class TransactionCancelledError extends AppError {
 
 const noSlot: Release = () => {};
 
-/** Where a one-statement transaction is (`oneStatement`); a rollback is needed only when 'sent'. */
+/**
+ * Where a one-statement transaction is (`oneStatement`): nothing written yet; its pipeline
+ * (BEGIN … COMMIT) in flight; failed; or committed. A rollback is needed when in flight or failed.
+ */
 interface OneShot {
-  state: 'idle' | 'sent' | 'committed';
+  state: 'idle' | 'inflight' | 'failed' | 'committed';
 }
 
 /**
@@ -289,11 +293,15 @@ export class Database {
           attempt--;
           continue;
         }
+        // A one-statement read sends its statement with BEGIN, so a connection lost there may be
+        // a stale pooled one or the read itself cut short (pg_terminate_backend, a backend that
+        // crashed on it): it is run again once, not up to maxAttempts.
+        const beginLost = stage === 'begin' && !(options.oneStatement && attempt > 1);
         const retry =
           err instanceof DbError &&
           attempt < this.maxAttempts &&
           !options.signal?.aborted &&
-          (err.retryable || (err.kind === 'connection' && stage === 'begin'));
+          (err.retryable || (err.kind === 'connection' && beginLost));
         if (!retry) throw err;
         this.logger.debug('retrying transaction', { kind: err.kind, attempt });
         // Full jitter on an exponential base: concurrent losers do not collide again in step.
@@ -320,16 +328,27 @@ export class Database {
     const oneShot: OneShot | null = options.oneStatement ? { state: 'idle' } : null;
     try {
       if (oneShot) {
-        const result = await fn(this.oneShotTx(client, tenantId, options, cancel, oneShot), []);
+        let outcome: { value: T } | { err: unknown };
+        try {
+          outcome = { value: await fn(this.oneShotTx(client, tenantId, options, cancel, oneShot), []) };
+        } catch (err) {
+          outcome = { err };
+        }
+        if (oneShot.state === 'inflight') {
+          // (The rollback below waits for the pipeline: pg queues it behind.)
+          throw new Error('a oneStatement callback ended before its statement did');
+        }
         if (oneShot.state === 'idle') {
-          // No statement ran: the prologue still decides whether the call stands.
-          oneShot.state = 'sent';
+          // No statement ran: the prologue still decides whether the call stands, and its
+          // refusal goes to the caller before any error of the callback's own.
+          oneShot.state = 'failed';
           await this.begin(client, tenantId, options);
           await this.send(client, 'commit');
           oneShot.state = 'committed';
         }
+        if ('err' in outcome) throw outcome.err;
         if (options.signal?.aborted) throw new TransactionCancelledError(options.signal.reason);
-        return result;
+        return outcome.value;
       }
       const prologue = await this.begin(client, tenantId, options);
       reached('work');
@@ -347,7 +366,7 @@ export class Database {
       const classified = classifyDbError(err);
       if (classified instanceof DbError && classified.kind === 'connection') {
         discard = classified;
-      } else if (!cancel.sent && (oneShot === null || oneShot.state === 'sent')) {
+      } else if (!cancel.sent && (oneShot === null || oneShot.state === 'inflight' || oneShot.state === 'failed')) {
         // (A connection a cancel was sent on is closed below, which rolls back: a ROLLBACK sent
         // on it could meet the late cancel.)
         try {
@@ -511,10 +530,15 @@ export class Database {
         ];
         this.statements++;
         countStatement();
-        oneShot.state = 'sent';
-        const results = await runPipeline(client, statements);
-        oneShot.state = 'committed';
-        return results[statements.length - 2]!;
+        oneShot.state = 'inflight';
+        try {
+          const results = await runPipeline(client, statements);
+          oneShot.state = 'committed';
+          return results[statements.length - 2]!;
+        } catch (err) {
+          oneShot.state = 'failed';
+          throw err;
+        }
       });
     });
   }

@@ -132,7 +132,8 @@ const SQLSTATE = /^[0-9A-Z]{5}$/;
 export function classifyDbError(err: unknown): unknown {
   if (!isDriverError(err)) return err;
   const kind = kindOf(err);
-  countDbError(kind);
+  // A refused API key is the caller's error, counted with the calls, not the database's.
+  if (kind !== 'refused') countDbError(kind);
   // A refusal's message is written by the service's own SQL (api_key_check), never SQL text.
   const message = kind === 'refused' && err.message ? err.message : MESSAGES[kind];
   return new DbError(kind, err.code, err.constraint, message, { cause: err });

@@ -15,7 +15,8 @@ export interface PoolOptions {
  * 'error' on the pool, a checked-out one on the client itself (docs/stack-notes.md), and both are logged
  * and left for the pool to discard. There is no pre-ping in pg; keepAlive, an idle timeout and
  * a maximum lifetime keep connections fresh, and the transaction runner retries a transaction
- * whose very first statement met a dead connection.
+ * whose very first statement met a dead connection (a one-statement read, whose first write
+ * carries its statement too, once).
  */
 export function createPool(options: PoolOptions, logger: Logger): pg.Pool {
   const pool = new pg.Pool({

@@ -41,6 +41,21 @@ describe('deadlines', () => {
 });
 
 describe('connections dropped by PostgreSQL', () => {
+  it('runs a one-statement read cut short by a lost connection once more, not up to the attempt limit', async () => {
+    let calls = 0;
+    const err = await t.open.db
+      .withTransaction(
+        async (tx) => {
+          calls++;
+          await tx.many('select pg_terminate_backend(pg_backend_pid())');
+        },
+        { oneStatement: true, asOwner: true },
+      )
+      .catch((e) => e);
+    expect(err).toMatchObject({ kind: 'connection' });
+    expect(calls).toBe(2);
+  });
+
   it('recovers on the next call after every pooled connection was terminated', async () => {
     const workers = await countWorkers();
     // Fill the pool with idle connections.

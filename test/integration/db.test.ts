@@ -139,9 +139,24 @@ describe('one-statement transactions (oneStatement: BEGIN … COMMIT in one roun
     expect(await read(1, (tx) => tx.one('select 1 as one'))).toEqual({ one: 1 });
   });
 
-  it('checks the prologue even when the callback runs no statement', async () => {
+  it('checks the prologue even when the callback runs no statement, or fails before it', async () => {
     expect(await read(99, async () => 'no statement').catch((e) => e)).toMatchObject({ kind: 'refused' });
     expect(await read(1, async () => 'no statement')).toBe('no statement');
+    const early = async () => {
+      throw new Error('before the statement');
+    };
+    expect(await read(99, early).catch((e) => e)).toMatchObject({ kind: 'refused' });
+    expect(await read(1, early).catch((e) => e)).toMatchObject({ message: 'before the statement' });
+  });
+
+  it('fails a callback that returns before its statement answered, and leaves the connection clean', async () => {
+    const err = await read(99, async (tx) => {
+      void tx.many('select 1').catch(() => {});
+    }).catch((e) => e);
+    expect(String(err)).toContain('ended before its statement');
+    // Every pooled connection still works (none went back inside an aborted transaction).
+    const rows = await Promise.all(Array.from({ length: 8 }, () => read(1, (tx) => tx.one('select 3 as three'))));
+    expect(rows).toEqual(Array(8).fill({ three: 3 }));
   });
 
   it('refuses a second statement, and writes (the transaction is read only)', async () => {
