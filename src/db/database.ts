@@ -341,7 +341,7 @@ export class Database {
         if (oneShot.state === 'idle') {
           // No statement ran: the prologue still decides whether the call stands, and its
           // refusal goes to the caller before any error of the callback's own.
-          oneShot.state = 'failed';
+          oneShot.state = 'inflight';
           await this.begin(client, tenantId, options);
           await this.send(client, 'commit');
           oneShot.state = 'committed';

@@ -10,9 +10,24 @@ import type { Actor, Caller } from './caller.js';
 import { explainDbError } from './constraint-errors.js';
 import { observed } from './statement-listeners.js';
 
+/**
+ * The caller's deadline and cancellation, and its API key checked by the transaction's first
+ * statement (the prologue), with `extra`.
+ */
 function txOptions(caller: Caller, extra: TransactionOptions = {}): TransactionOptions {
-  return { signal: caller.signal, timeoutMs: caller.timeoutMs, ...extra };
+  return {
+    signal: caller.signal,
+    timeoutMs: caller.timeoutMs,
+    ...extra,
+    prologue: caller.apiKeyHash ? apiKeyPrologue(caller.tenantId, caller.apiKeyHash) : undefined,
+  };
 }
+
+/** The transaction's outcome, with constraint violations and key refusals as the client's errors. */
+const explained = <T>(transaction: Promise<T>): Promise<T> =>
+  transaction.catch((err: unknown) => {
+    throw explainDbError(err);
+  });
 
 /**
  * Runs `fn` in a transaction of the caller's tenant, bounded by the caller's deadline, with
@@ -20,14 +35,14 @@ function txOptions(caller: Caller, extra: TransactionOptions = {}): TransactionO
  * transaction.
  * @throws AppError unauthenticated when the key is unknown or revoked.
  */
-export async function inTenant<T>(
+export function inTenant<T>(
   db: Database,
   caller: Caller,
   fn: (tx: Tx, actor: Actor) => Promise<T>,
   extra?: TransactionOptions,
 ): Promise<T> {
-  try {
-    return await db.withTenantTransaction(
+  return explained(
+    db.withTenantTransaction(
       caller.tenantId,
       async (tx, prologue) => {
         let actor: Actor = { workerId: caller.actorWorkerId ?? null };
@@ -39,14 +54,9 @@ export async function inTenant<T>(
         }
         return fn(observed(db, tx), actor);
       },
-      {
-        ...txOptions(caller, extra),
-        prologue: caller.apiKeyHash ? apiKeyPrologue(caller.tenantId, caller.apiKeyHash) : undefined,
-      },
-    );
-  } catch (err) {
-    throw explainDbError(err);
-  }
+      txOptions(caller, extra),
+    ),
+  );
 }
 
 /**
@@ -56,13 +66,12 @@ export async function inTenant<T>(
  * SQL, so the statement never runs for a key that does not hold; the actor is not known to `fn`.
  * @throws AppError unauthenticated when the key is unknown or revoked.
  */
-export async function readInTenant<T>(db: Database, caller: Caller, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  try {
-    return await db.withTenantTransaction(caller.tenantId, (tx) => fn(observed(db, tx)), {
-      ...txOptions(caller, { readOnly: true, oneStatement: true }),
-      prologue: caller.apiKeyHash ? apiKeyPrologue(caller.tenantId, caller.apiKeyHash) : undefined,
-    });
-  } catch (err) {
-    throw explainDbError(err);
-  }
+export function readInTenant<T>(db: Database, caller: Caller, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return explained(
+    db.withTenantTransaction(
+      caller.tenantId,
+      (tx) => fn(observed(db, tx)),
+      txOptions(caller, { readOnly: true, oneStatement: true }),
+    ),
+  );
 }
