@@ -542,6 +542,15 @@ function targets(rows: Row[], watch: WatchRow[]): Target[] {
     for (const p of ['connect-json', 'connect-binary', 'connect-h2'] as const) {
       ratio(`${call}: ${p} throughput ÷ gRPC`, find(call, p)?.ops, grpc?.ops, 0.9, true);
     }
+    // Not a target: the same server path as connect-json, from a client that costs what grpc-js
+    // does, to tell the server's share of the connect-json ratio from connect-node's client's.
+    const plain = find(call, 'plain-json');
+    out.push({
+      name: `${call}: plain-json throughput ÷ gRPC (diagnostic)`,
+      measured: plain && grpc ? plain.ops / grpc.ops : Number.NaN,
+      limit: '–',
+      pass: null,
+    });
   }
   const create = find(`CreateProjectWithTasks (${TITLES_PER_PROJECT} titles)`, 'grpc');
   const raw = find(`raw insert of ${TITLES_PER_PROJECT} tasks (one unnest statement)`, 'floor');
@@ -651,7 +660,16 @@ async function postgresSection(report: { postgres?: string; seed: Record<string,
   for (const n of notes) log(`  ${n}`);
 
   const bench: Bench = { data, sql: owner, dbPids, load, floor, servicePid: service.proc.pid, barePid: bare.proc.pid };
-  const all = await measureAll(bench, ['grpc', 'connect-json', 'connect-binary', 'connect-h2', 'floor', 'bare', 'raw']);
+  const all = await measureAll(bench, [
+    'grpc',
+    'connect-json',
+    'connect-binary',
+    'connect-h2',
+    'plain-json',
+    'floor',
+    'bare',
+    'raw',
+  ]);
   const watch = await measureWatch(bench);
   await Promise.all([load.stop(), floor.stop(), stopChild(bare.proc.child), stopChild(service.proc.child)]);
   const rows = all.filter((r) => scenarioById(r.scenario).table !== 'claims');

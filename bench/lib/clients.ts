@@ -2,10 +2,23 @@
  * RPC clients of the load generator, one calling convention for every protocol:
  * - grpc: @grpc/grpc-js, messages (de)serialized with protobuf-es toBinary/fromBinary from the
  *   generated descriptors in src/gen (no .proto loading at run time);
- * - connect: @connectrpc/connect-node's Connect transport, JSON or binary, HTTP/1.1 or HTTP/2.
+ * - connect: @connectrpc/connect-node's Connect transport, JSON or binary, HTTP/1.1 or HTTP/2;
+ * - plain JSON: the Connect protocol's unary JSON call written by hand on Node's `http` client
+ *   (a POST of the message's JSON, the answer's JSON read back with protobuf-es `fromJson`), as an
+ *   orchestrator without connect-es calls the service. A diagnostic beside connect-node's JSON
+ *   client: the same server path, a client that costs about what grpc-js does per call.
  * Every client speaks to one server over one connection pool for the whole run.
  */
-import { create, type DescMethodServerStreaming, type DescMethodUnary, fromBinary, toBinary } from '@bufbuild/protobuf';
+import http from 'node:http';
+import {
+  create,
+  type DescMethodServerStreaming,
+  type DescMethodUnary,
+  fromBinary,
+  fromJson,
+  toBinary,
+  toJsonString,
+} from '@bufbuild/protobuf';
 import type { Transport } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import * as grpc from '@grpc/grpc-js';
@@ -73,6 +86,50 @@ export function connectClient(port: number, options: { httpVersion: '1.1' | '2';
       return res.message;
     },
     close() {},
+  };
+}
+
+export function plainJsonClient(port: number): RpcClient {
+  const agent = new http.Agent({ keepAlive: true });
+  return {
+    call(method, request, tenant, extraHeaders) {
+      const body = toJsonString(method.input, create(method.input, request as never));
+      return new Promise((resolve, reject) => {
+        const req = http.request(
+          {
+            host: '127.0.0.1',
+            port,
+            method: 'POST',
+            path: `/${method.parent.typeName}/${method.name}`,
+            agent,
+            headers: {
+              'content-type': 'application/json',
+              'connect-protocol-version': '1',
+              'connect-timeout-ms': String(DEADLINE_MS),
+              'content-length': Buffer.byteLength(body),
+              ...tenantHeaders(tenant, extraHeaders),
+            },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.on('error', reject);
+            res.on('end', () => {
+              const text = Buffer.concat(chunks).toString('utf8');
+              if (res.statusCode !== 200) return reject(new Error(`HTTP ${res.statusCode}: ${text.slice(0, 200)}`));
+              try {
+                resolve(fromJson(method.output, JSON.parse(text)));
+              } catch (err) {
+                reject(err);
+              }
+            });
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    },
+    close: () => agent.destroy(),
   };
 }
 

@@ -186,6 +186,7 @@ const PROTOCOL_NAMES: Record<Protocol, string> = {
   'connect-json': 'Connect JSON, HTTP/1.1',
   'connect-binary': 'Connect binary, HTTP/1.1',
   'connect-h2': 'Connect binary, HTTP/2',
+  'plain-json': 'Connect JSON, HTTP/1.1, plain `http` client',
   floor: '**floor**: service layer in process',
   bare: '**bare** grpc-js + hand SQL',
   raw: '**raw**: pg pool + hand SQL, no service',

@@ -15,9 +15,19 @@ import { agentCaller, type BenchData, pick, type TenantData } from './data.js';
  * grpc: @grpc/grpc-js client; connect-*: @connectrpc/connect-node Connect protocol (HTTP/1.1 JSON,
  * HTTP/1.1 binary, HTTP/2 binary); floor: the service layer in process, no RPC (baseline a);
  * bare: a bare grpc-js server with hand-written SQL, called by the same grpc-js client (baseline b);
- * raw: hand-written claim and release statements on a plain pg pool, no service (the claim baseline).
+ * raw: hand-written claim and release statements on a plain pg pool, no service (the claim baseline);
+ * plain-json: the Connect JSON call over HTTP/1.1 from Node's own `http` client, no connect-es (a
+ * diagnostic of the client's share, on the calls with targets; see bench/README.md).
  */
-export type Protocol = 'grpc' | 'connect-json' | 'connect-binary' | 'connect-h2' | 'floor' | 'bare' | 'raw';
+export type Protocol =
+  | 'grpc'
+  | 'connect-json'
+  | 'connect-binary'
+  | 'connect-h2'
+  | 'plain-json'
+  | 'floor'
+  | 'bare'
+  | 'raw';
 export const SERVICE_PROTOCOLS = ['grpc', 'connect-json', 'connect-binary', 'connect-h2'] as const;
 const ALL = [...SERVICE_PROTOCOLS, 'floor'] as Protocol[];
 
@@ -80,14 +90,14 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     id: 'Health/Check (empty RPC)',
     method: Health.method.check,
-    protocols: [...SERVICE_PROTOCOLS, 'bare'],
+    protocols: [...SERVICE_PROTOCOLS, 'plain-json', 'bare'],
     request: () => ({ tenant: null, request: {} }),
     check: (res) => (res.status === 1 ? undefined : `status ${res.status}, not SERVING`),
   },
   {
     id: 'GetTask BASIC',
     method: TaskService.method.getTask,
-    protocols: [...ALL, 'bare'],
+    protocols: [...ALL, 'plain-json', 'bare'],
     request: (data, rnd) => {
       const tenant = tenantOf(data, rnd);
       return { tenant, request: { id: BigInt(pick(rnd, tenant.taskIds)), view: TaskView.BASIC } };
@@ -108,7 +118,7 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     id: 'ListTasks by project, 50 with relations',
     method: TaskService.method.listTasks,
-    protocols: [...ALL, 'bare'],
+    protocols: [...ALL, 'plain-json', 'bare'],
     request: (data, rnd) => {
       const tenant = tenantOf(data, rnd);
       return {

@@ -11,7 +11,7 @@
 import { type DescMethodUnary, equals, toJson } from '@bufbuild/protobuf';
 import { openRawClaims } from '../baselines/raw-claim.js';
 import { type Floor, openFloor } from '../baselines/service-floor.js';
-import { connectClient, grpcClient, type RpcClient } from '../lib/clients.js';
+import { connectClient, grpcClient, plainJsonClient, type RpcClient } from '../lib/clients.js';
 import { type BenchData, prng } from '../lib/data.js';
 import { type Protocol, type Scenario, scenarioById } from '../lib/scenarios.js';
 import type { FromWorker, RunResult, RunSpec, Targets, ToWorker } from './messages.js';
@@ -46,6 +46,9 @@ function clientFor(protocol: Protocol): RpcClient {
       break;
     case 'connect-h2':
       c = connectClient(port(targets.service), { httpVersion: '2', binary: true });
+      break;
+    case 'plain-json':
+      c = plainJsonClient(port(targets.service));
       break;
     case 'floor': {
       const f = floor;
