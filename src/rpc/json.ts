@@ -20,8 +20,38 @@ type JsonWriter = (m: Init) => string;
 
 /** The text of `toJsonString(schema, create(schema, init))`. */
 export function encodeJson(schema: DescMessage, init: object): string {
-  return writerOf(schema)(init as Init);
+  if (written !== null) return writerOf(schema)(init as Init);
+  written = new Map();
+  try {
+    return writerOf(schema)(init as Init);
+  } finally {
+    written = null;
+  }
 }
+
+/**
+ * The text of each nested message object already written by the running `encodeJson` call: a
+ * page shares one Worker object among all its tasks that name it (src/rpc/convert.ts), and it is
+ * written once. Encoding is synchronous and never changes its input, so an object's text cannot
+ * change within a call.
+ */
+let written: Map<object, string> | null = null;
+
+function once(write: JsonWriter): JsonWriter {
+  return (m) => {
+    if (written === null) return write(m);
+    let text = written.get(m);
+    if (text === undefined) {
+      text = write(m);
+      written.set(m, text);
+    }
+    return text;
+  };
+}
+
+/** Nested messages worth remembering: not the well-known types (a Timestamp is one object per value). */
+const subWriter = (schema: DescMessage): JsonWriter =>
+  schema.typeName.startsWith('google.protobuf.') ? writerOf(schema) : once(writerOf(schema));
 
 const writers = new WeakMap<DescMessage, { write: JsonWriter }>();
 
@@ -86,14 +116,14 @@ function fieldCode(field: DescField, subs: JsonWriter[], enums: Map<number, stri
     }
     case 'message': {
       if (field.delimitedEncoding || unboxed(field.message)) return null;
-      subs.push(writerOf(field.message));
+      subs.push(subWriter(field.message));
       return `${get} if (${set}) { ${emit(`subs[${subs.length - 1}](v)`)} }`;
     }
     case 'list': {
       let item: string;
       if (field.listKind === 'message') {
         if (field.delimitedEncoding || unboxed(field.message)) return null;
-        subs.push(writerOf(field.message));
+        subs.push(subWriter(field.message));
         item = `subs[${subs.length - 1}](v[i])`;
       } else if (field.listKind === 'enum') {
         item = `h.enumName(${enumNames(field)}, v[i])`;
@@ -117,6 +147,14 @@ function fieldCode(field: DescField, subs: JsonWriter[], enums: Map<number, stri
 const TIMESTAMP_MS_MIN = -62135596800000;
 const TIMESTAMP_MS_MAX = 253402300799000;
 
+/**
+ * What JSON.stringify would escape in a string: `"`, a backslash, control characters, and any
+ * UTF-16 surrogate (a lone one is escaped, a pair is not; telling the two apart is left to
+ * JSON.stringify).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
 /** int64 as protobuf-es prints it: the decimal value, quoted (init objects may hold a number or a string). */
 const int64Text = (v: unknown): string => `"${typeof v === 'bigint' ? v : BigInt(v as string)}"`;
 
@@ -133,7 +171,8 @@ const HELPERS = {
   zero_bool: (v: boolean) => v === false,
   bool: (v: boolean) => (v ? 'true' : 'false'),
   zero_string: (v: string) => v === '',
-  string: (v: string) => JSON.stringify(v),
+  // Most strings need no escape: quoted as they are, without a call into JSON.stringify.
+  string: (v: string) => (NEEDS_ESCAPE.test(v) ? JSON.stringify(v) : `"${v}"`),
   zero_bytes: (v: Uint8Array) => v.byteLength === 0,
   bytes: (v: Uint8Array) => `"${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')}"`,
   // -0 is not the zero value here (protobuf-es compares with Object.is); it is written as 0.
@@ -181,6 +220,19 @@ function civil(seconds: number): string {
   rest -= hours * 3600;
   const minutes = Math.floor(rest / 60);
   const secs = rest - minutes * 60;
+  // The timestamps of one response mostly fall on a few days: the date of the last one is kept.
+  if (days !== lastDays) {
+    lastDays = days;
+    lastDate = civilDate(days);
+  }
+  return `${lastDate}T${TWO_DIGITS[hours]}:${TWO_DIGITS[minutes]}:${TWO_DIGITS[secs]}`;
+}
+
+let lastDays = Number.NaN;
+let lastDate = '';
+
+/** `YYYY-MM-DD` of a day number (days since 1970-01-01). */
+function civilDate(days: number): string {
   const z = days + 719_468;
   const era = Math.floor(z / 146_097);
   const doe = z - era * 146_097;
@@ -190,5 +242,5 @@ function civil(seconds: number): string {
   const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
   const month = mp < 10 ? mp + 3 : mp - 9;
   const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  return `${pad(year, 4)}-${TWO_DIGITS[month]}-${TWO_DIGITS[day]}T${TWO_DIGITS[hours]}:${TWO_DIGITS[minutes]}:${TWO_DIGITS[secs]}`;
+  return `${pad(year, 4)}-${TWO_DIGITS[month]}-${TWO_DIGITS[day]}`;
 }

@@ -41,7 +41,22 @@ function random(seed: number) {
 
 function generator(rnd: () => number) {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
-  const str = () => pick(['', 'a', 'héllo wörld', '日本語', '🙂 emoji', 'x'.repeat(200), '\u0000nul', 'tab\tquote"']);
+  const str = () =>
+    pick([
+      '',
+      'a',
+      'héllo wörld',
+      '日本語',
+      '🙂 emoji',
+      'x'.repeat(200),
+      '\u0000nul',
+      'tab\tquote"',
+      'back\\slash',
+      'lone \ud800 surrogate',
+      'lone low \udfff',
+      '\u007f del, \u2028 line separator',
+      '</script>',
+    ]);
   const int64 = () => pick([0n, 1n, 127n, 128n, 300n, 2n ** 53n + 1n, 2n ** 63n - 1n, -1n, -(2n ** 63n)]);
   const uint64 = () => pick([0n, 1n, 128n, 2n ** 53n + 1n, 2n ** 64n - 1n]);
   const int32 = () => pick([0, 1, 127, 128, 16_384, 2 ** 31 - 1, -1, -(2 ** 31)]);
@@ -219,5 +234,37 @@ describe('the response encoder', () => {
       Buffer.from(toBinary(ListTasksResponseSchema, create(ListTasksResponseSchema, page))),
     );
     expect(encodeMessage(WorkerSchema, worker).byteLength).toBeGreaterThan(0);
+    // JSON writes a shared object once per call and repeats its text.
+    const text = encodeJson(ListTasksResponseSchema, page);
+    expect(text).toBe(toJsonString(ListTasksResponseSchema, create(ListTasksResponseSchema, page)));
+    expect(text.split('"handle":"@w"')).toHaveLength(101);
+  });
+
+  it('remembers a shared object only within one call: a changed object is written as it is now', () => {
+    const worker = { id: 3n, handle: '@before' };
+    const page = { tasks: [{ id: 1n, assignee: worker, createdBy: worker }] };
+    expect(encodeJson(ListTasksResponseSchema, page)).toContain('"handle":"@before"');
+    worker.handle = '@after';
+    const text = encodeJson(ListTasksResponseSchema, page);
+    expect(text).not.toContain('@before');
+    expect(text).toBe(toJsonString(ListTasksResponseSchema, create(ListTasksResponseSchema, page)));
+  });
+
+  it('writes each string as JSON.stringify does, escaping only what it escapes', () => {
+    const samples = [
+      'plain',
+      'quote"',
+      'back\\slash',
+      '\n\r\t\b\f',
+      '\u0001\u001f',
+      'é 日本 🙂',
+      '\ud83d',
+      '\ude42x',
+      '\u2028\u2029',
+      '\u007f',
+    ];
+    for (const title of samples) {
+      expect(encodeJson(TaskSchema, { title })).toBe(JSON.stringify({ title }));
+    }
   });
 });
