@@ -20,38 +20,59 @@ type JsonWriter = (m: Init) => string;
 
 /** The text of `toJsonString(schema, create(schema, init))`. */
 export function encodeJson(schema: DescMessage, init: object): string {
-  if (written !== null) return writerOf(schema)(init as Init);
-  written = new Map();
+  if (encoding) return writerOf(schema)(init as Init);
+  encoding = true;
+  call++;
   try {
     return writerOf(schema)(init as Init);
   } finally {
-    written = null;
+    encoding = false;
   }
 }
 
-/**
- * The text of each nested message object already written by the running `encodeJson` call: a
- * page shares one Worker object among all its tasks that name it (src/rpc/convert.ts), and it is
- * written once. Encoding is synchronous and never changes its input, so an object's text cannot
- * change within a call.
- */
-let written: Map<object, string> | null = null;
+/** An `encodeJson` call is running (`call` numbers it). */
+let encoding = false;
+let call = 0;
 
+/**
+ * Writes each object of one message type once per `encodeJson` call and repeats its text: a page
+ * shares one Worker object among all its tasks that name it (src/rpc/convert.ts). Encoding is
+ * synchronous and never changes its input, so an object's text cannot change within a call; the
+ * texts are dropped when the next call starts.
+ */
 function once(write: JsonWriter): JsonWriter {
+  let texts = new Map<object, string>();
+  let textsOf = 0;
   return (m) => {
-    if (written === null) return write(m);
-    let text = written.get(m);
+    if (!encoding) return write(m);
+    if (textsOf !== call) {
+      textsOf = call;
+      texts = new Map();
+    }
+    let text = texts.get(m);
     if (text === undefined) {
       text = write(m);
-      written.set(m, text);
+      texts.set(m, text);
     }
     return text;
   };
 }
 
-/** Nested messages worth remembering: not the well-known types (a Timestamp is one object per value). */
-const subWriter = (schema: DescMessage): JsonWriter =>
-  schema.typeName.startsWith('google.protobuf.') ? writerOf(schema) : once(writerOf(schema));
+/**
+ * The writer of a nested message field: remembering (one per message type, shared by every field
+ * of that type), but for the well-known types (a Timestamp is one object per value).
+ */
+function subWriter(schema: DescMessage): JsonWriter {
+  if (schema.typeName.startsWith('google.protobuf.')) return writerOf(schema);
+  let writer = remembering.get(schema);
+  if (!writer) {
+    writer = once(writerOf(schema));
+    remembering.set(schema, writer);
+  }
+  return writer;
+}
+
+const remembering = new WeakMap<DescMessage, JsonWriter>();
 
 const writers = new WeakMap<DescMessage, { write: JsonWriter }>();
 

@@ -250,6 +250,12 @@ describe('the response encoder', () => {
     expect(text).toBe(toJsonString(ListTasksResponseSchema, create(ListTasksResponseSchema, page)));
   });
 
+  it('remembers an object per message type: one object as a worker and as a project is written as each', () => {
+    const both = { id: 7n, handle: '@h', name: 'n' };
+    const task = { id: 1n, assignee: both, project: both, createdBy: both };
+    expect(encodeJson(TaskSchema, task)).toBe(toJsonString(TaskSchema, create(TaskSchema, task)));
+  });
+
   it('writes each string as JSON.stringify does, escaping only what it escapes', () => {
     const samples = [
       'plain',
