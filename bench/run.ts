@@ -125,7 +125,7 @@ const opts = {
   durationMs: num(args.duration, quick ? 0.5 : 2.5) * 1000,
   warmupMs: num(args.warmup, quick ? 0.2 : 0.5) * 1000,
   completeReps: num(args['complete-reps'], quick ? 1 : 2),
-  pairs: num(args.pairs, quick ? 6 : 40),
+  pairs: Math.ceil(num(args.pairs, quick ? 6 : 40)),
   watchRate: num(args['watch-rate'], WATCH.writesPerSecond),
   watchMs: num(args['watch-duration'], quick ? 3 : 8) * 1000,
   nodeBin: args.node ? resolve(args.node) : process.execPath,
@@ -487,6 +487,7 @@ interface Paired {
   readonly service: number[];
   readonly raw: number[];
   readonly errors: number;
+  readonly firstError?: string;
 }
 
 /**
@@ -504,6 +505,7 @@ async function pairedCreateVsRaw(bench: Bench): Promise<Paired | null> {
   const service: number[] = [];
   const rawMs: number[] = [];
   let errors = 0;
+  let firstError: string | undefined;
   for (let i = 0; i < opts.pairs; i++) {
     const one = async (which: 'service' | 'raw') => {
       const r =
@@ -511,14 +513,17 @@ async function pairedCreateVsRaw(bench: Bench): Promise<Paired | null> {
           ? await bench.load.run({ scenario: create.id, protocol: 'grpc', callers: 1, count: 1, seed: 1_000 + i })
           : await bench.floor!.run({ scenario: raw.id, protocol: 'floor', callers: 1, count: 1, seed: 1_000 + i });
       if (r.ok === 1) (which === 'service' ? service : rawMs).push(r.p50);
-      else errors++;
+      else {
+        errors++;
+        firstError ??= `${which}: ${r.firstError ?? 'no correct answer'}`;
+      }
     };
     for (const which of i % 2 === 0 ? (['service', 'raw'] as const) : (['raw', 'service'] as const)) await one(which);
   }
   log(
-    `  paired: CreateProjectWithTasks over gRPC p50 ${median(service).toFixed(1)} ms, raw insert p50 ${median(rawMs).toFixed(1)} ms (${opts.pairs} pairs${errors ? `, ${errors} errors` : ''})`,
+    `  paired: CreateProjectWithTasks over gRPC p50 ${median(service).toFixed(1)} ms, raw insert p50 ${median(rawMs).toFixed(1)} ms (${opts.pairs} pairs${errors ? `, ${errors} errors, first: ${firstError}` : ''})`,
   );
-  return { service, raw: rawMs, errors };
+  return { service, raw: rawMs, errors, firstError };
 }
 
 /**
@@ -587,8 +592,8 @@ function targets(rows: Row[], watch: WatchRow[], paired: Paired | null): Target[
     for (const p of ['connect-json', 'connect-binary', 'connect-h2'] as const) {
       ratio(`${call}: ${p} throughput ÷ gRPC`, find(call, p)?.ops, grpc?.ops, 0.9, true);
     }
-    // Not a target: the same server path as connect-json, from a client that costs what grpc-js
-    // does, to tell the server's share of the connect-json ratio from connect-node's client's.
+    // Not a target: the same server path as connect-json, from a client without connect-node's
+    // per-call machinery, to tell the server's share of the connect-json ratio from that client's.
     const plain = find(call, 'plain-json');
     out.push({
       name: `${call}: plain-json throughput ÷ gRPC (diagnostic)`,
@@ -723,7 +728,7 @@ async function postgresSection(report: { postgres?: string; seed: Record<string,
     notes.push(
       `CreateProjectWithTasks(${TITLES_PER_PROJECT}) vs the raw insert, paired (${opts.pairs} of each, one right after the other, alternating): ` +
         `p50 ${median(paired.service).toFixed(1)} ms vs ${median(paired.raw).toFixed(1)} ms` +
-        (paired.errors ? `, ${paired.errors} errors` : '') +
+        (paired.errors ? `, ${paired.errors} errors (no target figure), first: ${paired.firstError}` : '') +
         (create && raw
           ? `; from the table's rows (measured apart): ${create.p50.toFixed(1)} vs ${raw.p50.toFixed(1)} ms, ${(create.p50 / raw.p50).toFixed(2)}×`
           : ''),

@@ -6,7 +6,7 @@
  * - plain JSON: the Connect protocol's unary JSON call written by hand on Node's `http` client
  *   (a POST of the message's JSON, the answer's JSON read back with protobuf-es `fromJson`), as an
  *   orchestrator without connect-es calls the service. A diagnostic beside connect-node's JSON
- *   client: the same server path, a client that costs about what grpc-js does per call.
+ *   client: the same server path, a client without connect-node's per-call machinery.
  * Every client speaks to one server over one connection pool for the whole run.
  */
 import http from 'node:http';
@@ -126,6 +126,8 @@ export function plainJsonClient(port: number): RpcClient {
           },
         );
         req.on('error', reject);
+        // As the other clients give up at the deadline, so does this one (the header only tells the server).
+        req.setTimeout(DEADLINE_MS, () => req.destroy(new Error(`no answer in ${DEADLINE_MS} ms`)));
         req.end(body);
       });
     },

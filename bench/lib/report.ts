@@ -311,7 +311,7 @@ export function markdown(report: Report): string {
       out.push('| target | measured | limit | result |', '|---|--:|--:|---|');
       for (const t of section.targets) {
         out.push(
-          `| ${t.name} | ${fmt(t.measured, 2)} | ${t.limit} | ${t.pass === null ? 'n/a' : t.pass ? 'PASS' : '**FAIL**'}${t.note ? ` (${t.note})` : ''} |`,
+          `| ${t.name} | ${fmt(t.measured, 2)} | ${t.limit} | ${t.limit === '–' ? '–' : t.pass === null ? 'n/a' : t.pass ? 'PASS' : '**FAIL**'}${t.note ? ` (${t.note})` : ''} |`,
         );
       }
       out.push('');

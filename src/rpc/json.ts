@@ -6,7 +6,9 @@
  * Why: as for the binary encoder (src/rpc/binary.ts), building message objects and then a JSON
  * tree for a page of 50 tasks cost more than reading the page. Here each message type gets one
  * generated function that appends its fields to a string, reading each field by its constant
- * name; strings are escaped by JSON.stringify.
+ * name; a string is quoted as it is unless it holds something to escape (then JSON.stringify
+ * writes it); a nested message object met again in the same response (a page's workers) is
+ * written once and its text repeated.
  *
  * Covered: scalars, enums, repeated fields and nested messages, google.protobuf.Timestamp.
  * Messages with maps, oneofs or other well-known types (Struct, wrappers, Duration, …) are
@@ -20,34 +22,31 @@ type JsonWriter = (m: Init) => string;
 
 /** The text of `toJsonString(schema, create(schema, init))`. */
 export function encodeJson(schema: DescMessage, init: object): string {
-  if (encoding) return writerOf(schema)(init as Init);
-  encoding = true;
-  call++;
+  if (written !== null) return writerOf(schema)(init as Init);
+  written = new Map();
   try {
     return writerOf(schema)(init as Init);
   } finally {
-    encoding = false;
+    // Nothing of a response is kept once it is written.
+    written = null;
   }
 }
 
-/** An `encodeJson` call is running (`call` numbers it). */
-let encoding = false;
-let call = 0;
-
 /**
- * Writes each object of one message type once per `encodeJson` call and repeats its text: a page
- * shares one Worker object among all its tasks that name it (src/rpc/convert.ts). Encoding is
- * synchronous and never changes its input, so an object's text cannot change within a call; the
- * texts are dropped when the next call starts.
+ * While an `encodeJson` call runs: per remembering writer (one per message type), the text of
+ * each object it wrote. A page shares one Worker object among all its tasks that name it
+ * (src/rpc/convert.ts): it is written once and its text repeated. Encoding is synchronous and
+ * never changes its input, so an object's text cannot change within a call.
  */
+let written: Map<JsonWriter, Map<object, string>> | null = null;
+
 function once(write: JsonWriter): JsonWriter {
-  let texts = new Map<object, string>();
-  let textsOf = 0;
-  return (m) => {
-    if (!encoding) return write(m);
-    if (textsOf !== call) {
-      textsOf = call;
+  const remembered: JsonWriter = (m) => {
+    if (written === null) return write(m);
+    let texts = written.get(remembered);
+    if (!texts) {
       texts = new Map();
+      written.set(remembered, texts);
     }
     let text = texts.get(m);
     if (text === undefined) {
@@ -56,6 +55,7 @@ function once(write: JsonWriter): JsonWriter {
     }
     return text;
   };
+  return remembered;
 }
 
 /**
@@ -193,7 +193,7 @@ const HELPERS = {
   bool: (v: boolean) => (v ? 'true' : 'false'),
   zero_string: (v: string) => v === '',
   // Most strings need no escape: quoted as they are, without a call into JSON.stringify.
-  string: (v: string) => (NEEDS_ESCAPE.test(v) ? JSON.stringify(v) : `"${v}"`),
+  string: (v: string) => (typeof v === 'string' && !NEEDS_ESCAPE.test(v) ? `"${v}"` : JSON.stringify(v)),
   zero_bytes: (v: Uint8Array) => v.byteLength === 0,
   bytes: (v: Uint8Array) => `"${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')}"`,
   // -0 is not the zero value here (protobuf-es compares with Object.is); it is written as 0.
