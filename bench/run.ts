@@ -52,7 +52,16 @@ import {
   type WatchRow,
   type WatchRunFigures,
 } from './lib/report.js';
-import { type Protocol, SCENARIOS, type Scenario, scenarioById, TITLES_PER_PROJECT, WATCH } from './lib/scenarios.js';
+import {
+  CREATE_WITH_TASKS_ID,
+  type Protocol,
+  RAW_INSERT_ID,
+  SCENARIOS,
+  type Scenario,
+  scenarioById,
+  TITLES_PER_PROJECT,
+  WATCH,
+} from './lib/scenarios.js';
 import {
   claimQueue,
   createTenants,
@@ -479,9 +488,6 @@ async function measureAll(bench: Bench, protocolsAvailable: readonly Protocol[])
   return rows;
 }
 
-const CREATE_ID = `CreateProjectWithTasks (${TITLES_PER_PROJECT} titles)`;
-const RAW_INSERT_ID = `raw insert of ${TITLES_PER_PROJECT} tasks (one unnest statement)`;
-
 interface Paired {
   /** Latency of each correct call, ms. */
   readonly service: number[];
@@ -499,7 +505,7 @@ interface Paired {
  * machine slows both sides of the ratio alike.
  */
 async function pairedCreateVsRaw(bench: Bench): Promise<Paired | null> {
-  const create = scenarioById(CREATE_ID);
+  const create = scenarioById(CREATE_WITH_TASKS_ID);
   const raw = scenarioById(RAW_INSERT_ID);
   if (!bench.floor || !wanted(create, 'grpc') || !wanted(raw, 'floor')) return null;
   const service: number[] = [];
@@ -723,7 +729,7 @@ async function postgresSection(report: { postgres?: string; seed: Record<string,
   await Promise.all([load.stop(), floor.stop(), stopChild(bare.proc.child), stopChild(service.proc.child)]);
   const rows = all.filter((r) => scenarioById(r.scenario).table !== 'claims');
   if (paired) {
-    const create = rows.find((r) => r.scenario === CREATE_ID && r.protocol === 'grpc');
+    const create = rows.find((r) => r.scenario === CREATE_WITH_TASKS_ID && r.protocol === 'grpc');
     const raw = rows.find((r) => r.scenario === RAW_INSERT_ID && r.protocol === 'floor');
     notes.push(
       `CreateProjectWithTasks(${TITLES_PER_PROJECT}) vs the raw insert, paired (${opts.pairs} of each, one right after the other, alternating): ` +

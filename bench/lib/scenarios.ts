@@ -78,6 +78,9 @@ export const PENDING_TASKS_PER_PROJECT = 10_000;
 export const CLAIM_AGENTS = 16;
 export const CLAIM_LEASE_SECONDS = 300;
 export const WATCH_TASKS = 50;
+/** The CreateProjectWithTasks call and the raw insert its target is held against. */
+export const CREATE_WITH_TASKS_ID = `CreateProjectWithTasks (${TITLES_PER_PROJECT} titles)`;
+export const RAW_INSERT_ID = `raw insert of ${TITLES_PER_PROJECT} tasks (one unnest statement)`;
 
 /**
  * Tasks claimed and not yet given back, in this process: a claim that hands out a task another
@@ -176,7 +179,7 @@ export const SCENARIOS: readonly Scenario[] = [
     check: (res, req) => (res.task?.id === (req.request.task as { id: bigint }).id ? undefined : 'wrong task'),
   },
   {
-    id: `CreateProjectWithTasks (${TITLES_PER_PROJECT} titles)`,
+    id: CREATE_WITH_TASKS_ID,
     method: ProjectService.method.createProjectWithTasks,
     protocols: ALL,
     callers: 1,
@@ -197,7 +200,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     // Baseline for the target "CreateProjectWithTasks(1000) ≤ 2× one raw set-based insert".
-    id: `raw insert of ${TITLES_PER_PROJECT} tasks (one unnest statement)`,
+    id: RAW_INSERT_ID,
     method: null,
     protocols: ['floor'],
     callers: 1,

@@ -68,10 +68,6 @@ export function inTenant<T>(
  */
 export function readInTenant<T>(db: Database, caller: Caller, fn: (tx: Tx) => Promise<T>): Promise<T> {
   return explained(
-    db.withTenantTransaction(
-      caller.tenantId,
-      (tx) => fn(observed(db, tx)),
-      txOptions(caller, { readOnly: true, oneStatement: true }),
-    ),
+    db.withTenantTransaction(caller.tenantId, (tx) => fn(observed(db, tx)), txOptions(caller, { oneStatement: true })),
   );
 }
